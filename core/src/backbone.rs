@@ -1,0 +1,81 @@
+//! The backbone contract: image + prompt tokens in, decoder features out, calling hooks at sites.
+use crate::error::CoreError;
+use crate::hooks::Hooks;
+use crate::Erased;
+use burn::tensor::{Int, Tensor};
+
+/// What a backbone tells placements and heads about its shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackboneInfo {
+    /// Registry name of the backbone.
+    pub name: String,
+    /// Width of the vision tower's hidden states.
+    pub vision_width: usize,
+    /// Width of the text tower's hidden states.
+    pub text_width: usize,
+    /// Number of vision blocks the backbone runs.
+    pub vision_layers: usize,
+    /// Number of text blocks the backbone runs.
+    pub text_layers: usize,
+    /// Vision block indices (0-based) whose outputs are tapped for the head, shallowest first
+    /// (HF's `extract_layers` are "hidden state" indices; tap `k` is the output of block `extract_layers[k]`).
+    pub extract_layers: Vec<usize>,
+    /// Width of the conditional (prompt) embedding.
+    pub cond_dim: usize,
+    /// Input image side in pixels (square).
+    pub image_size: usize,
+    /// Patch size in pixels.
+    pub patch_size: usize,
+    /// Per-channel normalisation mean (RGB, on 0..1 pixels).
+    pub image_mean: [f32; 3],
+    /// Per-channel normalisation std.
+    pub image_std: [f32; 3],
+    /// Token sequence length the text tower expects.
+    pub max_tokens: usize,
+    /// The backbone's own model configuration text (e.g. an HF `config.json`), so that a head
+    /// of the same model family can build the matching decoder.
+    pub model_config: Option<String>,
+}
+
+/// One batch of backbone input.
+#[derive(Debug, Clone)]
+pub struct BackboneInput {
+    /// Normalised images `[B, 3, H, W]`.
+    pub pixels: Tensor<4>,
+    /// Prompt token ids `[B, max_tokens]`.
+    pub input_ids: Tensor<2, Int>,
+}
+
+/// What a backbone hands to a head.
+#[derive(Debug, Clone)]
+pub struct Features {
+    /// Tapped vision hidden states `[B, tokens, vision_width]` (CLS first), one per extract
+    /// layer, shallowest first, after the `Tap(k)` hooks.
+    pub taps: Vec<Tensor<3>>,
+    /// Conditional embedding `[B, cond_dim]` after the `Cond` and `TextEos(k)` hooks.
+    pub cond: Tensor<2>,
+    /// Patch grid `(rows, cols)` of the vision tokens.
+    pub grid: [usize; 2],
+}
+
+/// An image + prompt encoder with hook sites.
+pub trait Backbone: BackboneOps {
+    /// Shape facts for placements and heads.
+    fn info(&self) -> BackboneInfo;
+    /// Tokenises prompts to `[len, max_tokens]` ids (padded and truncated as the model expects).
+    fn tokenize(&self, prompts: &[&str]) -> Result<Vec<Vec<i64>>, CoreError>;
+    /// Runs both towers, calling `hooks` at every site passed.
+    fn forward(&self, input: &BackboneInput, hooks: &dyn Hooks) -> Features;
+}
+
+crate::erasable_kind!(BackboneOps for Backbone);
+
+/// A backbone held as a burn module.
+pub type BackboneBox = Erased<dyn Backbone>;
+
+impl BackboneBox {
+    /// Boxes a concrete backbone.
+    pub fn from_backbone(b: impl Backbone) -> Self {
+        Erased::new(Box::new(b))
+    }
+}

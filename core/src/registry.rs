@@ -1,0 +1,253 @@
+//! The plugin registry, collected at link time with `inventory`.
+//!
+//! Each plugin crate calls [`register!`](crate::register) once per entry. Every binary and test
+//! crate must name each plugin crate once (`use plugin as _;`), or the linker drops the crate and
+//! its registrations; `vlsm-zoo` keeps that list in one place (`vlsm_zoo::plugins`).
+use crate::error::CoreError;
+use crate::{BackboneBox, BackboneInfo, HeadBox, PlacementBox, WeightSource};
+use burn::tensor::Device;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt;
+
+/// The three kinds of plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// Image + prompt encoder.
+    Backbone,
+    /// Adapter placement (what trains, and where).
+    Placement,
+    /// Features → mask logits.
+    Head,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Backbone => "backbone",
+            Kind::Placement => "placement",
+            Kind::Head => "head",
+        })
+    }
+}
+
+/// What a backbone constructor receives.
+pub struct BackboneCtx<'a> {
+    /// Registry name it was looked up by.
+    pub name: &'a str,
+    /// The spec's `params` (an empty map when absent).
+    pub params: &'a ron::Value,
+    /// Where the pretrained weights come from.
+    pub weights: &'a WeightSource,
+    /// Device to build on.
+    pub device: &'a Device,
+}
+
+/// What a head constructor receives.
+pub struct HeadCtx<'a> {
+    /// Registry name it was looked up by.
+    pub name: &'a str,
+    /// The spec's `params`.
+    pub params: &'a ron::Value,
+    /// Weights (the backbone's unless the head spec names its own).
+    pub weights: &'a WeightSource,
+    /// Shape of the backbone it sits on.
+    pub backbone: &'a BackboneInfo,
+    /// Device to build on.
+    pub device: &'a Device,
+}
+
+/// What a placement constructor receives.
+pub struct PlacementCtx<'a> {
+    /// Registry name it was looked up by.
+    pub name: &'a str,
+    /// The spec's `params`.
+    pub params: &'a ron::Value,
+    /// Shape of the backbone it attaches to.
+    pub backbone: &'a BackboneInfo,
+    /// Device to build on.
+    pub device: &'a Device,
+}
+
+/// Typed params from a spec's RON value; unknown or mistyped fields name the plugin.
+pub fn parse_params<P: DeserializeOwned + Serialize + Default>(
+    kind: Kind,
+    name: &str,
+    params: &ron::Value,
+) -> Result<P, CoreError> {
+    params.clone().into_rust::<P>().map_err(|e| CoreError::BadParams {
+        kind,
+        name: name.to_string(),
+        message: e.to_string(),
+        defaults: default_params::<P>(),
+    })
+}
+
+impl BackboneCtx<'_> {
+    /// This backbone's typed params.
+    pub fn params<P: DeserializeOwned + Serialize + Default>(&self) -> Result<P, CoreError> {
+        parse_params(Kind::Backbone, self.name, self.params)
+    }
+}
+impl HeadCtx<'_> {
+    /// This head's typed params.
+    pub fn params<P: DeserializeOwned + Serialize + Default>(&self) -> Result<P, CoreError> {
+        parse_params(Kind::Head, self.name, self.params)
+    }
+}
+impl PlacementCtx<'_> {
+    /// This placement's typed params.
+    pub fn params<P: DeserializeOwned + Serialize + Default>(&self) -> Result<P, CoreError> {
+        parse_params(Kind::Placement, self.name, self.params)
+    }
+    /// An [`CoreError::InvalidParams`] naming this placement.
+    pub fn invalid(&self, message: impl Into<String>) -> CoreError {
+        CoreError::InvalidParams { kind: Kind::Placement, name: self.name.to_string(), message: message.into() }
+    }
+}
+
+/// A plugin's constructor, by kind.
+#[derive(Clone, Copy)]
+pub enum Constructor {
+    /// Builds a backbone.
+    Backbone(fn(&BackboneCtx) -> Result<BackboneBox, CoreError>),
+    /// Builds a placement.
+    Placement(fn(&PlacementCtx) -> Result<PlacementBox, CoreError>),
+    /// Builds a head.
+    Head(fn(&HeadCtx) -> Result<HeadBox, CoreError>),
+}
+
+/// One registered plugin.
+pub struct Entry {
+    /// Unique name within its kind (what specs say in `kind: "…"`).
+    pub name: &'static str,
+    /// The crate that registered it.
+    pub crate_name: &'static str,
+    /// One line for `vlsm-zoo list`.
+    pub description: &'static str,
+    /// Default params as RON text.
+    pub default_params: fn() -> String,
+    /// Its constructor.
+    pub build: Constructor,
+}
+
+impl Entry {
+    /// The kind, from the constructor.
+    pub fn kind(&self) -> Kind {
+        match self.build {
+            Constructor::Backbone(_) => Kind::Backbone,
+            Constructor::Placement(_) => Kind::Placement,
+            Constructor::Head(_) => Kind::Head,
+        }
+    }
+}
+
+inventory::collect!(Entry);
+
+/// RON text of `P::default()`, for listings and error messages.
+pub fn default_params<P: Serialize + Default>() -> String {
+    ron::to_string(&P::default()).unwrap_or_else(|e| format!("<unprintable: {e}>"))
+}
+
+/// Registers a plugin. Use once per entry in a plugin crate:
+///
+/// ```ignore
+/// vlsm_core::register!(placement "frozen", "nothing trains (zero-shot)", FrozenParams, build_frozen);
+/// ```
+/// `build` is `fn(&PlacementCtx) -> Result<PlacementBox, CoreError>` (likewise for the other
+/// kinds); `Params: Serialize + Deserialize + Default` documents the defaults.
+#[macro_export]
+macro_rules! register {
+    (backbone $name:literal, $desc:literal, $params:ty, $build:path) => {
+        $crate::register!(@entry $name, $desc, $params, $crate::registry::Constructor::Backbone($build));
+    };
+    (placement $name:literal, $desc:literal, $params:ty, $build:path) => {
+        $crate::register!(@entry $name, $desc, $params, $crate::registry::Constructor::Placement($build));
+    };
+    (head $name:literal, $desc:literal, $params:ty, $build:path) => {
+        $crate::register!(@entry $name, $desc, $params, $crate::registry::Constructor::Head($build));
+    };
+    (@entry $name:literal, $desc:literal, $params:ty, $ctor:expr) => {
+        $crate::inventory::submit! {
+            $crate::registry::Entry {
+                name: $name,
+                crate_name: env!("CARGO_PKG_NAME"),
+                description: $desc,
+                default_params: $crate::registry::default_params::<$params>,
+                build: $ctor,
+            }
+        }
+    };
+}
+
+/// Every linked entry, sorted by kind and name; a name registered twice is an error.
+pub fn entries() -> Result<Vec<&'static Entry>, CoreError> {
+    sorted_unique(inventory::iter::<Entry>.into_iter().collect())
+}
+
+/// Sorts entries by kind and name and rejects a (kind, name) pair that appears twice.
+fn sorted_unique(mut all: Vec<&'static Entry>) -> Result<Vec<&'static Entry>, CoreError> {
+    all.sort_by_key(|e| (e.kind(), e.name, e.crate_name));
+    for pair in all.windows(2) {
+        if pair[0].kind() == pair[1].kind() && pair[0].name == pair[1].name {
+            return Err(CoreError::DuplicatePlugin {
+                kind: pair[0].kind(),
+                name: pair[0].name.to_string(),
+                first: pair[0].crate_name,
+                second: pair[1].crate_name,
+            });
+        }
+    }
+    Ok(all)
+}
+
+/// The entry of `kind` called `name`; unknown names list the known ones.
+pub fn find(kind: Kind, name: &str) -> Result<&'static Entry, CoreError> {
+    let all = entries()?;
+    all.iter().find(|e| e.kind() == kind && e.name == name).copied().ok_or_else(|| {
+        CoreError::UnknownPlugin {
+            kind,
+            name: name.to_string(),
+            known: all.iter().filter(|e| e.kind() == kind).map(|e| e.name.to_string()).collect(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build_nothing(_: &PlacementCtx) -> Result<PlacementBox, CoreError> {
+        unreachable!()
+    }
+    fn entry(name: &'static str, crate_name: &'static str) -> &'static Entry {
+        Box::leak(Box::new(Entry {
+            name,
+            crate_name,
+            description: "test",
+            default_params: || "()".into(),
+            build: Constructor::Placement(build_nothing),
+        }))
+    }
+
+    #[test]
+    fn duplicate_names_are_an_error_naming_both_crates() {
+        let err = sorted_unique(vec![entry("a", "crate-one"), entry("b", "x"), entry("a", "crate-two")])
+            .err()
+            .expect("duplicate accepted");
+        let text = err.to_string();
+        assert!(text.contains("crate-one") && text.contains("crate-two") && text.contains("`a`"), "{text}");
+    }
+
+    #[test]
+    fn entries_come_sorted_by_name() {
+        let names: Vec<_> = sorted_unique(vec![entry("b", "x"), entry("a", "y")]).unwrap().iter().map(|e| e.name).collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn unknown_names_list_the_known_ones() {
+        let err = find(Kind::Head, "no-such-head").err().unwrap();
+        assert!(err.to_string().starts_with("unknown head `no-such-head`; known heads:"), "{err}");
+    }
+}

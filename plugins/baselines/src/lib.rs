@@ -1,0 +1,10 @@
+//! vlsm-baselines: placements that attach nothing and only decide what trains.
+//!
+//! * `frozen`: nothing trains; zero-shot CLIPSeg (and the reference for "no adapter").
+//! * `decoder-only`: only the head trains. This is what the VLSM-Adapter paper's
+//!   "CLIPSeg 150M end-to-end" row really was: HF's forward wraps both encoders in
+//!   `torch.no_grad`, so only the 1,127,009 decoder parameters ever received gradients.
+
+pub mod policy_only;
+
+pub use policy_only::PolicyOnly;

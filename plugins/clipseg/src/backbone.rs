@@ -1,0 +1,277 @@
+//! The `clipseg` backbone: CLIP vision + text towers and the text projection of HF's
+//! `CLIPSegForImageSegmentation`, with hooks at every site.
+use crate::config::ClipSegConfig;
+use crate::text::{gather_rows, TextTransformer};
+use crate::tokenizer::ClipTokenizer;
+use crate::vision::VisionTransformer;
+use crate::weights::{self, Checkpoint, KeyPlan};
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use vlsm_core::hooks::at;
+use vlsm_core::{Backbone, BackboneInfo, BackboneInput, CoreError, Features, Hooks, Site, WeightSource};
+
+/// ImageNet statistics, CIDAS's `preprocessor_config.json`.
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet statistics, CIDAS's `preprocessor_config.json`.
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// CIDAS's input side.
+pub const CIDAS_IMAGE_SIZE: usize = 352;
+
+/// Spec params of the `clipseg` backbone.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClipSegParams {
+    /// HF `config.json` path; default: the weights directory's, or CIDAS/clipseg-rd64-refined's
+    /// for random weights.
+    pub config: Option<String>,
+    /// Input side in pixels; default: the weights directory's `preprocessor_config.json`, else 352.
+    pub image_size: Option<usize>,
+}
+
+/// Everything about the backbone that is not a parameter.
+#[derive(Debug, Clone)]
+pub struct ClipSegMeta {
+    /// The model configuration.
+    pub config: ClipSegConfig,
+    /// Its JSON text (handed to the decoder head).
+    pub config_json: String,
+    /// Prompt tokenizer.
+    pub tokenizer: ClipTokenizer,
+    /// Input side.
+    pub image_size: usize,
+    /// Normalisation mean.
+    pub mean: [f32; 3],
+    /// Normalisation std.
+    pub std: [f32; 3],
+}
+
+/// CLIPSeg's encoders. Field names mirror HF's so checkpoint keys map one to one.
+#[derive(Module, Debug)]
+pub struct ClipSegBackbone {
+    /// Vision tower (blocks up to the deepest tap only).
+    pub vision_model: VisionTransformer,
+    /// Text tower.
+    pub text_model: TextTransformer,
+    /// `Linear(text → projection, no bias)`: the conditional embedding.
+    pub text_projection: Linear,
+    #[module(skip)]
+    meta: ClipSegMeta,
+}
+
+fn weights_err(dir: &Path, message: String) -> CoreError {
+    CoreError::Weights { source_desc: dir.display().to_string(), message }
+}
+
+impl ClipSegBackbone {
+    /// Random-initialised backbone for `meta.config`.
+    pub fn init(meta: ClipSegMeta, device: &Device) -> Result<Self, CoreError> {
+        let cfg = &meta.config;
+        Ok(Self {
+            vision_model: VisionTransformer::init(cfg, device)?,
+            text_model: TextTransformer::init(cfg, device)?,
+            text_projection: LinearConfig::new(cfg.text_config.hidden_size, cfg.projection_dim)
+                .with_bias(false)
+                .init(device),
+            meta,
+        })
+    }
+
+    /// Builds from a spec's weight source and params.
+    pub fn from_source(source: &WeightSource, params: &ClipSegParams, device: &Device) -> Result<Self, CoreError> {
+        match source {
+            WeightSource::Random => {
+                let (config, config_json) = match &params.config {
+                    Some(path) => read_config(Path::new(path))?,
+                    None => (ClipSegConfig::cidas_refined(), crate::config::CIDAS_REFINED_CONFIG.to_string()),
+                };
+                let tokenizer = ClipTokenizer::embedded(config.text_config.max_position_embeddings)?;
+                let image_size = params.image_size.unwrap_or(CIDAS_IMAGE_SIZE);
+                let meta = ClipSegMeta { config, config_json, tokenizer, image_size, mean: IMAGENET_MEAN, std: IMAGENET_STD };
+                Self::init(meta, device)
+            }
+            WeightSource::Dir(dir) => Self::from_hf_dir(dir, params, device),
+            WeightSource::Embedded(name) => Err(CoreError::Weights {
+                source_desc: format!("embedded:{name}"),
+                message: "no embedded checkpoint of that name is shipped with this build".into(),
+            }),
+        }
+    }
+
+    /// Loads an HF model directory (`config.json`, `model.safetensors` or `pytorch_model.bin`,
+    /// optional `preprocessor_config.json` and tokenizer files).
+    pub fn from_hf_dir(dir: &Path, params: &ClipSegParams, device: &Device) -> Result<Self, CoreError> {
+        if !dir.is_dir() {
+            return Err(weights_err(dir, "is not a directory (expected an HF model folder)".into()));
+        }
+        let config_path = params.config.as_ref().map(PathBuf::from).unwrap_or_else(|| dir.join("config.json"));
+        let (config, config_json) = read_config(&config_path)?;
+        let length = config.text_config.max_position_embeddings;
+        let tokenizer = match ClipTokenizer::from_hf_dir(dir, length)? {
+            Some(t) => t,
+            None => ClipTokenizer::embedded(length)?,
+        };
+        let pre = Preprocessor::read(dir)?;
+        let meta = ClipSegMeta {
+            config,
+            config_json,
+            tokenizer,
+            image_size: params.image_size.or(pre.size).unwrap_or(CIDAS_IMAGE_SIZE),
+            mean: pre.mean.unwrap_or(IMAGENET_MEAN),
+            std: pre.std.unwrap_or(IMAGENET_STD),
+        };
+        let used_layers = meta.config.vision_layers_used();
+        let checkpoint = Checkpoint::find(dir)?;
+        let model = Self::init(meta, device)?;
+        weights::load(model, &checkpoint, &KeyPlan {
+            remaps: &[(r"^clip\.", "")],
+            foreign: &|k| k.starts_with("decoder."),
+            skipped: &|k| is_unused_clip_key(k, used_layers),
+        })
+    }
+
+    /// The non-parameter state.
+    pub fn meta(&self) -> &ClipSegMeta {
+        &self.meta
+    }
+
+    /// Pooling position of each row: `argmax(ids)` for legacy configs (`eos_token_id == 2`, as
+    /// CIDAS), else the first `eos_token_id` (0 when absent), exactly as HF.
+    pub fn eos_positions(&self, ids: &Tensor<2, Int>) -> Vec<usize> {
+        let [b, t] = ids.dims();
+        let data: Vec<i64> = ids.to_data().try_to_vec_as::<i64>().expect("int ids");
+        let eos = self.meta.config.text_config.eos_token_id;
+        (0..b)
+            .map(|r| {
+                let row = &data[r * t..(r + 1) * t];
+                if eos == 2 {
+                    let max = row.iter().copied().max().unwrap_or(0);
+                    row.iter().position(|&v| v == max).unwrap_or(0)
+                } else {
+                    row.iter().position(|&v| v == eos).unwrap_or(0)
+                }
+            })
+            .collect()
+    }
+}
+
+/// Checkpoint keys (after dropping `clip.`) that CLIPSeg's segmentation path never uses:
+/// vision blocks past the deepest tap, the pooled-image path, `logit_scale`, `position_ids` buffers.
+pub fn is_unused_clip_key(key: &str, used_vision_layers: usize) -> bool {
+    if key == "logit_scale"
+        || key.ends_with("position_ids")
+        || key.starts_with("visual_projection.")
+        || key.starts_with("vision_model.post_layernorm.")
+    {
+        return true;
+    }
+    key.strip_prefix("vision_model.encoder.layers.")
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|i| i.parse::<usize>().ok())
+        .is_some_and(|i| i >= used_vision_layers)
+}
+
+fn read_config(path: &Path) -> Result<(ClipSegConfig, String), CoreError> {
+    let text = std::fs::read_to_string(path).map_err(|e| weights_err(path, format!("cannot read config: {e}")))?;
+    Ok((ClipSegConfig::from_json(&text, &path.display().to_string())?, text))
+}
+
+/// The parts of `preprocessor_config.json` that matter.
+#[derive(Default)]
+struct Preprocessor {
+    size: Option<usize>,
+    mean: Option<[f32; 3]>,
+    std: Option<[f32; 3]>,
+}
+
+impl Preprocessor {
+    fn read(dir: &Path) -> Result<Self, CoreError> {
+        let path = dir.join("preprocessor_config.json");
+        if !path.is_file() {
+            return Ok(Self::default());
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| weights_err(&path, e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| weights_err(&path, e.to_string()))?;
+        let triple = |key: &str| -> Option<[f32; 3]> {
+            let a = v.get(key)?.as_array()?;
+            (a.len() == 3).then(|| [0, 1, 2].map(|i| a[i].as_f64().unwrap_or(0.0) as f32))
+        };
+        let size = match v.get("size") {
+            Some(serde_json::Value::Number(n)) => n.as_u64().map(|n| n as usize),
+            Some(obj) => obj.get("height").and_then(|h| h.as_u64()).map(|h| h as usize),
+            None => None,
+        };
+        Ok(Self { size, mean: triple("image_mean"), std: triple("image_std") })
+    }
+}
+
+impl Backbone for ClipSegBackbone {
+    fn info(&self) -> BackboneInfo {
+        let c = &self.meta.config;
+        BackboneInfo {
+            name: "clipseg".into(),
+            vision_width: c.vision_config.hidden_size,
+            text_width: c.text_config.hidden_size,
+            vision_layers: c.vision_layers_used(),
+            text_layers: c.text_config.num_hidden_layers,
+            extract_layers: c.extract_layers.clone(),
+            cond_dim: c.projection_dim,
+            image_size: self.meta.image_size,
+            patch_size: c.vision_config.patch_size,
+            image_mean: self.meta.mean,
+            image_std: self.meta.std,
+            max_tokens: c.text_config.max_position_embeddings,
+            model_config: Some(self.meta.config_json.clone()),
+        }
+    }
+
+    fn tokenize(&self, prompts: &[&str]) -> Result<Vec<Vec<i64>>, CoreError> {
+        prompts.iter().map(|p| self.meta.tokenizer.encode(p)).collect()
+    }
+
+    fn forward(&self, input: &BackboneInput, hooks: &dyn Hooks) -> Features {
+        let extract = &self.meta.config.extract_layers;
+        let (states, grid) = self.vision_model.forward(input.pixels.clone(), hooks);
+        let taps = extract
+            .iter()
+            .enumerate()
+            .map(|(k, &e)| at(hooks, Site::Tap(k), &states[e], states[e].clone()))
+            .collect();
+
+        let eos = self.eos_positions(&input.input_ids);
+        let text = self.text_model.forward(input.input_ids.clone(), &eos, hooks);
+        let cond = self.text_projection.forward(text.pooled).unsqueeze_dim::<3>(1);
+        let mut cond = at(hooks, Site::Cond, &cond, cond.clone());
+        for (k, &e) in extract.iter().enumerate() {
+            let site = Site::TextEos(k);
+            if hooks.attached(&site) {
+                let state = text.states.get(e).unwrap_or_else(|| {
+                    panic!("site {site} needs text block {e}, but the text tower has {}", text.states.len())
+                });
+                let eos_state = gather_rows(state.clone(), &eos);
+                cond = cond.clone() + hooks.apply(&site, &eos_state, cond.zeros_like());
+            }
+        }
+        let [b, _, p] = cond.dims();
+        Features { taps, cond: cond.reshape([b, p]), grid }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unused_keys_are_exactly_the_documented_ones() {
+        for k in ["logit_scale", "visual_projection.weight", "vision_model.post_layernorm.bias",
+                  "text_model.embeddings.position_ids", "vision_model.encoder.layers.10.mlp.fc1.weight"] {
+            assert!(is_unused_clip_key(k, 10), "{k}");
+        }
+        for k in ["vision_model.encoder.layers.9.mlp.fc1.weight", "text_model.encoder.layers.11.mlp.fc1.weight",
+                  "text_projection.weight", "vision_model.pre_layrnorm.weight"] {
+            assert!(!is_unused_clip_key(k, 10), "{k}");
+        }
+    }
+}

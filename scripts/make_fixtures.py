@@ -1,0 +1,165 @@
+"""Generates the HF-parity fixtures under tests/fixtures/ (run by developers, never by CI).
+
+    python -m venv pyenv && pyenv/bin/pip install torch transformers open-clip-torch ftfy safetensors
+    pyenv/bin/python scripts/make_fixtures.py
+
+Writes:
+  tiny-clipseg/        config.json + model.safetensors of a tiny random CLIPSegForImageSegmentation
+                       (non-default sizes: vision 5 layers, text 4, extract_layers [1,2,3],
+                       conditional_layer 1, refined head, legacy eos_token_id 2 as CIDAS) and
+                       reference.safetensors: inputs, logits, the three decoder taps, the
+                       conditional embedding. The 64-px model runs at 96 px, so the position
+                       embeddings are bicubically interpolated (4x4 -> 6x6 grid).
+  tiny-clipseg-bin/    the same model as pytorch_model.bin (+ the int64 position_ids buffers the
+                       real CIDAS .bin carries), for the .bin import path.
+  tiny-clipseg-plain/  a second model with the plain transposed-conv head and new-style EOS
+                       pooling (first position of eos_token_id 500, which is not the largest id).
+  tokenizer_cases.json ids of >=100 varied prompts from transformers' CLIPTokenizer, each
+                       cross-checked against open_clip's pure-Python SimpleTokenizer.
+"""
+import json
+import os
+import sys
+
+import torch
+from safetensors.torch import save_file
+from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPTokenizer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_tokenizer import vocab_and_merges  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIX = os.path.join(ROOT, "tests", "fixtures")
+IMAGE = 96
+
+
+def tiny_config(**over):
+    cfg = dict(
+        text_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=4, num_attention_heads=2,
+                         max_position_embeddings=77, vocab_size=49408, bos_token_id=0, eos_token_id=2),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=5, num_attention_heads=4,
+                           image_size=64, patch_size=16),
+        projection_dim=16, extract_layers=[1, 2, 3], reduce_dim=16, decoder_num_attention_heads=2,
+        decoder_intermediate_size=24, conditional_layer=1, use_complex_transposed_convolution=True,
+    )
+    cfg.update(over)
+    return CLIPSegConfig(**cfg)
+
+
+def randomize(model, seed):
+    """HF init leaves LayerNorms at 1/0 and biases at 0; randomise everything so a wrong mapping shows."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            scale = 0.02 if "embedding" in name else 0.2
+            if name.endswith("logit_scale"):
+                continue
+            if "layer_norm" in name or "layrnorm" in name or "layernorm" in name:
+                base = 1.0 if name.endswith("weight") else 0.0
+                p.copy_(base + 0.1 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(scale * torch.randn(p.shape, generator=g))
+
+
+def reference(model, pixel_values, input_ids, attention_mask):
+    with torch.no_grad():
+        logits = model(pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask).logits
+        hidden = model.clip.vision_model(pixel_values, output_hidden_states=True,
+                                         interpolate_pos_encoding=True).hidden_states
+        taps = [hidden[i + 1] for i in model.extract_layers]
+        cond = model.get_conditional_embeddings(batch_size=pixel_values.shape[0], input_ids=input_ids,
+                                                attention_mask=attention_mask)
+        again = model.decoder(taps, cond).logits
+        assert torch.allclose(again, logits, atol=1e-6), "taps/cond do not reproduce the logits"
+    out = {"pixel_values": pixel_values, "input_ids": input_ids, "logits": logits, "cond": cond}
+    for k, t in enumerate(taps):
+        out[f"tap{k}"] = t
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def prompts():
+    classes = ["polyp", "skin lesion", "tumor", "left ventricle", "myocardium", "left atrium", "ulcer",
+               "pleural effusion", "cardiomegaly", "nodule", "diabetic foot ulcer", "benign tumor"]
+    templates = ["{c}", "a {c}", "one small round {c}", "two large {c}s in the left of the image",
+                 "{c} located in bottom right of the image", "The {c} is pink-red and bumpy.",
+                 "An image of a {C}, seen in ultrasound!", "segment the {c}"]
+    out = [t.format(c=c, C=c.upper()) for c in classes for t in templates]
+    out += [
+        "", " ", "polyp", "POLYP", "  polyp   with \t tabs\nand newlines  ", "it's the patient's 3rd scan",
+        "we've seen they'll they'd I'm you're", "size 12x15mm, grade II/III", "3.5 cm lesion (approx.)",
+        "café au lait spot", "naïve Über façade", "résumé of the mass", "mass—irregular; margins…",
+        "emoji 🙂 test", "日本語のテキスト", "C++ & python-like tokens: a_b, a-b, a/b",
+        "hyper-echoic/hypo-echoic boundary", "#hashtag @mention $dollar 100%",
+        "Left ventricular cavity of the heart.", "No tumor in the breast ultrasound image.",
+        "one medium yellow round polyp, located in right of the image",
+        " ".join(["very long prompt"] * 40),
+        "a" * 300,
+        "pneumothorax " * 90,
+    ]
+    return out
+
+
+def tokenizer_cases():
+    vocab, merges = vocab_and_merges()
+    tok = CLIPTokenizer(vocab=vocab, merges=merges)
+    import open_clip
+    ref = open_clip.get_tokenizer("ViT-B-16")
+    cases = []
+    for text in prompts():
+        ids = tok(text, max_length=77, truncation=True, padding="max_length")["input_ids"]
+        oc = ref([text])[0].tolist()
+        n = oc.index(49407) + 1
+        assert ids[:n] == oc[:n], (text, ids[:n], oc[:n])
+        assert len(ids) == 77
+        cases.append({"text": text, "ids": ids})
+    return tok, cases
+
+
+def save_model(model, folder, bin_format=False):
+    os.makedirs(folder, exist_ok=True)
+    model.config.to_json_file(os.path.join(folder, "config.json"))
+    sd = {k: v.contiguous() for k, v in model.state_dict().items()}
+    if bin_format:
+        # the real CIDAS .bin also carries these int64 buffers; a loader must ignore them
+        sd["clip.text_model.embeddings.position_ids"] = torch.arange(77).unsqueeze(0)
+        sd["clip.vision_model.embeddings.position_ids"] = torch.arange(17).unsqueeze(0)
+        torch.save(sd, os.path.join(folder, "pytorch_model.bin"))
+    else:
+        save_file(sd, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+
+
+def main():
+    torch.manual_seed(0)
+    tok, cases = tokenizer_cases()
+    json.dump(cases, open(os.path.join(FIX, "tokenizer_cases.json"), "w"), ensure_ascii=False, indent=0)
+    print(f"{len(cases)} tokenizer cases")
+
+    model = CLIPSegForImageSegmentation(tiny_config()).eval()
+    randomize(model, 1)
+    g = torch.Generator().manual_seed(2)
+    pixel_values = torch.randn(2, 3, IMAGE, IMAGE, generator=g)
+    enc = tok(["one medium yellow round polyp, located in right of the image", "tumor"],
+              max_length=77, truncation=True, padding="max_length", return_tensors="pt")
+    ref = reference(model, pixel_values, enc["input_ids"], enc["attention_mask"])
+    save_model(model, os.path.join(FIX, "tiny-clipseg"))
+    save_model(model, os.path.join(FIX, "tiny-clipseg-bin"), bin_format=True)
+    save_file(ref, os.path.join(FIX, "tiny-clipseg", "reference.safetensors"))
+
+    plain = CLIPSegForImageSegmentation(tiny_config(
+        use_complex_transposed_convolution=False, conditional_layer=0,
+        text_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         max_position_embeddings=77, vocab_size=1000, eos_token_id=500))).eval()
+    randomize(plain, 3)
+    ids = torch.randint(0, 1000, (2, 77), generator=g)
+    ids[ids == 500] = 7
+    ids[0, 9:] = 500
+    ids[1, 30:] = 500
+    ids[0, 3] = 999  # argmax would pick this; new-style pooling must pick position 9
+    ref = reference(plain, pixel_values, ids, torch.ones_like(ids))
+    save_model(plain, os.path.join(FIX, "tiny-clipseg-plain"))
+    save_file(ref, os.path.join(FIX, "tiny-clipseg-plain", "reference.safetensors"))
+    print("fixtures written to", FIX)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+//! The CLI end to end (in-process): `list`, `inspect`, and their errors.
+use vlsm_zoo::plugins::BUILTIN_CRATES;
+use vlsm_zoo_tests::*;
+
+#[test]
+fn list_shows_every_builtin_plugin() {
+    let out = cli(&["list"]).unwrap();
+    for name in ["clipseg", "clipseg-decoder", "frozen", "decoder-only"] {
+        assert!(out.lines().any(|l| l.split_whitespace().nth(1) == Some(name)), "{name} missing:\n{out}");
+    }
+    for krate in BUILTIN_CRATES {
+        assert!(out.contains(krate), "no plugin of crate {krate} listed:\n{out}");
+    }
+}
+
+fn inspect_json(spec: &std::path::Path) -> serde_json::Value {
+    let out = cli(&["inspect", "--spec", spec.to_str().unwrap(), "--json"]).unwrap();
+    serde_json::from_str(&out).unwrap()
+}
+
+fn write_spec(name: &str, placement: &str) -> std::path::PathBuf {
+    let dir = scratch(name);
+    let path = dir.join("spec.ron");
+    let weights = fixtures().join("tiny-clipseg");
+    std::fs::write(&path, spec_text(&weights.display().to_string(), placement)).unwrap();
+    path
+}
+
+#[test]
+fn inspect_counts_frozen_and_decoder_only() {
+    let frozen = inspect_json(&write_spec("frozen", "frozen"));
+    let total = frozen["total_params"].as_u64().unwrap();
+    assert_eq!(frozen["trainable_params"].as_u64(), Some(0));
+    let components = frozen["components"].as_array().unwrap();
+    assert_eq!(components.len(), 3);
+    let sum: u64 = components.iter().map(|c| c["total_params"].as_u64().unwrap()).sum();
+    assert_eq!(sum, total);
+
+    let decoder_only = inspect_json(&write_spec("decoder-only", "decoder-only"));
+    let head = decoder_only["components"].as_array().unwrap().iter().find(|c| c["role"] == "head").unwrap().clone();
+    assert_eq!(decoder_only["trainable_params"], head["total_params"]);
+    assert_eq!(decoder_only["total_params"].as_u64(), Some(total));
+}
+
+/// HF's CLIPSegForImageSegmentation (CIDAS/clipseg-rd64-refined) holds 150,747,746 parameters;
+/// the port instantiates all but the tensors the segmentation path never uses.
+#[test]
+fn cidas_frozen_spec_counts_match_hf_minus_skipped_tensors() {
+    let report = inspect_json(&specs().join("paper").join("clipseg_frozen.ron"));
+    let total = report["total_params"].as_u64().unwrap();
+    // Skipped: vision blocks 10 and 11, post_layernorm, visual_projection, logit_scale.
+    let block = 4 * (768 * 768 + 768) + 2 * (2 * 768) + (768 * 3072 + 3072) + (3072 * 768 + 768);
+    let skipped = 2 * block + 2 * 768 + 512 * 768 + 1;
+    assert_eq!(block, 7_087_872);
+    assert_eq!(total, 136_177_249);
+    assert_eq!(total + skipped, 150_747_746);
+    assert_eq!(report["trainable_params"].as_u64(), Some(0));
+    let head = report["components"].as_array().unwrap().iter().find(|c| c["role"] == "head").unwrap().clone();
+    assert_eq!(head["total_params"].as_u64(), Some(1_127_009), "CLIPSeg decoder size (reference §7)");
+}
+
+#[test]
+fn unknown_plugin_lists_the_known_ones() {
+    let dir = scratch("unknown");
+    let path = dir.join("spec.ron");
+    std::fs::write(&path, spec_text("random", "no-such-placement")).unwrap();
+    let err = cli(&["inspect", "--spec", path.to_str().unwrap()]).unwrap_err();
+    assert!(err.contains("unknown placement `no-such-placement`") && err.contains("frozen"), "{err}");
+}
+
+#[test]
+fn malformed_spec_names_file_line_and_column() {
+    let dir = scratch("malformed");
+    let path = dir.join("bad.ron");
+    std::fs::write(&path, "(\n  backbone: (kind: \"clipseg\", weight: \"random\"),\n)").unwrap();
+    let err = cli(&["inspect", "--spec", path.to_str().unwrap()]).unwrap_err();
+    assert!(err.contains("bad.ron:2:") && err.contains("weight"), "{err}");
+}
+
+#[test]
+fn bad_params_name_the_plugin_and_field() {
+    let dir = scratch("params");
+    let path = dir.join("spec.ron");
+    std::fs::write(
+        &path,
+        "(backbone: (kind: \"clipseg\", params: (image_sise: 224)), placement: (kind: \"frozen\"), head: (kind: \"clipseg-decoder\"))",
+    )
+    .unwrap();
+    let err = cli(&["inspect", "--spec", path.to_str().unwrap()]).unwrap_err();
+    assert!(err.contains("backbone `clipseg`") && err.contains("image_sise"), "{err}");
+}

@@ -1,0 +1,47 @@
+//! Forward-pass benchmarks: the CIDAS-size CLIPSeg at 352², batch 1 (random weights, frozen
+//! placement) and the tiny fixture model. Compare with `scripts/bench_torch.py` on the same machine.
+use burn::tensor::{Device, Distribution, Tensor};
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::path::Path;
+use std::time::Duration;
+use vlsm_core::{BackboneInput, LoadedSpec};
+use vlsm_zoo::ZooModel;
+
+fn model(spec: &str, device: &Device) -> ZooModel {
+    ZooModel::build(&LoadedSpec::from_str(spec, "bench").unwrap(), device).unwrap()
+}
+
+fn input(model: &ZooModel, side: usize, device: &Device) -> BackboneInput {
+    BackboneInput {
+        pixels: Tensor::random([1, 3, side, side], Distribution::Normal(0.0, 1.0), device),
+        input_ids: model.tokenize(&["one medium yellow round polyp, located in right of the image"], device).unwrap(),
+    }
+}
+
+fn forward(c: &mut Criterion) {
+    let device = Device::flex();
+    let mut group = c.benchmark_group("forward");
+    group.sample_size(10).measurement_time(Duration::from_secs(20));
+
+    let full = model(
+        r#"(backbone: (kind: "clipseg", weights: "random"), placement: (kind: "frozen"), head: (kind: "clipseg-decoder"))"#,
+        &device,
+    );
+    let x = input(&full, 352, &device);
+    group.bench_function("cidas_352_b1", |b| b.iter(|| full.forward(&x).into_data()));
+
+    let tiny_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-clipseg");
+    let tiny = model(
+        &format!(
+            r#"(backbone: (kind: "clipseg", weights: "{}"), placement: (kind: "frozen"), head: (kind: "clipseg-decoder"))"#,
+            tiny_dir.display()
+        ),
+        &device,
+    );
+    let x = input(&tiny, 96, &device);
+    group.bench_function("tiny_96_b1", |b| b.iter(|| tiny.forward(&x).into_data()));
+    group.finish();
+}
+
+criterion_group!(benches, forward);
+criterion_main!(benches);

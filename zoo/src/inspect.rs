@@ -1,0 +1,134 @@
+//! Parameter report of a composed model (`vlsm-zoo inspect`).
+use crate::model::ZooModel;
+use serde::Serialize;
+use vlsm_core::{count_params, LoadedSpec, ParamCount};
+
+/// Counts of one component.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ComponentReport {
+    /// `backbone`, `placement` or `head`.
+    pub role: String,
+    /// Registry name of the plugin.
+    pub plugin: String,
+    /// Float parameters.
+    pub total_params: usize,
+    /// Parameters that train.
+    pub trainable_params: usize,
+}
+
+/// One attached block.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AttachmentReport {
+    /// Site name, e.g. `vision.3.attn_out`.
+    pub site: String,
+    /// What sits there.
+    pub what: String,
+    /// Its parameters.
+    pub params: usize,
+}
+
+/// The whole report (what `inspect --json` prints).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Inspection {
+    /// Spec name.
+    pub spec: String,
+    /// All float parameters instantiated.
+    pub total_params: usize,
+    /// Parameters that train.
+    pub trainable_params: usize,
+    /// `100 · trainable / total`.
+    pub trainable_percent: f64,
+    /// Per component.
+    pub components: Vec<ComponentReport>,
+    /// Blocks the placement attached.
+    pub attachments: Vec<AttachmentReport>,
+}
+
+/// Counts `model`'s parameters per component (build it on an autodiff device for trainable counts).
+pub fn inspect(spec: &LoadedSpec, model: &ZooModel) -> Inspection {
+    let s = &spec.spec;
+    let parts: [(&str, &str, ParamCount); 3] = [
+        ("backbone", &s.backbone.kind, count_params(&model.backbone)),
+        ("placement", &s.placement.kind, count_params(&model.placement)),
+        ("head", &s.head.kind, count_params(&model.head)),
+    ];
+    let sum = parts.iter().fold(ParamCount::default(), |acc, p| acc + p.2);
+    Inspection {
+        spec: spec.name(),
+        total_params: sum.total,
+        trainable_params: sum.trainable,
+        trainable_percent: if sum.total == 0 { 0.0 } else { 100.0 * sum.trainable as f64 / sum.total as f64 },
+        components: parts
+            .iter()
+            .map(|(role, plugin, c)| ComponentReport {
+                role: role.to_string(),
+                plugin: plugin.to_string(),
+                total_params: c.total,
+                trainable_params: c.trainable,
+            })
+            .collect(),
+        attachments: model
+            .placement
+            .attachments()
+            .into_iter()
+            .map(|a| AttachmentReport { site: a.site.to_string(), what: a.what, params: a.params })
+            .collect(),
+    }
+}
+
+impl Inspection {
+    /// Human-readable table.
+    pub fn to_table(&self) -> String {
+        let mut out = format!("spec: {}\n\n", self.spec);
+        out += &format!("{:<10} {:<18} {:>14} {:>14} {:>11}\n", "component", "plugin", "total", "trainable", "% trainable");
+        let pct = |t: usize, n: usize| if n == 0 { 0.0 } else { 100.0 * t as f64 / n as f64 };
+        for c in &self.components {
+            out += &format!(
+                "{:<10} {:<18} {:>14} {:>14} {:>10.3}%\n",
+                c.role,
+                c.plugin,
+                group(c.total_params),
+                group(c.trainable_params),
+                pct(c.trainable_params, c.total_params)
+            );
+        }
+        out += &format!(
+            "{:<10} {:<18} {:>14} {:>14} {:>10.3}%\n",
+            "total",
+            "",
+            group(self.total_params),
+            group(self.trainable_params),
+            self.trainable_percent
+        );
+        if !self.attachments.is_empty() {
+            out += &format!("\n{:<22} {:<36} {:>12}\n", "site", "attached", "params");
+            for a in &self.attachments {
+                out += &format!("{:<22} {:<36} {:>12}\n", a.site, a.what, group(a.params));
+            }
+        }
+        out
+    }
+}
+
+/// `1234567` → `1,234,567`.
+pub fn group(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(super::group(150747746), "150,747,746");
+        assert_eq!(super::group(999), "999");
+        assert_eq!(super::group(1000), "1,000");
+    }
+}

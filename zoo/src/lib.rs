@@ -1,0 +1,13 @@
+//! vlsm-zoo: the engine. Composes backbone × placement × head from a RON spec through the
+//! registry, and reports on the result. Linking this crate links every built-in plugin
+//! (see [`plugins`]).
+
+pub mod error;
+pub mod inspect;
+pub mod model;
+pub mod plugins;
+
+pub use error::ZooError;
+pub use inspect::{inspect, Inspection};
+pub use model::ZooModel;
+pub use vlsm_core as core;

@@ -1,0 +1,77 @@
+//! A composed model: backbone + placement (the backbone's hooks) + head, as one burn module.
+use crate::error::ZooError;
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use vlsm_core::registry::{self, Constructor};
+use vlsm_core::{
+    BackboneBox, BackboneCtx, BackboneInput, HeadBox, HeadCtx, Hooks, Kind, LoadedSpec, PlacementBox,
+    PlacementCtx, Training,
+};
+
+/// Backbone, placement and head. Field names are the parameter-path prefixes
+/// (`backbone.vision_model…`, `placement.…`, `head.…`).
+#[derive(Module, Debug)]
+pub struct ZooModel {
+    /// Image + prompt encoder.
+    pub backbone: BackboneBox,
+    /// Trainable blocks at sites; also the backbone's hooks.
+    pub placement: PlacementBox,
+    /// Features → logits.
+    pub head: HeadBox,
+}
+
+impl ZooModel {
+    /// Builds the spec's components through the registry and applies the placement's freezing
+    /// policy. Trainable counts are only meaningful on an autodiff device (`device.autodiff()`).
+    pub fn build(spec: &LoadedSpec, device: &Device) -> Result<Self, ZooError> {
+        let s = &spec.spec;
+        let backbone_weights = spec.backbone_weights();
+        let Constructor::Backbone(build_backbone) = registry::find(Kind::Backbone, &s.backbone.kind)?.build else {
+            unreachable!("registry::find returns entries of the requested kind")
+        };
+        let backbone: BackboneBox = build_backbone(&BackboneCtx {
+            name: &s.backbone.kind,
+            params: &s.backbone.params,
+            weights: &backbone_weights,
+            device,
+        })?;
+        let info = backbone.info();
+
+        let Constructor::Head(build_head) = registry::find(Kind::Head, &s.head.kind)?.build else {
+            unreachable!("registry::find returns entries of the requested kind")
+        };
+        let head: HeadBox = build_head(&HeadCtx {
+            name: &s.head.kind,
+            params: &s.head.params,
+            weights: &spec.head_weights(),
+            backbone: &info,
+            device,
+        })?;
+
+        let Constructor::Placement(build_placement) = registry::find(Kind::Placement, &s.placement.kind)?.build else {
+            unreachable!("registry::find returns entries of the requested kind")
+        };
+        let placement: PlacementBox =
+            build_placement(&PlacementCtx { name: &s.placement.kind, params: &s.placement.params, backbone: &info, device })?;
+
+        let policy = placement.policy();
+        let backbone = if policy.backbone == Training::Frozen { backbone.freeze() } else { backbone };
+        let head = if policy.head == Training::Frozen { head.freeze() } else { head };
+        Ok(Self { backbone, placement, head })
+    }
+
+    /// Mask logits `[B, 1, H, W]`.
+    pub fn forward(&self, input: &BackboneInput) -> Tensor<4> {
+        let hooks: &dyn Hooks = &*self.placement;
+        let features = self.backbone.forward(input, hooks);
+        self.head.forward(&features)
+    }
+
+    /// Tokenises prompts into a `[B, max_tokens]` id tensor on `device`.
+    pub fn tokenize(&self, prompts: &[&str], device: &Device) -> Result<Tensor<2, Int>, ZooError> {
+        let rows = self.backbone.tokenize(prompts)?;
+        let width = rows.first().map_or(0, Vec::len);
+        let flat: Vec<i64> = rows.into_iter().flatten().collect();
+        Ok(Tensor::from_data(TensorData::new(flat, [prompts.len(), width]), device))
+    }
+}

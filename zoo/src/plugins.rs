@@ -1,0 +1,11 @@
+//! The one place that names every built-in plugin crate.
+//!
+//! `inventory` registrations survive linking only when their crate is linked at all; naming the
+//! crates here links them into every binary and test that uses `vlsm-zoo`. A new built-in plugin
+//! crate is added here and to [`BUILTIN_CRATES`] (a test checks `list` shows them all).
+
+use vlsm_baselines as _;
+use vlsm_clipseg as _;
+
+/// Crates whose registrations every build of the zoo must show.
+pub const BUILTIN_CRATES: &[&str] = &["vlsm-baselines", "vlsm-clipseg"];
