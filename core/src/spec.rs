@@ -168,7 +168,9 @@ impl LoadedSpec {
 }
 
 fn parse(text: &str, origin: &str) -> Result<Spec, CoreError> {
-    ron::Options::default().from_str::<Spec>(text).map_err(|e| CoreError::SpecSyntax {
+    ron::Options::default()
+        .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+        .from_str::<Spec>(text).map_err(|e| CoreError::SpecSyntax {
         file: origin.to_string(),
         line: e.span.start.line,
         col: e.span.start.col,
@@ -195,6 +197,13 @@ mod tests {
         assert_eq!(s.spec.train, TrainSpec::default());
         assert_eq!(s.spec.train.lr, 1e-3);
         assert_eq!(s.spec.placement.params, ron::Value::Map(ron::Map::new()));
+    }
+
+    #[test]
+    fn optional_fields_need_no_some() {
+        let text = MINIMAL.replace("(\n", "(\n name: \"x\",\n");
+        let s = LoadedSpec::from_str(&text, "x.ron").unwrap();
+        assert_eq!(s.spec.name.as_deref(), Some("x"));
     }
 
     #[test]
