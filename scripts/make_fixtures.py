@@ -14,6 +14,10 @@ Writes:
                        real CIDAS .bin carries), for the .bin import path.
   tiny-clipseg-plain/  a second model with the plain transposed-conv head and new-style EOS
                        pooling (first position of eos_token_id 500, which is not the largest id).
+  tiny-clipseg/{dense,shallow}_vlc.safetensors
+                       fixed adapter weights (PyTorch layout, the reference code's names) and
+                       the logits of a PyTorch DA-VLC / SA-VLC written from reference §1 on the
+                       tiny model (adapters.reference.safetensors).
   tokenizer_cases.json ids of >=100 varied prompts from transformers' CLIPTokenizer, each
                        cross-checked against open_clip's pure-Python SimpleTokenizer.
 """
@@ -75,6 +79,87 @@ def reference(model, pixel_values, input_ids, attention_mask):
     for k, t in enumerate(taps):
         out[f"tap{k}"] = t
     return {k: v.contiguous() for k, v in out.items()}
+
+
+class Adapter(torch.nn.Module):
+    """The reference code's block: x + relu(fc2(relu(fc1(x))))."""
+
+    def __init__(self, d, r):
+        super().__init__()
+        self.fc1, self.fc2 = torch.nn.Linear(d, r), torch.nn.Linear(r, d)
+
+    def forward(self, x):
+        return x + torch.relu(self.fc2(torch.relu(self.fc1(x))))
+
+
+def causal_mask(t):
+    return torch.full((t, t), torch.finfo(torch.float32).min).triu(1)[None, None]
+
+
+def dense_layer(layer, x, mask, attn_adapter, out_adapter):
+    h, _ = layer.self_attn(hidden_states=layer.layer_norm1(x), attention_mask=mask)
+    x = x + (attn_adapter(h) if attn_adapter is not None else h)
+    h = layer.mlp(layer.layer_norm2(x))
+    return x + (out_adapter(h) if out_adapter is not None else h)
+
+
+def dense_vlc(model, pixel_values, input_ids, dim, cond_hidden, seed):
+    """CLIPSegDenseAdapter (reference §1.3): adapters in blocks 0..max(extract)-1 of both towers."""
+    cfg = model.config
+    n = max(model.extract_layers)
+    vw, tw = cfg.vision_config.hidden_size, cfg.text_config.hidden_size
+    ad = torch.nn.ModuleDict({
+        "v_attn_adapters": torch.nn.ModuleList([Adapter(vw, dim) for _ in range(n)]),
+        "v_out_adapters": torch.nn.ModuleList([Adapter(vw, dim) for _ in range(n)]),
+        "l_attn_adapters": torch.nn.ModuleList([Adapter(tw, dim) for _ in range(n)]),
+        "l_out_adapters": torch.nn.ModuleList([Adapter(tw, dim) for _ in range(n)]),
+        "cond_adapter": Adapter(cfg.projection_dim, cond_hidden),
+    })
+    randomize(ad, seed)
+    clip = model.clip
+    with torch.no_grad():
+        x = clip.vision_model.pre_layrnorm(clip.vision_model.embeddings(pixel_values, interpolate_pos_encoding=True))
+        states = [x]
+        for l, layer in enumerate(clip.vision_model.encoder.layers):
+            a = (ad["v_attn_adapters"][l], ad["v_out_adapters"][l]) if l < n else (None, None)
+            x = dense_layer(layer, x, None, *a)
+            states.append(x)
+        taps = [states[i + 1] for i in model.extract_layers]
+        t = clip.text_model.embeddings(input_ids=input_ids)
+        mask = causal_mask(input_ids.shape[1])
+        for l, layer in enumerate(clip.text_model.encoder.layers):
+            a = (ad["l_attn_adapters"][l], ad["l_out_adapters"][l]) if l < n else (None, None)
+            t = dense_layer(layer, t, mask, *a)
+        t = clip.text_model.final_layer_norm(t)
+        pooled = t[torch.arange(t.shape[0]), input_ids.argmax(-1)]
+        cond = ad["cond_adapter"](clip.text_projection(pooled))
+        logits = model.decoder(taps, cond).logits
+    return ad, logits
+
+
+def shallow_vlc(model, pixel_values, input_ids, attention_mask, dim, cond_hidden, seed):
+    """CLIPSegShallowAdapter (reference §1.4): tap adapters, EOS adapters added to cond after A_c."""
+    cfg = model.config
+    k = len(model.extract_layers)
+    vw, tw = cfg.vision_config.hidden_size, cfg.text_config.hidden_size
+    ad = torch.nn.ModuleDict({
+        "vision_extract_adapters": torch.nn.ModuleList([Adapter(vw, dim) for _ in range(k)]),
+        "text_extract_adapters": torch.nn.ModuleList([Adapter(tw, dim) for _ in range(k)]),
+        "cond_adapter": Adapter(cfg.projection_dim, cond_hidden),
+    })
+    randomize(ad, seed)
+    clip = model.clip
+    with torch.no_grad():
+        vh = clip.vision_model(pixel_values, output_hidden_states=True, interpolate_pos_encoding=True).hidden_states
+        taps = [ad["vision_extract_adapters"][j](vh[e + 1]) for j, e in enumerate(model.extract_layers)]
+        out = clip.text_model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        cond = ad["cond_adapter"](clip.text_projection(out.pooler_output))
+        eos = input_ids.argmax(-1)
+        for j, e in enumerate(model.extract_layers):
+            h = out.hidden_states[e + 1][torch.arange(input_ids.shape[0]), eos]
+            cond = cond + ad["text_extract_adapters"][j](h)
+        logits = model.decoder(taps, cond).logits
+    return ad, logits
 
 
 def prompts():
@@ -144,6 +229,17 @@ def main():
     save_model(model, os.path.join(FIX, "tiny-clipseg"))
     save_model(model, os.path.join(FIX, "tiny-clipseg-bin"), bin_format=True)
     save_file(ref, os.path.join(FIX, "tiny-clipseg", "reference.safetensors"))
+
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    dense, dense_logits = dense_vlc(model, pixel_values, ids, dim=8, cond_hidden=8, seed=11)
+    shallow, shallow_logits = shallow_vlc(model, pixel_values, ids, mask, dim=12, cond_hidden=8, seed=12)
+    for name, ad in [("dense_vlc", dense), ("shallow_vlc", shallow)]:
+        sd = {k: v.contiguous() for k, v in ad.state_dict().items()}
+        save_file(sd, os.path.join(FIX, "tiny-clipseg", f"{name}.safetensors"))
+    save_file({"dense_vlc": dense_logits.contiguous(), "shallow_vlc": shallow_logits.contiguous()},
+              os.path.join(FIX, "tiny-clipseg", "adapters.reference.safetensors"))
+    print("DA-VLC vs frozen max |diff|:", (dense_logits - ref["logits"]).abs().max().item(),
+          " SA-VLC:", (shallow_logits - ref["logits"]).abs().max().item())
 
     plain = CLIPSegForImageSegmentation(tiny_config(
         use_complex_transposed_convolution=False, conditional_layer=0,

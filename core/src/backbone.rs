@@ -1,6 +1,7 @@
 //! The backbone contract: image + prompt tokens in, decoder features out, calling hooks at sites.
 use crate::error::CoreError;
 use crate::hooks::Hooks;
+use crate::site::{BlockPoint, Site, Tower};
 use crate::Erased;
 use burn::tensor::{Int, Tensor};
 
@@ -13,6 +14,10 @@ pub struct BackboneInfo {
     pub vision_width: usize,
     /// Width of the text tower's hidden states.
     pub text_width: usize,
+    /// Width of the vision MLP's hidden layer (output of `fc1`).
+    pub vision_mlp_width: usize,
+    /// Width of the text MLP's hidden layer.
+    pub text_mlp_width: usize,
     /// Number of vision blocks the backbone runs.
     pub vision_layers: usize,
     /// Number of text blocks the backbone runs.
@@ -35,6 +40,30 @@ pub struct BackboneInfo {
     /// The backbone's own model configuration text (e.g. an HF `config.json`), so that a head
     /// of the same model family can build the matching decoder.
     pub model_config: Option<String>,
+}
+
+impl BackboneInfo {
+    /// Width of the `output` tensor a hook sees at `site`, or why the site does not exist.
+    pub fn site_width(&self, site: &Site) -> Result<usize, String> {
+        let taps = self.extract_layers.len();
+        match *site {
+            Site::Block { tower, layer, point } => {
+                let (layers, width, mlp) = match tower {
+                    Tower::Vision => (self.vision_layers, self.vision_width, self.vision_mlp_width),
+                    Tower::Text => (self.text_layers, self.text_width, self.text_mlp_width),
+                };
+                if layer >= layers {
+                    return Err(format!("site {site}: the {tower} tower runs blocks 0..{layers}"));
+                }
+                Ok(if point == BlockPoint::Fc1 { mlp } else { width })
+            }
+            Site::Tap(k) | Site::TextEos(k) if k >= taps => {
+                Err(format!("site {site}: the backbone has {taps} taps (0..{taps})"))
+            }
+            Site::Tap(_) => Ok(self.vision_width),
+            Site::TextEos(_) | Site::Cond => Ok(self.cond_dim),
+        }
+    }
 }
 
 /// One batch of backbone input.

@@ -8,6 +8,7 @@
 //! A plugin author depends on this crate and burn, nothing else.
 
 pub mod backbone;
+pub mod bottleneck;
 pub mod erased;
 pub mod erased_module;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod spec;
 pub mod weights;
 
 pub use backbone::{Backbone, BackboneBox, BackboneInfo, BackboneInput, Features};
+pub use bottleneck::{AdapterActivation, AdapterInit, Bottleneck};
 pub use erased_module::{Erased, ModuleOps};
 pub use error::CoreError;
 pub use head::{Head, HeadBox};

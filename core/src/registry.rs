@@ -75,11 +75,40 @@ pub fn parse_params<P: DeserializeOwned + Serialize + Default>(
     name: &str,
     params: &ron::Value,
 ) -> Result<P, CoreError> {
-    params.clone().into_rust::<P>().map_err(|e| CoreError::BadParams {
+    let bad = |message: String| CoreError::BadParams {
         kind,
         name: name.to_string(),
-        message: e.to_string(),
+        message,
         defaults: default_params::<P>(),
+    };
+    // Round-trip through struct-syntax text so optional fields take plain values
+    // (`layers: [0, 1]`), as written in the spec.
+    let text = struct_syntax(params).map_err(|e| bad(e.to_string()))?;
+    ron::Options::default()
+        .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+        .from_str::<P>(&text)
+        .map_err(|e| bad(e.code.to_string()))
+}
+
+/// RON text of a params value, writing string-keyed maps as struct fields `(key: value)`.
+pub fn struct_syntax(value: &ron::Value) -> Result<String, ron::Error> {
+    use ron::Value;
+    Ok(match value {
+        Value::Map(map) if map.keys().all(|k| matches!(k, Value::String(_))) => {
+            let fields = map
+                .iter()
+                .map(|(k, v)| match k {
+                    Value::String(name) => Ok(format!("{name}: {}", struct_syntax(v)?)),
+                    _ => unreachable!("checked above"),
+                })
+                .collect::<Result<Vec<_>, ron::Error>>()?;
+            format!("({})", fields.join(", "))
+        }
+        Value::Seq(items) => {
+            format!("[{}]", items.iter().map(struct_syntax).collect::<Result<Vec<_>, _>>()?.join(", "))
+        }
+        Value::Option(Some(inner)) => format!("Some({})", struct_syntax(inner)?),
+        other => ron::to_string(other)?,
     })
 }
 
@@ -243,6 +272,25 @@ mod tests {
     fn entries_come_sorted_by_name() {
         let names: Vec<_> = sorted_unique(vec![entry("b", "x"), entry("a", "y")]).unwrap().iter().map(|e| e.name).collect();
         assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn params_keep_struct_syntax_and_implicit_some() {
+        #[derive(serde::Serialize, serde::Deserialize, Default, Debug, PartialEq)]
+        #[serde(deny_unknown_fields, default)]
+        struct P {
+            dim: usize,
+            layers: Option<Vec<usize>>,
+            name: String,
+        }
+        let value: ron::Value = ron::from_str("(dim: 8, layers: [0, 2], name: \"x\")").unwrap();
+        let p: P = parse_params(Kind::Placement, "p", &value).unwrap();
+        assert_eq!(p, P { dim: 8, layers: Some(vec![0, 2]), name: "x".into() });
+        let empty = ron::Value::Map(ron::Map::new());
+        assert_eq!(parse_params::<P>(Kind::Placement, "p", &empty).unwrap(), P::default());
+        let bad: ron::Value = ron::from_str("(dimm: 8)").unwrap();
+        let err = parse_params::<P>(Kind::Placement, "p", &bad).unwrap_err().to_string();
+        assert!(err.contains("dimm") && err.contains("placement `p`"), "{err}");
     }
 
     #[test]

@@ -9,4 +9,12 @@ pub enum ZooError {
     /// A built model does not fit its spec.
     #[error("{0}")]
     Invalid(String),
+    /// An adapter checkpoint cannot be written or does not fit the model.
+    #[error("adapter checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: std::path::PathBuf,
+        /// What is wrong, listing keys.
+        message: String,
+    },
 }

@@ -2,11 +2,13 @@
 //! registry, and reports on the result. Linking this crate links every built-in plugin
 //! (see [`plugins`]).
 
+pub mod checkpoint;
 pub mod error;
 pub mod inspect;
 pub mod model;
 pub mod plugins;
 
+pub use checkpoint::{load_trainable, save_trainable};
 pub use error::ZooError;
 pub use inspect::{inspect, Inspection};
 pub use model::ZooModel;

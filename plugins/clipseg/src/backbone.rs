@@ -214,6 +214,8 @@ impl Backbone for ClipSegBackbone {
             name: "clipseg".into(),
             vision_width: c.vision_config.hidden_size,
             text_width: c.text_config.hidden_size,
+            vision_mlp_width: c.vision_config.intermediate_size,
+            text_mlp_width: c.text_config.intermediate_size,
             vision_layers: c.vision_layers_used(),
             text_layers: c.text_config.num_hidden_layers,
             extract_layers: c.extract_layers.clone(),

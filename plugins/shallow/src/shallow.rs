@@ -1,0 +1,92 @@
+//! The `shallow` placement module: adapters at `Tap(k)`, `TextEos(k)` and `Cond`.
+use crate::params::ShallowParams;
+use burn::module::Module;
+use burn::tensor::Tensor;
+use vlsm_core::{
+    count_params, Attachment, Bottleneck, CoreError, Hooks, Placement, PlacementBox, PlacementCtx, Site, TrainPolicy,
+};
+
+/// SA adapters. Field names follow the reference code's state dict
+/// (`vision_extract_adapters.{k}`, `text_extract_adapters.{k}`, `cond_adapter`).
+#[derive(Module, Debug)]
+pub struct ShallowAdapters {
+    /// One per decoder tap (empty without V).
+    pub vision_extract_adapters: Vec<Bottleneck>,
+    /// One per text tap (empty without L).
+    pub text_extract_adapters: Vec<Bottleneck>,
+    /// Conditional-embedding adapter.
+    pub cond_adapter: Option<Bottleneck>,
+}
+
+impl ShallowAdapters {
+    fn adapter_at(&self, site: &Site) -> Option<&Bottleneck> {
+        match *site {
+            Site::Tap(k) => self.vision_extract_adapters.get(k),
+            Site::TextEos(k) => self.text_extract_adapters.get(k),
+            Site::Cond => self.cond_adapter.as_ref(),
+            Site::Block { .. } => None,
+        }
+    }
+}
+
+impl Hooks for ShallowAdapters {
+    fn attached(&self, site: &Site) -> bool {
+        self.adapter_at(site).is_some()
+    }
+    fn apply(&self, site: &Site, input: &Tensor<3>, output: Tensor<3>) -> Tensor<3> {
+        match (site, self.adapter_at(site)) {
+            // `output` is the zero contribution; the adapted EOS state is what gets added.
+            (Site::TextEos(_), Some(a)) => output + a.forward(input.clone()),
+            (_, Some(a)) => a.forward(output),
+            (_, None) => output,
+        }
+    }
+}
+
+impl Placement for ShallowAdapters {
+    fn policy(&self) -> TrainPolicy {
+        TrainPolicy::ADAPTERS_ONLY
+    }
+    fn attachments(&self) -> Vec<Attachment> {
+        let taps = self.vision_extract_adapters.iter().enumerate().map(|(k, a)| (Site::Tap(k), a));
+        let eos = self.text_extract_adapters.iter().enumerate().map(|(k, a)| (Site::TextEos(k), a));
+        let cond = self.cond_adapter.iter().map(|a| (Site::Cond, a));
+        taps.chain(eos)
+            .chain(cond)
+            .map(|(site, a)| Attachment { site, what: a.describe(), params: count_params(a).total })
+            .collect()
+    }
+}
+
+/// Builds SA from spec params and the backbone's shape.
+pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
+    let p: ShallowParams = ctx.params()?;
+    let info = ctx.backbone;
+    if p.dim == 0 || p.cond_hidden == 0 {
+        return Err(ctx.invalid("dim and cond_hidden must be at least 1"));
+    }
+    if !(p.vision || p.text || p.cond) {
+        return Err(ctx.invalid("nothing to adapt: set at least one of vision, text, cond"));
+    }
+    if p.text && info.text_width != info.cond_dim {
+        return Err(ctx.invalid(format!(
+            "text adapters add the {}-wide EOS state to the {}-wide conditional embedding; they need equal widths",
+            info.text_width, info.cond_dim
+        )));
+    }
+    let taps = info.extract_layers.len();
+    if p.text && info.extract_layers.iter().any(|&e| e >= info.text_layers) {
+        return Err(ctx.invalid(format!(
+            "text taps at blocks {:?} exceed the {} text blocks",
+            info.extract_layers, info.text_layers
+        )));
+    }
+    let make = |on: bool, width: usize| -> Vec<Bottleneck> {
+        if on { (0..taps).map(|_| Bottleneck::init(width, p.dim, p.activation, p.init, ctx.device)).collect() } else { vec![] }
+    };
+    Ok(PlacementBox::from_placement(ShallowAdapters {
+        vision_extract_adapters: make(p.vision, info.vision_width),
+        text_extract_adapters: make(p.text, info.text_width),
+        cond_adapter: p.cond.then(|| Bottleneck::init(info.cond_dim, p.cond_hidden, p.activation, p.init, ctx.device)),
+    }))
+}

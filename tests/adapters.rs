@@ -1,0 +1,215 @@
+//! Adapter placements: paper counts, HF/PyTorch parity of DA-VLC and SA-VLC, gradients only in
+//! adapters, adapter-only checkpoints, and the example `ssf` plugin.
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::tensor::{Device, Tensor};
+use std::collections::HashMap;
+use vlsm_core::{list_params, BackboneInput, LoadedSpec};
+use vlsm_zoo::{load_trainable, save_trainable, ZooModel};
+use vlsm_zoo_tests::*;
+
+fn inspect_json(args: &[&str]) -> serde_json::Value {
+    let mut argv = vec!["inspect", "--json"];
+    argv.extend_from_slice(args);
+    serde_json::from_str(&cli(&argv).unwrap()).unwrap()
+}
+
+fn component(report: &serde_json::Value, role: &str) -> (u64, u64) {
+    let c = report["components"].as_array().unwrap().iter().find(|c| c["role"] == role).unwrap();
+    (c["total_params"].as_u64().unwrap(), c["trainable_params"].as_u64().unwrap())
+}
+
+#[test]
+fn paper_specs_have_the_paper_trainable_counts() {
+    let expected = [
+        ("dense_v", 1_784_448u64),
+        ("dense_vl", 2_974_464),
+        ("dense_vlc", 3_237_376),
+        ("shallow_v", 2_363_136),
+        ("shallow_vl", 3_939_072),
+        ("shallow_vlc", 4_201_984),
+    ];
+    for (name, count) in expected {
+        let path = specs().join("paper").join(format!("{name}.ron"));
+        let report = inspect_json(&["--spec", path.to_str().unwrap()]);
+        assert_eq!(report["trainable_params"].as_u64(), Some(count), "{name}");
+        assert_eq!(component(&report, "backbone").1, 0, "{name}: backbone frozen");
+        assert_eq!(component(&report, "head"), (1_127_009, 0), "{name}: decoder frozen");
+        assert_eq!(component(&report, "placement"), (count, count), "{name}");
+        let attached: u64 = report["attachments"].as_array().unwrap().iter().map(|a| a["params"].as_u64().unwrap()).sum();
+        assert_eq!(attached, count, "{name}: attachments add up");
+    }
+}
+
+fn tiny_spec(placement: &str) -> String {
+    let dir = fixtures().join("tiny-clipseg");
+    format!(
+        "(backbone: (kind: \"clipseg\", weights: \"{}\"), placement: {placement}, head: (kind: \"clipseg-decoder\"))",
+        dir.display()
+    )
+}
+
+const DENSE_VLC: &str = "(kind: \"dense\", params: (dim: 8, cond_hidden: 8, vision: true, text: true, cond: true))";
+const SHALLOW_VLC: &str = "(kind: \"shallow\", params: (dim: 12, cond_hidden: 8, vision: true, text: true, cond: true))";
+
+fn reference_input(device: &Device) -> BackboneInput {
+    let reference = fixtures().join("tiny-clipseg/reference.safetensors");
+    BackboneInput {
+        pixels: float(&read_tensor(&reference, "pixel_values"), device),
+        input_ids: int(&read_tensor(&reference, "input_ids"), device),
+    }
+}
+
+fn check_adapter_parity(placement: &str, name: &str) {
+    let device = Device::flex();
+    let (_, mut model) = build(&tiny_spec(placement), &device).unwrap();
+    let weights = fixtures().join(format!("tiny-clipseg/{name}.safetensors"));
+    let mut store = SafetensorsStore::from_file(&weights).with_from_adapter(PyTorchToBurnAdapter);
+    let result = model.placement.load_from(&mut store).unwrap();
+    assert!(result.missing.is_empty() && result.unused.is_empty() && result.errors.is_empty(), "{result:?}");
+    let logits = model.forward(&reference_input(&device));
+    let expected = read_tensor(&fixtures().join("tiny-clipseg/adapters.reference.safetensors"), name);
+    let d = max_abs_diff(logits, &expected);
+    assert!(d <= 1e-4, "{name}: logits max abs diff {d}");
+    eprintln!("{name}: logits max abs diff {d:e}");
+}
+
+#[test]
+fn dense_vlc_matches_the_pytorch_reference() {
+    check_adapter_parity(DENSE_VLC, "dense_vlc");
+}
+
+#[test]
+fn shallow_vlc_matches_the_pytorch_reference() {
+    check_adapter_parity(SHALLOW_VLC, "shallow_vlc");
+}
+
+fn values<M: Module>(m: &M) -> HashMap<String, Vec<f32>> {
+    struct V(Vec<String>, HashMap<String, Vec<f32>>);
+    impl ModuleVisitor for V {
+        fn enter_module(&mut self, n: &str, _: &str) {
+            self.0.push(n.into())
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.1.insert(self.0.join("."), p.val().into_data().try_into_vec_as::<f32>().unwrap());
+        }
+    }
+    let mut v = V(vec![], HashMap::new());
+    m.visit(&mut v);
+    v.1
+}
+
+fn one_step(placement: &str) -> (ZooModel, ZooModel) {
+    let device = Device::flex().autodiff();
+    let (_, model) = build(&tiny_spec(placement), &device).unwrap();
+    let loss = model.forward(&reference_input(&device)).powf_scalar(2.0).mean();
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let trainable = list_params(&model).into_iter().filter(|p| p.trainable).count();
+    assert_eq!(grads.len(), trainable, "only (and all) trainable parameters get gradients");
+    let before = model.clone();
+    let after = AdamWConfig::new().init().step(1e-3, model, grads);
+    (before, after)
+}
+
+#[test]
+fn one_adamw_step_changes_adapters_only() {
+    for placement in [DENSE_VLC, SHALLOW_VLC] {
+        let (before, after) = one_step(placement);
+        let trainable: Vec<String> = list_params(&before).into_iter().filter(|p| p.trainable).map(|p| p.path).collect();
+        assert!(trainable.iter().all(|p| p.starts_with("placement.")), "{trainable:?}");
+        let (old, new) = (values(&before), values(&after));
+        for (path, v) in &old {
+            if path.starts_with("placement.") {
+                assert_ne!(&new[path], v, "{placement}: adapter {path} did not move");
+            } else {
+                assert_eq!(&new[path], v, "{placement}: frozen {path} changed");
+            }
+        }
+    }
+}
+
+#[test]
+fn adapter_checkpoints_hold_only_trainable_tensors_and_load_strictly() {
+    let device = Device::flex().autodiff();
+    let spec = LoadedSpec::from_str(&tiny_spec(DENSE_VLC), "dense.ron").unwrap();
+    let (_, trained) = one_step(DENSE_VLC);
+    let path = scratch("ckpt").join("adapter.safetensors");
+    save_trainable(&trained, &spec, &path).unwrap();
+
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let expected = list_params(&trained).into_iter().filter(|p| p.trainable).count();
+    assert_eq!(st.names().len(), expected);
+    assert!(st.names().iter().all(|n| n.starts_with("placement.")));
+
+    let fresh = ZooModel::build(&spec, &device).unwrap();
+    let loaded = load_trainable(fresh, &spec, &path).unwrap();
+    let (a, b) = (values(&loaded), values(&trained));
+    assert_eq!(a, b, "loaded model equals the trained one");
+
+    let other = LoadedSpec::from_str(&tiny_spec(&DENSE_VLC.replace("dim: 8", "dim: 4")), "other.ron").unwrap();
+    let err = load_trainable(ZooModel::build(&other, &device).unwrap(), &other, &path).unwrap_err().to_string();
+    assert!(err.contains("placement params"), "{err}");
+
+    let shallow = LoadedSpec::from_str(&tiny_spec(SHALLOW_VLC), "shallow.ron").unwrap();
+    let err = load_trainable(ZooModel::build(&shallow, &device).unwrap(), &shallow, &path).unwrap_err().to_string();
+    assert!(err.contains("placement `dense`") && err.contains("`shallow`"), "{err}");
+}
+
+#[test]
+fn adapter_checkpoint_with_a_missing_tensor_is_refused_listing_it() {
+    let device = Device::flex().autodiff();
+    let spec = LoadedSpec::from_str(&tiny_spec(DENSE_VLC), "dense.ron").unwrap();
+    let model = ZooModel::build(&spec, &device).unwrap();
+    let full = scratch("ckpt-missing").join("full.safetensors");
+    save_trainable(&model, &spec, &full).unwrap();
+    // Rewrite without one tensor, same metadata.
+    let bytes = std::fs::read(&full).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let dropped = "placement.cond_adapter.fc2.bias";
+    let views: Vec<(String, safetensors::tensor::TensorView)> =
+        st.tensors().into_iter().filter(|(n, _)| n != dropped).collect();
+    let meta: HashMap<String, String> =
+        [(vlsm_zoo::checkpoint::SPEC_KEY.to_string(), spec.text.clone())].into_iter().collect();
+    let partial = full.with_file_name("partial.safetensors");
+    safetensors::serialize_to_file(views, Some(meta), &partial).unwrap();
+    let err = load_trainable(model, &spec, &partial).unwrap_err().to_string();
+    assert!(err.contains("missing") && err.contains(dropped), "{err}");
+}
+
+#[test]
+fn ssf_plugin_starts_at_identity_and_reports_its_sites() {
+    let device = Device::flex();
+    let input = reference_input(&device);
+    let (_, frozen) = build(&tiny_spec("(kind: \"frozen\")"), &device).unwrap();
+    let ssf_spec = tiny_spec("(kind: \"ssf\", params: (sites: [\"vision.*.mlp_out\", \"tap.0\", \"text.2.fc1\", \"cond\"]))");
+    let (_, ssf) = build(&ssf_spec, &device).unwrap();
+    let d: f32 = (frozen.forward(&input) - ssf.forward(&input)).abs().max().into_scalar();
+    assert_eq!(d, 0.0, "γ = 1, β = 0 is the pretrained model");
+
+    let dir = scratch("ssf");
+    std::fs::write(dir.join("ssf.ron"), &ssf_spec).unwrap();
+    let report = inspect_json(&["--spec", dir.join("ssf.ron").to_str().unwrap()]);
+    let sites: Vec<&str> = report["attachments"].as_array().unwrap().iter().map(|a| a["site"].as_str().unwrap()).collect();
+    // 4 vision blocks (0..=3) + tap.0 + text.2.fc1 (32 wide) + cond
+    assert_eq!(sites.len(), 7, "{sites:?}");
+    assert!(sites.contains(&"text.2.fc1") && sites.contains(&"cond"));
+    let fc1 = report["attachments"].as_array().unwrap().iter().find(|a| a["site"] == "text.2.fc1").unwrap();
+    assert_eq!(fc1["params"].as_u64(), Some(2 * 32));
+    assert_eq!(report["trainable_params"], report["components"][1]["total_params"]);
+}
+
+#[test]
+fn bad_placement_params_are_clear_errors() {
+    let device = Device::flex();
+    let err = build(&tiny_spec("(kind: \"dense\", params: (layers: [0, 7]))"), &device).unwrap_err().to_string();
+    assert!(err.contains("block 7 does not exist"), "{err}");
+    let err = build(&tiny_spec("(kind: \"ssf\", params: (sites: [\"vision.9.fc1\"]))"), &device).unwrap_err().to_string();
+    assert!(err.contains("vision.9.fc1"), "{err}");
+    let err = build(&tiny_spec("(kind: \"dense\", params: (dimm: 3))"), &device).unwrap_err().to_string();
+    assert!(err.contains("placement `dense`") && err.contains("dimm"), "{err}");
+}
