@@ -3,8 +3,10 @@
 //! (see [`plugins`]).
 
 pub mod checkpoint;
+pub mod data;
 pub mod error;
 pub mod inspect;
+pub mod metrics;
 pub mod model;
 pub mod plugins;
 

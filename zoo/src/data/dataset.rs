@@ -1,0 +1,151 @@
+//! Loading a medvlsm-layout data set: validation, decoding, resizing, normalisation.
+//!
+//! Images are read with the `image` crate (any format it decodes), converted to RGB, resized
+//! bilinearly (area-aware when shrinking, like PIL) to the model size and normalised with the
+//! backbone's mean/std. Masks are read as grey, binarised (`> threshold`, 127 by default; or kept
+//! soft in 0..1), resized nearest. The original-resolution mask is kept for evaluation.
+use super::records::{read_split, Record};
+use crate::metrics::Mask;
+use image::imageops::FilterType;
+use std::path::{Path, PathBuf};
+
+/// A problem with one record, naming split, index and path.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{split}[{index}] {path}: {message}")]
+pub struct BadRecord {
+    /// Split name.
+    pub split: String,
+    /// Record index in the split's JSON list.
+    pub index: usize,
+    /// The offending file (or the JSON file).
+    pub path: PathBuf,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// How samples are prepared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preprocess {
+    /// Model input side.
+    pub size: usize,
+    /// Normalisation mean (RGB, 0..1 pixels).
+    pub mean: [f32; 3],
+    /// Normalisation std.
+    pub std: [f32; 3],
+    /// Mask binarisation threshold on 0..255 grey (`> threshold` is foreground).
+    pub threshold: u8,
+    /// Keep soft targets (`grey / 255`) instead of binarising.
+    pub soft_masks: bool,
+}
+
+/// A validated record with resolved paths.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// Index in the split file.
+    pub index: usize,
+    /// The record.
+    pub record: Record,
+    /// `images/<img_name>`.
+    pub image_path: PathBuf,
+    /// `masks/<mask_name>`.
+    pub mask_path: PathBuf,
+    /// Original `(height, width)`.
+    pub size: (usize, usize),
+}
+
+/// A split after validation.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// `train`, `val` or `test`.
+    pub name: String,
+    /// Usable items.
+    pub items: Vec<Item>,
+    /// Problems turned into warnings by `skip_bad`.
+    pub skipped: Vec<BadRecord>,
+}
+
+/// One prepared sample.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Normalised pixels `[3, size, size]`, row-major per channel.
+    pub pixels: Vec<f32>,
+    /// Target `[size, size]` in 0..1.
+    pub target: Vec<f32>,
+    /// Binarised mask at original resolution.
+    pub original: Mask,
+}
+
+/// Reads and validates a split: files exist, image headers decode, image and mask sizes agree,
+/// at least one non-empty prompt. With `skip_bad` problems become warnings; otherwise the first
+/// one is the error.
+pub fn open_split(root: &Path, split: &str, skip_bad: bool) -> Result<Split, BadRecord> {
+    let json = super::records::split_file(root, split);
+    let records = read_split(root, split)
+        .map_err(|message| BadRecord { split: split.into(), index: 0, path: json.clone(), message })?;
+    let mut items = Vec::new();
+    let mut skipped = Vec::new();
+    for (index, record) in records.into_iter().enumerate() {
+        match validate(root, split, index, record) {
+            Ok(item) => items.push(item),
+            Err(bad) if skip_bad => skipped.push(bad),
+            Err(bad) => return Err(bad),
+        }
+    }
+    if items.is_empty() {
+        return Err(BadRecord { split: split.into(), index: 0, path: json, message: "no usable records".into() });
+    }
+    Ok(Split { name: split.into(), items, skipped })
+}
+
+fn validate(root: &Path, split: &str, index: usize, record: Record) -> Result<Item, BadRecord> {
+    let image_path = root.join("images").join(&record.img_name);
+    let mask_path = root.join("masks").join(&record.mask_name);
+    let bad = |path: &Path, message: String| BadRecord { split: split.into(), index, path: path.to_path_buf(), message };
+    if record.prompt_keys().is_empty() {
+        return Err(bad(&super::records::split_file(root, split), format!("record for {} has no usable prompt", record.img_name)));
+    }
+    let dims = |p: &Path| -> Result<(usize, usize), BadRecord> {
+        if !p.is_file() {
+            return Err(bad(p, "file not found".into()));
+        }
+        image::image_dimensions(p).map(|(w, h)| (h as usize, w as usize)).map_err(|e| bad(p, format!("unreadable image: {e}")))
+    };
+    let size = dims(&image_path)?;
+    let mask_size = dims(&mask_path)?;
+    if size != mask_size {
+        return Err(bad(&mask_path, format!("mask is {}×{} but the image is {}×{}", mask_size.1, mask_size.0, size.1, size.0)));
+    }
+    Ok(Item { index, record, image_path, mask_path, size })
+}
+
+/// Decodes and prepares one item.
+pub fn prepare(split: &str, item: &Item, p: &Preprocess) -> Result<Prepared, BadRecord> {
+    let bad = |path: &Path, e: image::ImageError| BadRecord {
+        split: split.into(),
+        index: item.index,
+        path: path.to_path_buf(),
+        message: format!("cannot decode: {e}"),
+    };
+    let image = image::open(&item.image_path).map_err(|e| bad(&item.image_path, e))?.to_rgb8();
+    let mask = image::open(&item.mask_path).map_err(|e| bad(&item.mask_path, e))?.to_luma8();
+    let s = p.size as u32;
+    let resized = image::imageops::resize(&image, s, s, FilterType::Triangle);
+    let plane = (s * s) as usize;
+    let mut pixels = vec![0f32; 3 * plane];
+    for (i, px) in resized.pixels().enumerate() {
+        for c in 0..3 {
+            pixels[c * plane + i] = (px.0[c] as f32 / 255.0 - p.mean[c]) / p.std[c];
+        }
+    }
+    let small = image::imageops::resize(&mask, s, s, FilterType::Nearest);
+    let target = small
+        .pixels()
+        .map(|v| if p.soft_masks { v.0[0] as f32 / 255.0 } else if v.0[0] > p.threshold { 1.0 } else { 0.0 })
+        .collect();
+    let original = Mask::new(
+        mask.height() as usize,
+        mask.width() as usize,
+        mask.pixels().map(|v| v.0[0] > p.threshold).collect(),
+    );
+    Ok(Prepared { pixels, target, original })
+}

@@ -1,0 +1,191 @@
+//! Segmentation metrics per image: Dice (DSC), IoU and HD95.
+//!
+//! Masks are binary (`true` = foreground), row-major with their height and width. Rules for
+//! empty masks (as monai with `ignore_empty=False`):
+//! * Dice and IoU: both masks empty → 1; exactly one empty → 0.
+//! * HD95 is undefined when either mask is empty (monai returns NaN or ∞); it is returned as
+//!   `None`, counted, and reported separately, never averaged.
+//!
+//! HD95 follows `monai.metrics.compute_hausdorff_distance(percentile=95)`: boundary pixels of each
+//! mask (the mask minus its 4-connected erosion, the outside counting as background), Euclidean
+//! distances from every boundary pixel of one mask to the nearest boundary pixel of the other,
+//! the 95th percentile (linear interpolation, as numpy) of each direction, and the larger of the
+//! two, in pixels.
+
+/// A binary mask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mask {
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+    /// Row-major foreground flags.
+    pub data: Vec<bool>,
+}
+
+impl Mask {
+    /// A mask from row-major flags.
+    pub fn new(height: usize, width: usize, data: Vec<bool>) -> Self {
+        assert_eq!(data.len(), height * width, "mask data does not match {height}×{width}");
+        Self { height, width, data }
+    }
+
+    /// Foreground pixel count.
+    pub fn area(&self) -> usize {
+        self.data.iter().filter(|&&v| v).count()
+    }
+
+    fn at(&self, y: isize, x: isize) -> bool {
+        y >= 0 && x >= 0 && (y as usize) < self.height && (x as usize) < self.width && self.data[y as usize * self.width + x as usize]
+    }
+
+    /// Boundary pixels `(y, x)`: foreground pixels with a 4-neighbour outside the foreground.
+    pub fn boundary(&self) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for y in 0..self.height {
+            for x in 0..self.width {
+                let (yi, xi) = (y as isize, x as isize);
+                if self.at(yi, xi)
+                    && !(self.at(yi - 1, xi) && self.at(yi + 1, xi) && self.at(yi, xi - 1) && self.at(yi, xi + 1))
+                {
+                    out.push((y, x));
+                }
+            }
+        }
+        out
+    }
+
+    /// Nearest-neighbour resize to `height × width` (PyTorch/PIL `nearest`: source `floor(dst · in/out)`).
+    pub fn resize_nearest(&self, height: usize, width: usize) -> Mask {
+        let mut data = Vec::with_capacity(height * width);
+        for y in 0..height {
+            let sy = (y * self.height / height).min(self.height - 1);
+            for x in 0..width {
+                let sx = (x * self.width / width).min(self.width - 1);
+                data.push(self.data[sy * self.width + sx]);
+            }
+        }
+        Mask { height, width, data }
+    }
+}
+
+fn counts(pred: &Mask, gt: &Mask) -> (usize, usize, usize) {
+    assert_eq!((pred.height, pred.width), (gt.height, gt.width), "prediction and ground truth sizes differ");
+    let inter = pred.data.iter().zip(&gt.data).filter(|(p, g)| **p && **g).count();
+    (inter, pred.area(), gt.area())
+}
+
+/// Dice similarity coefficient `2|P∩G| / (|P| + |G|)`; 1 when both are empty.
+pub fn dice(pred: &Mask, gt: &Mask) -> f64 {
+    let (inter, p, g) = counts(pred, gt);
+    if p + g == 0 { 1.0 } else { 2.0 * inter as f64 / (p + g) as f64 }
+}
+
+/// Intersection over union; 1 when both are empty.
+pub fn iou(pred: &Mask, gt: &Mask) -> f64 {
+    let (inter, p, g) = counts(pred, gt);
+    let union = p + g - inter;
+    if union == 0 { 1.0 } else { inter as f64 / union as f64 }
+}
+
+/// numpy's `percentile(values, q)` with linear interpolation; `values` must be non-empty.
+pub fn percentile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).expect("distances are finite"));
+    let pos = q / 100.0 * (values.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    values[lo] + (values[hi] - values[lo]) * (pos - lo as f64)
+}
+
+fn directed(from: &[(usize, usize)], to: &[(usize, usize)], q: f64) -> f64 {
+    let mut d: Vec<f64> = from
+        .iter()
+        .map(|&(y, x)| {
+            to.iter()
+                .map(|&(v, u)| {
+                    let (dy, dx) = (y as f64 - v as f64, x as f64 - u as f64);
+                    dy * dy + dx * dx
+                })
+                .fold(f64::INFINITY, f64::min)
+                .sqrt()
+        })
+        .collect();
+    percentile(&mut d, q)
+}
+
+/// Symmetric 95th-percentile Hausdorff distance in pixels; `None` when either mask is empty.
+pub fn hd95(pred: &Mask, gt: &Mask) -> Option<f64> {
+    assert_eq!((pred.height, pred.width), (gt.height, gt.width), "prediction and ground truth sizes differ");
+    let (bp, bg) = (pred.boundary(), gt.boundary());
+    if bp.is_empty() || bg.is_empty() {
+        return None;
+    }
+    Some(directed(&bp, &bg, 95.0).max(directed(&bg, &bp, 95.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn square(n: usize, y0: usize, x0: usize, side: usize) -> Mask {
+        let mut m = Mask::new(n, n, vec![false; n * n]);
+        for y in y0..y0 + side {
+            for x in x0..x0 + side {
+                m.data[y * n + x] = true;
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn dice_and_iou_by_hand() {
+        // 4×4 squares overlapping in a 2×4 band: |P|=|G|=16, |P∩G|=8.
+        let p = square(10, 0, 0, 4);
+        let g = square(10, 2, 0, 4);
+        assert!((dice(&p, &g) - 0.5).abs() < 1e-12);
+        assert!((iou(&p, &g) - 8.0 / 24.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn empty_mask_rules() {
+        let empty = Mask::new(5, 5, vec![false; 25]);
+        let one = square(5, 1, 1, 2);
+        assert_eq!(dice(&empty, &empty), 1.0);
+        assert_eq!(iou(&empty, &empty), 1.0);
+        assert_eq!(dice(&one, &empty), 0.0);
+        assert_eq!(iou(&empty, &one), 0.0);
+        assert_eq!(hd95(&empty, &empty), None);
+        assert_eq!(hd95(&one, &empty), None);
+        assert_eq!(hd95(&empty, &one), None);
+    }
+
+    #[test]
+    fn boundary_of_a_square_is_its_ring() {
+        assert_eq!(square(8, 2, 2, 4).boundary().len(), 12);
+        assert_eq!(square(8, 2, 2, 1).boundary().len(), 1);
+    }
+
+    #[test]
+    fn hd95_of_a_point_and_a_far_point_is_their_distance() {
+        let mut p = Mask::new(10, 10, vec![false; 100]);
+        let mut g = p.clone();
+        p.data[0] = true; // (0, 0)
+        g.data[3 * 10 + 4] = true; // (3, 4)
+        assert_eq!(hd95(&p, &g), Some(5.0));
+        assert_eq!(hd95(&p, &p), Some(0.0));
+    }
+
+    #[test]
+    fn percentile_interpolates_like_numpy() {
+        // numpy.percentile([1, 2, 3, 4, 10], 95) = 8.8
+        assert!((percentile(&mut [10.0, 1.0, 3.0, 2.0, 4.0], 95.0) - 8.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn nearest_resize_picks_floor_sources() {
+        let m = Mask::new(2, 2, vec![true, false, false, true]);
+        let r = m.resize_nearest(4, 4);
+        assert_eq!(r.data[0..4], [true, true, false, false]);
+        assert_eq!(r.data[12..16], [false, false, true, true]);
+    }
+}
