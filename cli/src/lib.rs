@@ -2,6 +2,11 @@
 //!
 //! * `vlsm-zoo list` — registered plugins.
 //! * `vlsm-zoo inspect --spec S [--json]` — build a spec's model and count its parameters.
+//! * `vlsm-zoo run --spec S [--out DIR] [--seed N] [--resume]` — train, pick the best epoch, test.
+//! * `vlsm-zoo data synth|init|check` — make or validate data sets in the medvlsm layout.
+//!
+//! * `vlsm-zoo list` — registered plugins.
+//! * `vlsm-zoo inspect --spec S [--json]` — build a spec's model and count its parameters.
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -38,6 +43,85 @@ enum Command {
         /// Compute device.
         #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
         device: DeviceArg,
+    },
+    /// Train a spec, pick the best epoch by val Dice, evaluate the test split, write a run folder.
+    Run {
+        /// RON spec file.
+        #[arg(long)]
+        spec: PathBuf,
+        /// Run folder (default: runs/<spec name>-<seed>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Training seed (overrides the spec's train.seed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Continue an interrupted run from its last epoch checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// No progress output.
+        #[arg(long)]
+        quiet: bool,
+        /// Compute device.
+        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+        device: DeviceArg,
+    },
+    /// Make or validate data sets in the medvlsm layout.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+/// `vlsm-zoo data …`.
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Generate a deterministic synthetic data set.
+    Synth {
+        /// shapes, polyp, lesion or ultrasound.
+        #[arg(long)]
+        domain: String,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Training images.
+        #[arg(long, default_value_t = 256)]
+        n_train: usize,
+        /// Validation images.
+        #[arg(long, default_value_t = 64)]
+        n_val: usize,
+        /// Test images.
+        #[arg(long, default_value_t = 64)]
+        n_test: usize,
+        /// Image side in pixels.
+        #[arg(long, default_value_t = 128)]
+        size: usize,
+        /// Generator seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Build annotation files for your own images and masks (paired by file stem).
+    Init {
+        /// Folder of images.
+        #[arg(long)]
+        images: PathBuf,
+        /// Folder of masks (same file stems as the images).
+        #[arg(long)]
+        masks: PathBuf,
+        /// Name of the segmented structure, used in the prompts (e.g. polyp).
+        #[arg(long)]
+        class: String,
+        /// Output data set root.
+        #[arg(long)]
+        out: PathBuf,
+        /// Train/val/test fractions.
+        #[arg(long, default_value = "0.8,0.1,0.1")]
+        split: String,
+        /// Shuffle seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Validate a data set and print counts, prompt keys, image sizes and problems.
+    Check {
+        /// Data set root (anns/, images/, masks/).
+        root: PathBuf,
     },
 }
 
@@ -85,7 +169,67 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             }
             Ok(())
         }
+        Command::Run { spec, out: run_out, seed, resume, quiet, device: d } => {
+            let loaded = LoadedSpec::from_file(&spec)?;
+            let opts = vlsm_zoo::run::RunOptions { out: run_out, seed, resume, quiet };
+            let (report, dir) = vlsm_zoo::run::run(&loaded, &opts, &device(d)?)?;
+            writeln!(
+                out,
+                "{}: test DSC {:.2}% IoU {:.2}% HD95 {:.2} px ({} undefined); best epoch {} of {}; written to {}",
+                report.spec,
+                100.0 * report.test.dice.mean,
+                100.0 * report.test.iou.mean,
+                report.test.hd95.mean,
+                report.test.hd95_undefined,
+                report.best_epoch,
+                report.epochs_run,
+                dir.display()
+            )?;
+            Ok(())
+        }
+        Command::Data(cmd) => data(cmd, out),
     }
+}
+
+fn data(cmd: DataCommand, out: &mut dyn Write) -> Result<()> {
+    use vlsm_zoo::data::{check, init, synth::Domain, write};
+    match cmd {
+        DataCommand::Synth { domain, out: root, n_train, n_val, n_test, size, seed } => {
+            let domain = Domain::parse(&domain).map_err(anyhow::Error::msg)?;
+            let counts = write::SynthCounts { train: n_train, val: n_val, test: n_test };
+            write::write_synthetic(&root, domain, counts, size, seed, &|| {}).map_err(anyhow::Error::msg)?;
+            writeln!(out, "wrote {} synthetic {} images to {}", n_train + n_val + n_test, domain.name(), root.display())?;
+        }
+        DataCommand::Init { images, masks, class, out: root, split, seed } => {
+            let parts: Vec<f64> = split.split(',').map(|s| s.trim().parse::<f64>()).collect::<Result<_, _>>()
+                .with_context(|| format!("--split {split}: expected three fractions like 0.8,0.1,0.1"))?;
+            let [a, b, c] = parts[..] else { bail!("--split {split}: expected three fractions like 0.8,0.1,0.1") };
+            let s = init::init(&images, &masks, &class, &root, [a, b, c], seed).map_err(anyhow::Error::msg)?;
+            writeln!(out, "wrote {}: train {}, val {}, test {}", root.display(), s.counts[0], s.counts[1], s.counts[2])?;
+            if !s.unpaired_images.is_empty() || !s.unpaired_masks.is_empty() {
+                writeln!(out, "unpaired (skipped): {} images {:?}, {} masks {:?}", s.unpaired_images.len(), s.unpaired_images, s.unpaired_masks.len(), s.unpaired_masks)?;
+            }
+        }
+        DataCommand::Check { root } => {
+            let summaries = check::check(&root);
+            let mut problems = 0;
+            for s in &summaries {
+                writeln!(out, "{}: {} records", s.name, s.records)?;
+                let keys: Vec<String> = s.prompt_keys.iter().map(|(k, n)| format!("{k}×{n}")).collect();
+                writeln!(out, "  prompt keys: {}", keys.join(" "))?;
+                let sizes: Vec<String> = s.sizes.iter().map(|((w, h), n)| format!("{w}×{h} ({n})")).collect();
+                writeln!(out, "  image sizes: {}", sizes.join(", "))?;
+                for p in &s.problems {
+                    writeln!(out, "  problem: {p}")?;
+                }
+                problems += s.problems.len();
+            }
+            if problems > 0 {
+                bail!("{problems} problem(s) found in {}", root.display());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn list(defaults: bool, out: &mut dyn Write) -> Result<()> {

@@ -81,13 +81,17 @@ pub fn parse_params<P: DeserializeOwned + Serialize + Default>(
         message,
         defaults: default_params::<P>(),
     };
-    // Round-trip through struct-syntax text so optional fields take plain values
-    // (`layers: [0, 1]`), as written in the spec.
-    let text = struct_syntax(params).map_err(|e| bad(e.to_string()))?;
+    typed_params(params).map_err(bad)
+}
+
+/// Typed params from a RON value: optional fields take plain values (`layers: [0, 1]`), as
+/// written in specs; unknown fields are errors if `P` denies them.
+pub fn typed_params<P: DeserializeOwned>(params: &ron::Value) -> Result<P, String> {
+    let text = struct_syntax(params).map_err(|e| e.to_string())?;
     ron::Options::default()
         .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
         .from_str::<P>(&text)
-        .map_err(|e| bad(e.code.to_string()))
+        .map_err(|e| e.code.to_string())
 }
 
 /// RON text of a params value, writing string-keyed maps as struct fields `(key: value)`.

@@ -89,13 +89,45 @@ pub struct TrainSpec {
     pub lr: f64,
     /// AdamW weight decay (paper: 1e-3).
     pub weight_decay: f64,
+    /// AdamW betas (paper: PyTorch defaults 0.9, 0.999).
+    pub betas: (f64, f64),
+    /// AdamW epsilon (paper: 1e-8).
+    pub eps: f64,
     /// Random seed (paper: 41, 42, 43).
     pub seed: u64,
+    /// Loss: `dice_bce` (paper, nominal), `dice_only` or `double_sigmoid_bce` (what the
+    /// reference code computed with monai 1.1.0 / 1.3.2).
+    pub loss: String,
+    /// Global gradient-norm clipping (paper: 0.5; 0 disables).
+    pub grad_clip: f64,
+    /// ReduceLROnPlateau factor on val loss (paper: 0.3).
+    pub plateau_factor: f64,
+    /// ReduceLROnPlateau patience in epochs (paper: 5).
+    pub plateau_patience: usize,
+    /// Early-stopping patience on val Dice (paper: 20).
+    pub early_stop_patience: usize,
+    /// Smallest val-Dice improvement that counts (paper: 1e-4).
+    pub min_delta: f64,
 }
 
 impl Default for TrainSpec {
     fn default() -> Self {
-        Self { epochs: 200, min_epochs: 10, batch: 32, lr: 1e-3, weight_decay: 1e-3, seed: 42 }
+        Self {
+            epochs: 200,
+            min_epochs: 10,
+            batch: 32,
+            lr: 1e-3,
+            weight_decay: 1e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            seed: 42,
+            loss: "dice_bce".into(),
+            grad_clip: 0.5,
+            plateau_factor: 0.3,
+            plateau_patience: 5,
+            early_stop_patience: 20,
+            min_delta: 1e-4,
+        }
     }
 }
 
@@ -105,11 +137,16 @@ impl Default for TrainSpec {
 pub struct EvalSpec {
     /// Metrics to report (default: dice, iou, hd95).
     pub metrics: Vec<String>,
+    /// Test prompts: `"random"` (seeded two-level draw, the paper's protocol), `"all"` (one
+    /// score per prompt key) or a key such as `"p3"`.
+    pub prompt: String,
+    /// Mask threshold on logits (0 = probability 0.5).
+    pub threshold: f32,
 }
 
 impl Default for EvalSpec {
     fn default() -> Self {
-        Self { metrics: vec!["dice".into(), "iou".into(), "hd95".into()] }
+        Self { metrics: vec!["dice".into(), "iou".into(), "hd95".into()], prompt: "random".into(), threshold: 0.0 }
     }
 }
 

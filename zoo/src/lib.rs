@@ -5,10 +5,14 @@
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod evaluate;
 pub mod inspect;
 pub mod metrics;
 pub mod model;
+pub mod train;
 pub mod plugins;
+pub mod report;
+pub mod run;
 
 pub use checkpoint::{load_trainable, save_trainable};
 pub use error::ZooError;

@@ -1,0 +1,162 @@
+//! Run reports: `report.json`, `report.md` and `history.csv`.
+use crate::evaluate::ImageScore;
+use crate::train::trainer::EpochLog;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Mean and (population) standard deviation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stat {
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub std: f64,
+    /// Values averaged.
+    pub n: usize,
+}
+
+impl Stat {
+    /// Statistics of `values` (NaN mean when empty).
+    pub fn of(values: &[f64]) -> Self {
+        let n = values.len();
+        if n == 0 {
+            return Self { mean: f64::NAN, std: f64::NAN, n };
+        }
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+        Self { mean, std: var.sqrt(), n }
+    }
+}
+
+/// Test metrics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestReport {
+    /// Prompt mode (`random`, a key, or `all`).
+    pub prompt: String,
+    /// DSC at original resolution.
+    pub dice: Stat,
+    /// IoU at original resolution.
+    pub iou: Stat,
+    /// HD95 (pixels, original resolution) over images where it is defined.
+    pub hd95: Stat,
+    /// Images whose HD95 is undefined (an empty prediction or ground truth).
+    pub hd95_undefined: usize,
+    /// DSC at model resolution.
+    pub dice_model_res: Stat,
+    /// IoU at model resolution.
+    pub iou_model_res: Stat,
+    /// Per prompt key (only with `prompt: "all"`).
+    pub per_prompt: BTreeMap<String, (Stat, Stat)>,
+}
+
+impl TestReport {
+    /// Aggregates per-image scores.
+    pub fn from_scores(prompt: &str, scores: &[ImageScore]) -> Self {
+        let col = |f: fn(&ImageScore) -> f64, s: &[&ImageScore]| Stat::of(&s.iter().map(|x| f(x)).collect::<Vec<_>>());
+        let all: Vec<&ImageScore> = scores.iter().collect();
+        let hd: Vec<f64> = scores.iter().filter_map(|s| s.hd95).collect();
+        let mut per_prompt = BTreeMap::new();
+        if prompt == "all" {
+            let mut by_key: BTreeMap<&str, Vec<&ImageScore>> = BTreeMap::new();
+            for s in scores {
+                by_key.entry(&s.key).or_default().push(s);
+            }
+            for (k, v) in by_key {
+                per_prompt.insert(k.to_string(), (col(|s| s.dice, &v), col(|s| s.iou, &v)));
+            }
+        }
+        Self {
+            prompt: prompt.into(),
+            dice: col(|s| s.dice, &all),
+            iou: col(|s| s.iou, &all),
+            hd95: Stat::of(&hd),
+            hd95_undefined: scores.len() - hd.len(),
+            dice_model_res: col(|s| s.dice_model, &all),
+            iou_model_res: col(|s| s.iou_model, &all),
+            per_prompt,
+        }
+    }
+}
+
+/// `report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunReport {
+    /// Spec name.
+    pub spec: String,
+    /// Training seed.
+    pub seed: u64,
+    /// Data set name.
+    pub data: String,
+    /// Parameters that trained.
+    pub trainable_params: usize,
+    /// All parameters.
+    pub total_params: usize,
+    /// Epochs run.
+    pub epochs_run: usize,
+    /// Epoch of the best val Dice (0 without training).
+    pub best_epoch: usize,
+    /// Best val Dice (model resolution).
+    pub best_val_dice: Option<f64>,
+    /// Training wall time.
+    pub train_seconds: f64,
+    /// Bad records skipped (`skip_bad`).
+    pub skipped_records: usize,
+    /// Test metrics.
+    pub test: TestReport,
+}
+
+fn pct(s: &Stat) -> String {
+    format!("{:.2} ± {:.2}", 100.0 * s.mean, 100.0 * s.std)
+}
+
+impl RunReport {
+    /// `report.md`.
+    pub fn to_markdown(&self) -> String {
+        let t = &self.test;
+        let mut md = format!(
+            "# {} (seed {})\n\n| | |\n|---|---|\n| data | {} |\n| trainable / total params | {} / {} |\n\
+             | epochs run (best) | {} ({}) |\n| train time | {:.1} s |\n| test prompts | {} |\n\n",
+            self.spec, self.seed, self.data, self.trainable_params, self.total_params, self.epochs_run, self.best_epoch,
+            self.train_seconds, t.prompt
+        );
+        md += "| metric | original resolution | model resolution |\n|---|---|---|\n";
+        md += &format!("| DSC % | {} | {} |\n", pct(&t.dice), pct(&t.dice_model_res));
+        md += &format!("| IoU % | {} | {} |\n", pct(&t.iou), pct(&t.iou_model_res));
+        md += &format!(
+            "| HD95 px | {:.2} ± {:.2} (n = {}, undefined: {}) | |\n",
+            t.hd95.mean, t.hd95.std, t.hd95.n, t.hd95_undefined
+        );
+        if !t.per_prompt.is_empty() {
+            md += "\n| prompt | DSC % | IoU % |\n|---|---|---|\n";
+            for (k, (d, i)) in &t.per_prompt {
+                md += &format!("| {k} | {} | {} |\n", pct(d), pct(i));
+            }
+        }
+        md
+    }
+}
+
+/// `history.csv`.
+pub fn history_csv(history: &[EpochLog]) -> String {
+    let mut csv = String::from("epoch,train_loss,val_loss,val_dice,lr,seconds\n");
+    for h in history {
+        csv += &format!("{},{:.6},{:.6},{:.6},{:e},{:.2}\n", h.epoch, h.train_loss, h.val_loss, h.val_dice, h.lr, h.seconds);
+    }
+    csv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_and_undefined_hd95_are_separate() {
+        let s = |d: f64, hd: Option<f64>| ImageScore {
+            index: 0, key: "random".into(), prompt: "p".into(), dice_model: d, iou_model: d, dice: d, iou: d, hd95: hd,
+        };
+        let r = TestReport::from_scores("random", &[s(1.0, Some(2.0)), s(0.5, None), s(0.0, Some(4.0))]);
+        assert!((r.dice.mean - 0.5).abs() < 1e-12);
+        assert!((r.dice.std - (1.0f64 / 6.0).sqrt()).abs() < 1e-12);
+        assert_eq!((r.hd95.mean, r.hd95.n, r.hd95_undefined), (3.0, 2, 1));
+    }
+}

@@ -1,0 +1,251 @@
+//! `vlsm-zoo run`: data → model → training → best epoch → test evaluation → run folder.
+//!
+//! The run folder (default `runs/<spec>-<seed>/`) gets `spec.ron`, `report.json`, `report.md`,
+//! `history.csv`, `adapter.safetensors` (trainable weights of the best epoch) and
+//! `predictions/*.png` (binary masks at the original size), plus `checkpoint/` (last epoch's
+//! trainable weights and loop state) for `--resume`. Every file is written to a temporary name
+//! and renamed. Data are fully validated and decoded before anything is written.
+use crate::checkpoint::{load_trainable, save_trainable};
+use crate::data::dataset::{open_split, prepare, Preprocess};
+use crate::data::source::resolve;
+use crate::data::write::write_atomic;
+use crate::error::ZooError;
+use crate::evaluate::{evaluate, PromptChoice};
+use crate::inspect::inspect;
+use crate::model::ZooModel;
+use crate::report::{history_csv, RunReport, TestReport};
+use crate::train::trainer::{train, EpochObserver, SplitData, TrainState};
+use burn::module::Module;
+use burn::tensor::Device;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use vlsm_core::LoadedSpec;
+
+/// Options of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Output folder; default `runs/<spec name>-<seed>`.
+    pub out: Option<PathBuf>,
+    /// Overrides `train.seed`.
+    pub seed: Option<u64>,
+    /// Continue an interrupted run from its last epoch checkpoint.
+    pub resume: bool,
+    /// Suppress progress output.
+    pub quiet: bool,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> ZooError + '_ {
+    move |e| ZooError::Invalid(format!("{}: {e}", path.display()))
+}
+
+fn write_text(path: &Path, text: &str) -> Result<(), ZooError> {
+    write_atomic(path, text.as_bytes()).map_err(io(path))
+}
+
+/// Progress reporting: bars on a terminal, one line per epoch otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    epochs: usize,
+}
+
+impl Progress {
+    fn new(quiet: bool, epochs: usize) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+        Self { bar, quiet, epochs }
+    }
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None if !self.quiet => eprintln!("{text}"),
+            None => {}
+        }
+    }
+}
+
+struct Writer<'a> {
+    dir: &'a Path,
+    spec: &'a LoadedSpec,
+    progress: Progress,
+    epoch_started: bool,
+}
+
+impl EpochObserver for Writer<'_> {
+    fn on_best(&mut self, model: &ZooModel, _state: &TrainState) -> Result<(), ZooError> {
+        save_trainable(model, self.spec, &self.dir.join("adapter.safetensors"))
+    }
+
+    fn on_epoch(&mut self, model: &ZooModel, state: &TrainState) -> Result<(), ZooError> {
+        let ckpt = self.dir.join("checkpoint");
+        std::fs::create_dir_all(&ckpt).map_err(io(&ckpt))?;
+        save_trainable(model, self.spec, &ckpt.join("last.safetensors"))?;
+        let json = serde_json::to_string_pretty(state).map_err(|e| ZooError::Invalid(e.to_string()))?;
+        write_text(&ckpt.join("state.json"), &json)?;
+        write_text(&self.dir.join("history.csv"), &history_csv(&state.history))?;
+        let h = state.history.last().expect("an epoch was logged");
+        self.progress.line(&format!(
+            "epoch {}/{}  train loss {:.4}  val loss {:.4}  val dice {:.4}  lr {:.2e}  ({:.1} s){}",
+            h.epoch,
+            self.progress.epochs,
+            h.train_loss,
+            h.val_loss,
+            h.val_dice,
+            h.lr,
+            h.seconds,
+            if state.early.best_epoch == h.epoch { "  *best" } else { "" }
+        ));
+        self.epoch_started = false;
+        Ok(())
+    }
+
+    fn on_batch(&mut self, done: usize, total: usize, loss: f64) {
+        if let Some(bar) = &self.progress.bar {
+            if !self.epoch_started {
+                bar.reset();
+                bar.set_length(total as u64);
+                self.epoch_started = true;
+            }
+            bar.set_position(done as u64);
+            bar.set_message(format!("loss {loss:.4}"));
+        }
+    }
+}
+
+/// Runs a spec; returns the report (also written to the run folder) and the folder.
+pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<(RunReport, PathBuf), ZooError> {
+    let mut spec = spec.clone();
+    if let Some(seed) = opts.seed {
+        spec.spec.train.seed = seed;
+    }
+    let t = spec.spec.train.clone();
+    let dir = opts.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", spec.name(), t.seed)));
+    let state_file = dir.join("checkpoint").join("state.json");
+    if opts.resume && !state_file.is_file() {
+        return Err(ZooError::Invalid(format!("--resume: {} has no checkpoint/state.json to resume from", dir.display())));
+    }
+    if !opts.resume && dir.join("report.json").is_file() {
+        return Err(ZooError::Invalid(format!(
+            "{} already holds a finished run; choose another --out or delete it",
+            dir.display()
+        )));
+    }
+    if !opts.resume && state_file.is_file() {
+        return Err(ZooError::Invalid(format!(
+            "{} holds an interrupted run; continue it with --resume or delete it",
+            dir.display()
+        )));
+    }
+    let data_spec = spec.spec.data.clone().ok_or_else(|| {
+        ZooError::Invalid("the spec has no `data` section (e.g. data: (kind: \"synthetic\", params: (domain: \"polyp\")))".into())
+    })?;
+    let progress = Progress::new(opts.quiet, t.epochs);
+
+    // 1. data: resolve (generate synthetic once), validate every split, decode everything.
+    let spec_dir = spec.path.as_deref().and_then(Path::parent);
+    let source = resolve(&data_spec, spec_dir, &|done, total| {
+        if done == 1 || done == total {
+            progress.line(&format!("generating synthetic data: {done}/{total}"));
+        }
+    })
+    .map_err(ZooError::Invalid)?;
+    device.seed(t.seed);
+    let ad = device.clone().autodiff();
+    let model = ZooModel::build(&spec, &ad)?;
+    let info = model.backbone.info();
+    let pre = Preprocess {
+        size: info.image_size,
+        mean: info.image_mean,
+        std: info.image_std,
+        threshold: source.threshold,
+        soft_masks: source.soft_masks,
+    };
+    let mut skipped = 0;
+    let mut load = |split: &str| -> Result<SplitData, ZooError> {
+        let s = open_split(&source.root, split, source.skip_bad).map_err(|e| ZooError::Invalid(e.to_string()))?;
+        for bad in &s.skipped {
+            progress.line(&format!("warning: skipping {bad}"));
+        }
+        skipped += s.skipped.len();
+        let samples = s.items.iter().map(|it| prepare(split, it, &pre)).collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ZooError::Invalid(e.to_string()))?;
+        Ok(SplitData { samples, records: s.items.into_iter().map(|i| i.record).collect() })
+    };
+    let (train_data, val_data, test_data) = (load("train")?, load("val")?, load("test")?);
+
+    // 2. the run folder.
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    write_text(&dir.join("spec.ron"), &spec.text)?;
+    let counts = inspect(&spec, &model);
+    let mut writer = Writer { dir: &dir, spec: &spec, progress, epoch_started: false };
+
+    // 3. training (nothing to train for zero-shot placements).
+    let (model, state) = if counts.trainable_params == 0 {
+        writer.progress.line("no trainable parameters: evaluating zero-shot");
+        (model, TrainState::new(&t))
+    } else {
+        let (model, state) = if opts.resume {
+            let text = std::fs::read_to_string(&state_file).map_err(io(&state_file))?;
+            let state: TrainState = serde_json::from_str(&text).map_err(|e| ZooError::Invalid(format!("{}: {e}", state_file.display())))?;
+            let model = load_trainable(model, &spec, &dir.join("checkpoint").join("last.safetensors"))?;
+            writer.progress.line(&format!("resuming after epoch {}", state.epoch));
+            (model, state)
+        } else {
+            (model, TrainState::new(&t))
+        };
+        train(model, state, &train_data, &val_data, &t, info.image_size, &ad, &mut writer)?
+    };
+    if let Some(bar) = &writer.progress.bar {
+        bar.finish_and_clear();
+    }
+
+    // 4. best epoch → test.
+    let best = if counts.trainable_params > 0 {
+        load_trainable(model, &spec, &dir.join("adapter.safetensors"))?
+    } else {
+        model
+    };
+    let eval_device = device.clone();
+    let best = best.valid().to_device(&eval_device);
+    let choice = PromptChoice::parse(&spec.spec.eval.prompt, t.seed);
+    let (scores, predictions) =
+        evaluate(&best, &test_data, &choice, t.batch, info.image_size, spec.spec.eval.threshold, &eval_device)?;
+    let pred_dir = dir.join("predictions");
+    std::fs::create_dir_all(&pred_dir).map_err(io(&pred_dir))?;
+    for (mask, record) in predictions.iter().zip(&test_data.records) {
+        let stem = Path::new(&record.img_name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let img = image::GrayImage::from_fn(mask.width as u32, mask.height as u32, |x, y| {
+            image::Luma([if mask.data[y as usize * mask.width + x as usize] { 255 } else { 0 }])
+        });
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .map_err(|e| ZooError::Invalid(e.to_string()))?;
+        let path = pred_dir.join(format!("{stem}.png"));
+        write_atomic(&path, &png).map_err(io(&path))?;
+    }
+    let report = RunReport {
+        spec: spec.name(),
+        seed: t.seed,
+        data: source.name,
+        trainable_params: counts.trainable_params,
+        total_params: counts.total_params,
+        epochs_run: state.epoch,
+        best_epoch: state.early.best_epoch,
+        best_val_dice: (state.early.best_epoch > 0).then_some(state.early.best),
+        train_seconds: if counts.trainable_params > 0 { state.history.iter().map(|h| h.seconds).sum() } else { 0.0 },
+        skipped_records: skipped,
+        test: TestReport::from_scores(&spec.spec.eval.prompt, &scores),
+    };
+    write_text(&dir.join("report.md"), &report.to_markdown())?;
+    let json = serde_json::to_string_pretty(&report).map_err(|e| ZooError::Invalid(e.to_string()))?;
+    write_text(&dir.join("report.json"), &json)?;
+    Ok((report, dir))
+}

@@ -1,0 +1,31 @@
+//! Turning prepared samples and prompts into model input tensors.
+use crate::data::dataset::Prepared;
+use crate::error::ZooError;
+use crate::model::ZooModel;
+use burn::tensor::{Device, Tensor, TensorData};
+use vlsm_core::BackboneInput;
+
+/// Model input and target `[B, 1, S, S]` for `samples` with their prompts.
+pub fn make_batch(
+    model: &ZooModel,
+    samples: &[&Prepared],
+    prompts: &[&str],
+    size: usize,
+    device: &Device,
+) -> Result<(BackboneInput, Tensor<4>), ZooError> {
+    let b = samples.len();
+    let pixels: Vec<f32> = samples.iter().flat_map(|s| s.pixels.iter().copied()).collect();
+    let targets: Vec<f32> = samples.iter().flat_map(|s| s.target.iter().copied()).collect();
+    let input = BackboneInput {
+        pixels: Tensor::from_data(TensorData::new(pixels, [b, 3, size, size]), device),
+        input_ids: model.tokenize(prompts, device)?,
+    };
+    Ok((input, Tensor::from_data(TensorData::new(targets, [b, 1, size, size]), device)))
+}
+
+/// Row-major `[B, S·S]` foreground flags of `logits > threshold`.
+pub fn binarize(logits: Tensor<4>, threshold: f32) -> Vec<Vec<bool>> {
+    let [b, _, h, w] = logits.dims();
+    let values: Vec<f32> = logits.into_data().try_into_vec_as::<f32>().expect("float logits");
+    values.chunks(h * w).take(b).map(|c| c.iter().map(|&v| v > threshold).collect()).collect()
+}
