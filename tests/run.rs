@@ -1,0 +1,162 @@
+//! `vlsm-zoo run` end to end on the tiny fixture model and small synthetic data: report files,
+//! resume, NaN handling, bad data, and `data init` / `data check`.
+use std::path::{Path, PathBuf};
+use vlsm_zoo_tests::*;
+
+fn tiny_spec(dir: &Path, placement: &str, train: &str) -> PathBuf {
+    let text = format!(
+        r#"(
+    name: "tiny",
+    backbone: (kind: "clipseg", weights: "{weights}", params: (image_size: 96)),
+    placement: {placement},
+    head: (kind: "clipseg-decoder"),
+    data: (kind: "synthetic", params: (domain: "polyp", train: 12, val: 6, test: 6, size: 64, cache: "{cache}")),
+    train: {train},
+)"#,
+        weights = fixtures().join("tiny-clipseg").display(),
+        cache = dir.join("data").display(),
+    );
+    let path = dir.join("tiny.ron");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const DENSE: &str = "(kind: \"dense\", params: (dim: 8, cond_hidden: 8))";
+const TWO_EPOCHS: &str = "(epochs: 2, min_epochs: 1, batch: 4, lr: 1e-3)";
+
+fn run(spec: &Path, out: &Path, extra: &[&str]) -> Result<String, String> {
+    let mut args = vec!["run", "--quiet", "--spec", spec.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    cli(&args)
+}
+
+fn report(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn run_writes_the_report_files() {
+    let dir = scratch("run");
+    let spec = tiny_spec(&dir, DENSE, TWO_EPOCHS);
+    let out = dir.join("out");
+    let line = run(&spec, &out, &[]).unwrap();
+    assert!(line.contains("test DSC"), "{line}");
+    for f in ["spec.ron", "report.json", "report.md", "history.csv", "adapter.safetensors"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let r = report(&out);
+    for key in ["spec", "seed", "trainable_params", "total_params", "epochs_run", "best_epoch", "train_seconds"] {
+        assert!(!r[key].is_null(), "report.json lacks {key}");
+    }
+    assert_eq!(r["epochs_run"], 2);
+    // DA on the tiny model: 3 blocks × 2 towers × 2 adapters + cond = 3·2·(2·32·8+40) + 3·2·(2·16·8+24) + (2·16·8+24)
+    assert_eq!(r["trainable_params"].as_u64(), Some(3 * 2 * 552 + 3 * 2 * 280 + 280));
+    for metric in ["dice", "iou", "hd95"] {
+        assert!(r["test"][metric]["mean"].is_number(), "test.{metric}.mean");
+        assert!(r["test"][metric]["std"].is_number(), "test.{metric}.std");
+    }
+    let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
+    assert_eq!(history.lines().count(), 3, "header + 2 epochs");
+    let predictions = std::fs::read_dir(out.join("predictions")).unwrap().count();
+    assert_eq!(predictions, 6);
+    let err = run(&spec, &out, &[]).unwrap_err();
+    assert!(err.contains("already holds a finished run"), "{err}");
+}
+
+#[test]
+fn resume_continues_after_the_last_epoch() {
+    let dir = scratch("resume");
+    let spec = tiny_spec(&dir, DENSE, TWO_EPOCHS);
+    let out = dir.join("out");
+    run(&spec, &out, &[]).unwrap();
+    // Make it look interrupted after epoch 1.
+    std::fs::remove_file(out.join("report.json")).unwrap();
+    let state_path = out.join("checkpoint/state.json");
+    let mut state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    state["epoch"] = 1.into();
+    state["finished"] = false.into();
+    state["history"].as_array_mut().unwrap().truncate(1);
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    let err = run(&spec, &out, &[]).unwrap_err();
+    assert!(err.contains("--resume"), "{err}");
+    run(&spec, &out, &["--resume"]).unwrap();
+    assert_eq!(report(&out)["epochs_run"], 2);
+    assert_eq!(std::fs::read_to_string(out.join("history.csv")).unwrap().lines().count(), 3);
+}
+
+#[test]
+fn zero_shot_spec_evaluates_without_training() {
+    let dir = scratch("zeroshot");
+    let spec = tiny_spec(&dir, "(kind: \"frozen\")", TWO_EPOCHS);
+    let out = dir.join("out");
+    run(&spec, &out, &[]).unwrap();
+    let r = report(&out);
+    assert_eq!((r["trainable_params"].as_u64(), r["epochs_run"].as_u64()), (Some(0), Some(0)));
+    assert!(!out.join("adapter.safetensors").exists());
+}
+
+#[test]
+fn non_finite_loss_stops_with_a_clear_error() {
+    let dir = scratch("nan");
+    let spec = tiny_spec(&dir, DENSE, "(epochs: 2, min_epochs: 1, batch: 2, lr: 1e30, grad_clip: 0.0)");
+    let out = dir.join("out");
+    let err = run(&spec, &out, &[]).unwrap_err();
+    assert!(err.contains("training loss became"), "{err}");
+    assert!(!out.join("report.json").exists());
+}
+
+#[test]
+fn bad_data_names_split_index_and_path_and_skip_bad_counts_it() {
+    let dir = scratch("baddata");
+    cli(&["data", "synth", "--domain", "lesion", "--out", dir.join("ds").to_str().unwrap(), "--n-train", "6", "--n-val", "3", "--n-test", "3", "--size", "48"]).unwrap();
+    // Replace one training mask with a wrongly sized one.
+    let mask = dir.join("ds/masks/train_00002.png");
+    image::GrayImage::new(10, 10).save(&mask).unwrap();
+    let err = cli(&["data", "check", dir.join("ds").to_str().unwrap()]).unwrap_err();
+    assert!(err.contains("1 problem"), "{err}");
+    let spec_text = |skip: bool| format!(
+        "(backbone: (kind: \"clipseg\", weights: \"{}\", params: (image_size: 96)), placement: {DENSE}, head: (kind: \"clipseg-decoder\"), \
+         data: (kind: \"folder\", params: (root: \"ds\", skip_bad: {skip})), train: {TWO_EPOCHS})",
+        fixtures().join("tiny-clipseg").display()
+    );
+    std::fs::write(dir.join("strict.ron"), spec_text(false)).unwrap();
+    let out = dir.join("out");
+    let err = run(&dir.join("strict.ron"), &out, &[]).unwrap_err();
+    assert!(err.contains("train[2]") && err.contains("train_00002.png") && err.contains("10×10"), "{err}");
+    assert!(!out.exists(), "nothing is written for a run that fails validation");
+    std::fs::write(dir.join("lenient.ron"), spec_text(true)).unwrap();
+    run(&dir.join("lenient.ron"), &out, &[]).unwrap();
+    assert_eq!(report(&out)["skipped_records"], 1);
+}
+
+#[test]
+fn data_init_pairs_by_stem_and_writes_template_prompts() {
+    let dir = scratch("init");
+    let (images, masks) = (dir.join("imgs"), dir.join("msks"));
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::create_dir_all(&masks).unwrap();
+    for i in 0..10 {
+        image::RgbImage::new(20, 16).save(images.join(format!("case{i}.jpg"))).unwrap();
+        let mut m = image::GrayImage::new(20, 16);
+        if i % 3 != 0 {
+            m.put_pixel(15, 2, image::Luma([255]));
+        }
+        m.save(masks.join(format!("case{i}.png"))).unwrap();
+    }
+    image::RgbImage::new(20, 16).save(images.join("orphan.jpg")).unwrap();
+    let root = dir.join("ds");
+    let msg = cli(&["data", "init", "--images", images.to_str().unwrap(), "--masks", masks.to_str().unwrap(), "--class", "polyp", "--out", root.to_str().unwrap(), "--seed", "3"]).unwrap();
+    assert!(msg.contains("train 8, val 1, test 1") && msg.contains("orphan"), "{msg}");
+    let check = cli(&["data", "check", root.to_str().unwrap()]).unwrap();
+    assert!(check.contains("train: 8 records"), "{check}");
+    let all: Vec<serde_json::Value> = ["train", "val", "test"]
+        .iter()
+        .flat_map(|s| serde_json::from_str::<Vec<serde_json::Value>>(&std::fs::read_to_string(root.join(format!("anns/{s}.json"))).unwrap()).unwrap())
+        .collect();
+    assert!(all.iter().any(|r| r["prompts"]["p1"] == "no polyp"));
+    assert!(all.iter().any(|r| r["prompts"]["p4"] == "one small polyp, located in top right of the image"));
+    // same seed, same split
+    let again = dir.join("ds2");
+    cli(&["data", "init", "--images", images.to_str().unwrap(), "--masks", masks.to_str().unwrap(), "--class", "polyp", "--out", again.to_str().unwrap(), "--seed", "3"]).unwrap();
+    assert_eq!(std::fs::read(root.join("anns/test.json")).unwrap(), std::fs::read(again.join("anns/test.json")).unwrap());
+}
