@@ -89,3 +89,20 @@ fn bad_params_name_the_plugin_and_field() {
     let err = cli(&["inspect", "--spec", path.to_str().unwrap()]).unwrap_err();
     assert!(err.contains("backbone `clipseg`") && err.contains("image_sise"), "{err}");
 }
+
+#[test]
+fn shipped_specs_build_offline_on_the_embedded_backbone() {
+    for name in ["dense_vl", "frozen_polyp"] {
+        let report = inspect_json(&specs().join(format!("{name}.ron")));
+        let backbone = report["components"].as_array().unwrap().iter().find(|c| c["role"] == "backbone").unwrap().clone();
+        assert_eq!(backbone["trainable_params"].as_u64(), Some(0), "{name}: backbone frozen");
+        let trainable = report["trainable_params"].as_u64().unwrap();
+        if name == "frozen_polyp" {
+            assert_eq!(trainable, 0);
+        } else {
+            // 4 vision blocks? no: blocks 0..max(extract)=3 → 3 blocks × 2 adapters × 2 towers.
+            let (v, t) = (2 * 96 * 16 + 96 + 16, 2 * 64 * 16 + 64 + 16);
+            assert_eq!(trainable, (3 * 2 * v + 3 * 2 * t) as u64, "{name}");
+        }
+    }
+}

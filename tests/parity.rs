@@ -132,3 +132,36 @@ fn a_folder_without_checkpoint_is_a_clear_error() {
     let err = build(&spec_text(&dir.display().to_string(), "frozen"), &Device::flex()).unwrap_err().to_string();
     assert!(err.contains("no model.safetensors or pytorch_model.bin"), "{err}");
 }
+
+#[test]
+fn hf_export_round_trips() {
+    let dir = fixtures().join("tiny-clipseg");
+    let device = Device::flex();
+    let (_, model) = build(&spec_text(&dir.display().to_string(), "frozen"), &device).unwrap();
+    let out = scratch("export");
+    let backbone: &ClipSegBackbone = model.backbone.downcast_ref().unwrap();
+    let decoder: &vlsm_clipseg::ClipSegDecoder = model.head.downcast_ref().unwrap();
+    vlsm_clipseg::export::export_hf(backbone, decoder, &out, false).unwrap();
+    // Same key set as HF's checkpoint minus the tensors the port never instantiates.
+    let ours = read_names(&out.join("model.safetensors"));
+    let hf = read_names(&dir.join("model.safetensors"));
+    let skipped: Vec<&String> = hf.iter().filter(|k| !ours.contains(k)).collect();
+    assert!(ours.iter().all(|k| hf.contains(k)), "export invents keys");
+    assert!(skipped.iter().all(|k| k.contains("layers.4.") || k.contains("post_layernorm") || k.contains("visual_projection") || k.ends_with("logit_scale")), "{skipped:?}");
+    let reference = dir.join("reference.safetensors");
+    for (half, tol) in [(false, 1e-4), (true, 2e-2)] {
+        vlsm_clipseg::export::export_hf(backbone, decoder, &out, half).unwrap();
+        let (_, reloaded) = build(&spec_text(&out.display().to_string(), "frozen"), &device).unwrap();
+        let input = BackboneInput {
+            pixels: float(&read_tensor(&reference, "pixel_values"), &device),
+            input_ids: int(&read_tensor(&reference, "input_ids"), &device),
+        };
+        let d = max_abs_diff(reloaded.forward(&input), &read_tensor(&reference, "logits"));
+        assert!(d <= tol, "half={half}: {d}");
+    }
+}
+
+fn read_names(path: &Path) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap();
+    safetensors::SafeTensors::deserialize(&bytes).unwrap().names().into_iter().map(str::to_string).collect()
+}

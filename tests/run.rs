@@ -127,6 +127,9 @@ fn bad_data_names_split_index_and_path_and_skip_bad_counts_it() {
     std::fs::write(dir.join("lenient.ron"), spec_text(true)).unwrap();
     run(&dir.join("lenient.ron"), &out, &[]).unwrap();
     assert_eq!(report(&out)["skipped_records"], 1);
+    let flagged = dir.join("out-flag");
+    run(&dir.join("strict.ron"), &flagged, &["--skip-bad"]).unwrap();
+    assert_eq!(report(&flagged)["skipped_records"], 1);
 }
 
 #[test]
@@ -159,4 +162,63 @@ fn data_init_pairs_by_stem_and_writes_template_prompts() {
     let again = dir.join("ds2");
     cli(&["data", "init", "--images", images.to_str().unwrap(), "--masks", masks.to_str().unwrap(), "--class", "polyp", "--out", again.to_str().unwrap(), "--seed", "3"]).unwrap();
     assert_eq!(std::fs::read(root.join("anns/test.json")).unwrap(), std::fs::read(again.join("anns/test.json")).unwrap());
+}
+
+#[test]
+fn predict_writes_a_mask_and_overlay_at_the_image_size() {
+    let dir = scratch("predict");
+    let spec = tiny_spec(&dir, DENSE, TWO_EPOCHS);
+    let out = dir.join("out");
+    run(&spec, &out, &[]).unwrap();
+    let image = dir.join("data").read_dir().unwrap().next().unwrap().unwrap().path().join("images/test_00000.png");
+    let (mask, overlay) = (dir.join("mask.png"), dir.join("overlay.png"));
+    let msg = cli(&[
+        "predict", "--run", out.to_str().unwrap(), "--image", image.to_str().unwrap(), "--prompt", "polyp",
+        "--out", mask.to_str().unwrap(), "--overlay", overlay.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert!(msg.contains("foreground pixels"), "{msg}");
+    assert_eq!(image::image_dimensions(&mask).unwrap(), image::image_dimensions(&image).unwrap());
+    assert_eq!(image::image_dimensions(&overlay).unwrap(), (64, 64));
+    // The saved prediction of the same test image agrees with predict's up to prompt choice:
+    // both are binary 0/255 masks.
+    let m = image::open(&mask).unwrap().to_luma8();
+    assert!(m.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255));
+}
+
+#[test]
+fn compare_runs_the_grid_once_and_tabulates_it() {
+    let dir = scratch("compare");
+    let dense = tiny_spec(&dir, DENSE, "(epochs: 1, min_epochs: 1, batch: 4)");
+    let frozen_dir = dir.join("frozen");
+    std::fs::create_dir_all(&frozen_dir).unwrap();
+    let frozen = tiny_spec(&frozen_dir, "(kind: \"frozen\")", "(epochs: 1)");
+    let text = std::fs::read_to_string(&frozen).unwrap().replace("name: \"tiny\"", "name: \"tiny_frozen\"");
+    std::fs::write(frozen_dir.join("frozen.ron"), text).unwrap();
+    let out = dir.join("cmp");
+    let args = |extra: &[&str]| {
+        let mut a = vec!["compare", "--quiet", "--specs", dense.to_str().unwrap()];
+        let f = frozen_dir.join("frozen.ron");
+        let f = f.to_str().unwrap().to_string();
+        a.push(Box::leak(f.into_boxed_str()));
+        a.extend_from_slice(&["--seeds", "1,2", "--data", "polyp", "lesion", "--out", out.to_str().unwrap()]);
+        a.extend_from_slice(extra);
+        cli(&a)
+    };
+    let md = args(&[]).unwrap();
+    assert!(md.contains("| data set | tiny | tiny_frozen |"), "{md}");
+    assert!(md.contains("| polyp |") && md.contains("| lesion |"), "{md}");
+    for f in ["table.md", "table.csv", "table.json"] {
+        assert!(out.join(f).is_file());
+    }
+    let runs: Vec<_> = std::fs::read_dir(out.join("runs")).unwrap().collect();
+    assert_eq!(runs.len(), 2 * 2 * 2, "specs × data × seeds");
+    let stamp = std::fs::metadata(out.join("runs/tiny-polyp-1/report.json")).unwrap().modified().unwrap();
+    args(&[]).unwrap();
+    let again = std::fs::metadata(out.join("runs/tiny-polyp-1/report.json")).unwrap().modified().unwrap();
+    assert_eq!(stamp, again, "finished runs are reused");
+    let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 4, "two methods × two data sets");
+    let from_runs = cli(&["compare", "--runs", out.join("runs/tiny-polyp-1").to_str().unwrap(), "--out", dir.join("t2").to_str().unwrap()]).unwrap();
+    assert!(from_runs.contains("| polyp |"), "{from_runs}");
 }

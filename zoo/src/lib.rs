@@ -3,6 +3,7 @@
 //! (see [`plugins`]).
 
 pub mod checkpoint;
+pub mod compare;
 pub mod data;
 pub mod error;
 pub mod evaluate;
@@ -11,6 +12,8 @@ pub mod metrics;
 pub mod model;
 pub mod train;
 pub mod plugins;
+pub mod predict;
+pub mod pretrain;
 pub mod report;
 pub mod run;
 

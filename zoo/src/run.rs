@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub resume: bool,
     /// Suppress progress output.
     pub quiet: bool,
+    /// Turn bad data records into counted warnings (also `skip_bad` in folder data params).
+    pub skip_bad: bool,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> ZooError + '_ {
@@ -157,6 +159,7 @@ pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<(Run
         }
     })
     .map_err(ZooError::Invalid)?;
+    let skip_bad = source.skip_bad || opts.skip_bad;
     device.seed(t.seed);
     let ad = device.clone().autodiff();
     let model = ZooModel::build(&spec, &ad)?;
@@ -170,7 +173,7 @@ pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<(Run
     };
     let mut skipped = 0;
     let mut load = |split: &str| -> Result<SplitData, ZooError> {
-        let s = open_split(&source.root, split, source.skip_bad).map_err(|e| ZooError::Invalid(e.to_string()))?;
+        let s = open_split(&source.root, split, skip_bad).map_err(|e| ZooError::Invalid(e.to_string()))?;
         for bad in &s.skipped {
             progress.line(&format!("warning: skipping {bad}"));
         }

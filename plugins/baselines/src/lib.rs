@@ -4,6 +4,8 @@
 //! * `decoder-only`: only the head trains. This is what the VLSM-Adapter paper's
 //!   "CLIPSeg 150M end-to-end" row really was: HF's forward wraps both encoders in
 //!   `torch.no_grad`, so only the 1,127,009 decoder parameters ever received gradients.
+//! * `full`: true end-to-end fine-tuning, gradients through both encoders and the head (also
+//!   what `vlsm-zoo pretrain` uses to train the embedded tiny CLIPSeg from scratch).
 
 pub mod policy_only;
 

@@ -93,10 +93,7 @@ impl ClipSegBackbone {
                 Self::init(meta, device)
             }
             WeightSource::Dir(dir) => Self::from_hf_dir(dir, params, device),
-            WeightSource::Embedded(name) => Err(CoreError::Weights {
-                source_desc: format!("embedded:{name}"),
-                message: "no embedded checkpoint of that name is shipped with this build".into(),
-            }),
+            WeightSource::Embedded(name) => Self::from_embedded(name, params, device),
         }
     }
 
@@ -113,7 +110,37 @@ impl ClipSegBackbone {
             Some(t) => t,
             None => ClipTokenizer::embedded(length)?,
         };
-        let pre = Preprocessor::read(dir)?;
+        let pre_path = dir.join("preprocessor_config.json");
+        let pre = if pre_path.is_file() {
+            let text = std::fs::read_to_string(&pre_path).map_err(|e| weights_err(&pre_path, e.to_string()))?;
+            Preprocessor::parse(&text).map_err(|e| weights_err(&pre_path, e))?
+        } else {
+            Preprocessor::default()
+        };
+        Self::assemble(config, config_json, tokenizer, pre, params, &Checkpoint::find(dir)?, device)
+    }
+
+    /// Loads a checkpoint compiled into the binary (`weights: "embedded:<name>"`).
+    pub fn from_embedded(name: &str, params: &ClipSegParams, device: &Device) -> Result<Self, CoreError> {
+        let m = crate::embedded::find(name)?;
+        let origin = format!("embedded:{name}");
+        let config = ClipSegConfig::from_json(m.config_json, &origin)?;
+        let tokenizer = ClipTokenizer::embedded(config.text_config.max_position_embeddings)?;
+        let pre = Preprocessor::parse(m.preprocessor_json)
+            .map_err(|message| CoreError::Weights { source_desc: origin.clone(), message })?;
+        let checkpoint = Checkpoint::Embedded(m.name, m.weights);
+        Self::assemble(config, m.config_json.to_string(), tokenizer, pre, params, &checkpoint, device)
+    }
+
+    fn assemble(
+        config: ClipSegConfig,
+        config_json: String,
+        tokenizer: ClipTokenizer,
+        pre: Preprocessor,
+        params: &ClipSegParams,
+        checkpoint: &Checkpoint,
+        device: &Device,
+    ) -> Result<Self, CoreError> {
         let meta = ClipSegMeta {
             config,
             config_json,
@@ -123,9 +150,8 @@ impl ClipSegBackbone {
             std: pre.std.unwrap_or(IMAGENET_STD),
         };
         let used_layers = meta.config.vision_layers_used();
-        let checkpoint = Checkpoint::find(dir)?;
         let model = Self::init(meta, device)?;
-        weights::load(model, &checkpoint, &KeyPlan {
+        weights::load(model, checkpoint, &KeyPlan {
             remaps: &[(r"^clip\.", "")],
             foreign: &|k| k.starts_with("decoder."),
             skipped: &|k| is_unused_clip_key(k, used_layers),
@@ -187,13 +213,8 @@ struct Preprocessor {
 }
 
 impl Preprocessor {
-    fn read(dir: &Path) -> Result<Self, CoreError> {
-        let path = dir.join("preprocessor_config.json");
-        if !path.is_file() {
-            return Ok(Self::default());
-        }
-        let text = std::fs::read_to_string(&path).map_err(|e| weights_err(&path, e.to_string()))?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| weights_err(&path, e.to_string()))?;
+    fn parse(text: &str) -> Result<Self, String> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let triple = |key: &str| -> Option<[f32; 3]> {
             let a = v.get(key)?.as_array()?;
             (a.len() == 3).then(|| [0, 1, 2].map(|i| a[i].as_f64().unwrap_or(0.0) as f32))

@@ -59,10 +59,12 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
             skipped: &|_| false,
         })?,
         WeightSource::Embedded(name) => {
-            return Err(CoreError::Weights {
-                source_desc: format!("embedded:{name}"),
-                message: "no embedded checkpoint of that name is shipped with this build".into(),
-            })
+            let m = crate::embedded::find(name)?;
+            weights::load(decoder, &Checkpoint::Embedded(m.name, m.weights), &KeyPlan {
+                remaps: DECODER_REMAPS,
+                foreign: &|k| k.starts_with("clip."),
+                skipped: &|_| false,
+            })?
         }
     };
     Ok(HeadBox::from_head(decoder))

@@ -6,7 +6,11 @@
 //! component that nothing uses (other than the documented skips), and a shape mismatch are
 //! errors that list the keys.
 use burn::module::Module;
-use burn::store::{ApplyResult, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
+use burn::store::{
+    ApplyResult, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore,
+    SafetensorsStore,
+};
+use burn::tensor::DType;
 use std::path::{Path, PathBuf};
 use vlsm_core::CoreError;
 
@@ -17,6 +21,8 @@ pub enum Checkpoint {
     Safetensors(PathBuf),
     /// `pytorch_model.bin` (torch pickle; CIDAS's main branch ships only this).
     PytorchBin(PathBuf),
+    /// A safetensors checkpoint compiled into the binary (`embedded:<name>`).
+    Embedded(&'static str, &'static [u8]),
 }
 
 impl Checkpoint {
@@ -38,10 +44,11 @@ impl Checkpoint {
         }
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
+    /// What to call it in errors.
+    pub fn describe(&self) -> String {
         match self {
-            Self::Safetensors(p) | Self::PytorchBin(p) => p,
+            Self::Safetensors(p) | Self::PytorchBin(p) => p.display().to_string(),
+            Self::Embedded(name, _) => format!("embedded:{name}"),
         }
     }
 }
@@ -58,14 +65,23 @@ pub struct KeyPlan<'a> {
 
 /// Loads `module`'s parameters from `checkpoint`, strictly.
 pub fn load<M: Module>(mut module: M, checkpoint: &Checkpoint, plan: &KeyPlan) -> Result<M, CoreError> {
-    let fail = |message: String| CoreError::Weights { source_desc: checkpoint.path().display().to_string(), message };
+    let fail = |message: String| CoreError::Weights { source_desc: checkpoint.describe(), message };
+    // Half-precision checkpoints (such as the embedded one) are widened to f32 first.
+    let from_hf = || FloatCastAdapter::to(DType::F32).chain(PyTorchToBurnAdapter);
     let result = match checkpoint {
         Checkpoint::Safetensors(p) => {
             let mut store = SafetensorsStore::from_file(p);
             for (from, to) in plan.remaps {
                 store = store.with_key_remapping(from, *to);
             }
-            apply(&mut module, store.with_from_adapter(PyTorchToBurnAdapter).allow_partial(true).validate(false))
+            apply(&mut module, store.with_from_adapter(from_hf()).allow_partial(true).validate(false))
+        }
+        Checkpoint::Embedded(_, bytes) => {
+            let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
+            for (from, to) in plan.remaps {
+                store = store.with_key_remapping(from, *to);
+            }
+            apply(&mut module, store.with_from_adapter(from_hf()).allow_partial(true).validate(false))
         }
         Checkpoint::PytorchBin(p) => {
             let mut store = PytorchStore::from_file(p);

@@ -1,0 +1,77 @@
+//! `vlsm-zoo predict`: segment one image with a finished run's spec and adapter weights.
+use crate::checkpoint::load_trainable;
+use crate::data::dataset::Preprocess;
+use crate::error::ZooError;
+use crate::metrics::Mask;
+use crate::model::ZooModel;
+use crate::train::batch::binarize;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use image::imageops::FilterType;
+use image::{GrayImage, Luma, Rgb, RgbImage};
+use std::path::Path;
+use vlsm_core::{BackboneInput, LoadedSpec};
+
+/// A finished run's model, ready for inference.
+pub struct Predictor {
+    model: ZooModel,
+    pre: Preprocess,
+    device: Device,
+}
+
+impl Predictor {
+    /// Loads `run_dir/spec.ron` and, when the run trained anything, `run_dir/adapter.safetensors`.
+    pub fn from_run(run_dir: &Path, device: &Device) -> Result<Self, ZooError> {
+        let spec = LoadedSpec::from_file(&run_dir.join("spec.ron"))?;
+        let model = ZooModel::build(&spec, &device.clone().autodiff())?;
+        let adapter = run_dir.join("adapter.safetensors");
+        let model = if adapter.is_file() { load_trainable(model, &spec, &adapter)? } else { model };
+        let model = model.valid().to_device(device);
+        let info = model.backbone.info();
+        let pre = Preprocess { size: info.image_size, mean: info.image_mean, std: info.image_std, threshold: 127, soft_masks: false };
+        Ok(Self { model, pre, device: device.clone() })
+    }
+
+    /// Binary mask of `image` for `prompt`, at the image's size.
+    pub fn predict(&self, image: &RgbImage, prompt: &str) -> Result<Mask, ZooError> {
+        let s = self.pre.size as u32;
+        let resized = image::imageops::resize(image, s, s, FilterType::Triangle);
+        let plane = (s * s) as usize;
+        let mut pixels = vec![0f32; 3 * plane];
+        for (i, px) in resized.pixels().enumerate() {
+            for c in 0..3 {
+                pixels[c * plane + i] = (px.0[c] as f32 / 255.0 - self.pre.mean[c]) / self.pre.std[c];
+            }
+        }
+        let input = BackboneInput {
+            pixels: Tensor::from_data(TensorData::new(pixels, [1, 3, s as usize, s as usize]), &self.device),
+            input_ids: self.model.tokenize(&[prompt], &self.device)?,
+        };
+        let small = binarize(self.model.forward(&input), 0.0).remove(0);
+        Ok(Mask::new(s as usize, s as usize, small).resize_nearest(image.height() as usize, image.width() as usize))
+    }
+}
+
+/// The mask as a 0/255 grey image.
+pub fn mask_image(mask: &Mask) -> GrayImage {
+    GrayImage::from_fn(mask.width as u32, mask.height as u32, |x, y| {
+        Luma([if mask.data[y as usize * mask.width + x as usize] { 255 } else { 0 }])
+    })
+}
+
+/// `image` with the mask tinted (40 % green) and its boundary drawn in yellow.
+pub fn overlay(image: &RgbImage, mask: &Mask) -> RgbImage {
+    let mut out = image.clone();
+    for (y, row) in mask.data.chunks(mask.width).enumerate() {
+        for (x, &on) in row.iter().enumerate() {
+            if on {
+                let p = out.get_pixel_mut(x as u32, y as u32);
+                *p = Rgb([(p.0[0] as f32 * 0.6) as u8, (p.0[1] as f32 * 0.6 + 255.0 * 0.4) as u8, (p.0[2] as f32 * 0.6) as u8]);
+            }
+        }
+    }
+    for (y, x) in mask.boundary() {
+        out.put_pixel(x as u32, y as u32, Rgb([255, 230, 0]));
+    }
+    out
+}
