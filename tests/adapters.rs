@@ -1,6 +1,5 @@
 //! Adapter placements: paper counts, HF/PyTorch parity of DA-VLC and SA-VLC, gradients only in
 //! adapters, adapter-only checkpoints, and the example `ssf` plugin.
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::{Device, Tensor};
@@ -83,24 +82,6 @@ fn dense_vlc_matches_the_pytorch_reference() {
 #[test]
 fn shallow_vlc_matches_the_pytorch_reference() {
     check_adapter_parity(SHALLOW_VLC, "shallow_vlc");
-}
-
-fn values<M: Module>(m: &M) -> HashMap<String, Vec<f32>> {
-    struct V(Vec<String>, HashMap<String, Vec<f32>>);
-    impl ModuleVisitor for V {
-        fn enter_module(&mut self, n: &str, _: &str) {
-            self.0.push(n.into())
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.1.insert(self.0.join("."), p.val().into_data().try_into_vec_as::<f32>().unwrap());
-        }
-    }
-    let mut v = V(vec![], HashMap::new());
-    m.visit(&mut v);
-    v.1
 }
 
 fn one_step(placement: &str) -> (ZooModel, ZooModel) {

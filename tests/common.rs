@@ -1,5 +1,7 @@
 //! Shared helpers of the end-to-end tests: fixture paths, reference tensors, comparisons.
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use std::collections::HashMap;
 use safetensors::{Dtype, SafeTensors};
 use std::path::{Path, PathBuf};
 use vlsm_core::LoadedSpec;
@@ -99,4 +101,23 @@ pub fn cli(args: &[&str]) -> anyhow_like::Result<String> {
 pub mod anyhow_like {
     /// Error text of a failed CLI call.
     pub type Result<T> = std::result::Result<T, String>;
+}
+
+/// Every float parameter's values by dotted path.
+pub fn values<M: Module>(m: &M) -> HashMap<String, Vec<f32>> {
+    struct V(Vec<String>, HashMap<String, Vec<f32>>);
+    impl ModuleVisitor for V {
+        fn enter_module(&mut self, n: &str, _: &str) {
+            self.0.push(n.into())
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.1.insert(self.0.join("."), p.val().into_data().try_into_vec_as::<f32>().unwrap());
+        }
+    }
+    let mut v = V(vec![], HashMap::new());
+    m.visit(&mut v);
+    v.1
 }

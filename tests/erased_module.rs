@@ -1,31 +1,11 @@
 //! Plugins held as trait objects still behave as burn modules: gradients reach only trainable
 //! parameters, an AdamW step changes exactly those, and burn-store save/load round-trips.
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor};
-use std::collections::HashMap;
 use vlsm_core::{list_params, BackboneInput};
 use vlsm_zoo::ZooModel;
 use vlsm_zoo_tests::*;
-
-fn values<M: Module>(m: &M) -> HashMap<String, Vec<f32>> {
-    struct V(Vec<String>, HashMap<String, Vec<f32>>);
-    impl ModuleVisitor for V {
-        fn enter_module(&mut self, n: &str, _: &str) {
-            self.0.push(n.into())
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.1.insert(self.0.join("."), p.val().into_data().try_into_vec_as::<f32>().unwrap());
-        }
-    }
-    let mut v = V(vec![], HashMap::new());
-    m.visit(&mut v);
-    v.1
-}
 
 fn tiny(placement: &str, device: &Device) -> ZooModel {
     let dir = fixtures().join("tiny-clipseg");
