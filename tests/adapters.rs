@@ -2,7 +2,7 @@
 //! adapters, adapter-only checkpoints, and the example `ssf` plugin.
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use std::collections::HashMap;
 use vlsm_core::{list_params, BackboneInput, LoadedSpec};
 use vlsm_zoo::{load_trainable, save_trainable, ZooModel};
