@@ -4,7 +4,9 @@
 //! `history.csv`, `adapter.safetensors` (trainable weights of the best epoch) and
 //! `predictions/*.png` (binary masks at the original size), plus `checkpoint/` (last epoch's
 //! trainable weights and loop state) for `--resume`. Every file is written to a temporary name
-//! and renamed. Data are fully validated and decoded before anything is written.
+//! and renamed. Data are fully validated and decoded before anything is written. A resumed run
+//! restores the adapter weights, AdamW's moments, the LR schedule, early-stopping state and
+//! history of its last finished epoch.
 use crate::checkpoint::{load_trainable, save_trainable};
 use crate::data::dataset::{open_split, prepare, Preprocess};
 use crate::data::source::resolve;
@@ -15,8 +17,10 @@ use crate::inspect::inspect;
 use crate::model::ZooModel;
 use crate::report::{history_csv, RunReport, TestReport};
 use crate::train::trainer::{train, EpochObserver, SplitData, TrainState};
-use burn::module::Module;
-use burn::tensor::Device;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::ModuleOptimizer;
+use burn::tensor::{Device, Tensor};
+use std::collections::BTreeMap;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -79,6 +83,49 @@ struct Writer<'a> {
     spec: &'a LoadedSpec,
     progress: Progress,
     epoch_started: bool,
+    last_val_dice: Option<f64>,
+    epochs_done: usize,
+}
+
+/// Dotted path → id of every trainable parameter (optimizer state is keyed by id).
+fn param_ids(model: &ZooModel) -> BTreeMap<String, u64> {
+    struct Ids(Vec<String>, BTreeMap<String, u64>);
+    impl ModuleVisitor for Ids {
+        fn enter_module(&mut self, n: &str, _: &str) {
+            self.0.push(n.into())
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if p.is_require_grad() {
+                self.1.insert(self.0.join("."), p.id.val());
+            }
+        }
+    }
+    let mut ids = Ids(vec![], BTreeMap::new());
+    model.visit(&mut ids);
+    ids.1
+}
+
+/// Gives the rebuilt model's parameters the ids they had when the checkpoint was written.
+fn restore_param_ids(model: ZooModel, ids: &BTreeMap<String, u64>) -> ZooModel {
+    struct SetIds<'a>(Vec<String>, &'a BTreeMap<String, u64>);
+    impl ModuleMapper for SetIds<'_> {
+        fn enter_module(&mut self, n: &str, _: &str) {
+            self.0.push(n.into())
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn map_float<const D: usize>(&mut self, mut p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if let Some(&id) = self.1.get(&self.0.join(".")) {
+                p.id = ParamId::from(id);
+            }
+            p
+        }
+    }
+    model.map(&mut SetIds(vec![], ids))
 }
 
 impl EpochObserver for Writer<'_> {
@@ -86,14 +133,22 @@ impl EpochObserver for Writer<'_> {
         save_trainable(model, self.spec, &self.dir.join("adapter.safetensors"))
     }
 
-    fn on_epoch(&mut self, model: &ZooModel, state: &TrainState) -> Result<(), ZooError> {
+    fn on_epoch(&mut self, model: &ZooModel, state: &TrainState, optim: &ModuleOptimizer) -> Result<(), ZooError> {
         let ckpt = self.dir.join("checkpoint");
         std::fs::create_dir_all(&ckpt).map_err(io(&ckpt))?;
         save_trainable(model, self.spec, &ckpt.join("last.safetensors"))?;
+        let tmp = ckpt.join("optim.bpk.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        optim.save(&tmp).map_err(|e| ZooError::Invalid(format!("{}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, ckpt.join("optim.bpk")).map_err(io(&tmp))?;
+        let ids = serde_json::to_string(&param_ids(model)).map_err(|e| ZooError::Invalid(e.to_string()))?;
+        write_text(&ckpt.join("param_ids.json"), &ids)?;
         let json = serde_json::to_string_pretty(state).map_err(|e| ZooError::Invalid(e.to_string()))?;
         write_text(&ckpt.join("state.json"), &json)?;
         write_text(&self.dir.join("history.csv"), &history_csv(&state.history))?;
         let h = state.history.last().expect("an epoch was logged");
+        self.last_val_dice = Some(h.val_dice);
+        self.epochs_done = state.epoch;
         self.progress.line(&format!(
             "epoch {}/{}  train loss {:.4}  val loss {:.4}  val dice {:.4}  lr {:.2e}  ({:.1} s){}",
             h.epoch,
@@ -109,7 +164,7 @@ impl EpochObserver for Writer<'_> {
         Ok(())
     }
 
-    fn on_batch(&mut self, done: usize, total: usize, loss: f64) {
+    fn on_batch(&mut self, done: usize, total: usize, loss: f64, lr: f64) {
         if let Some(bar) = &self.progress.bar {
             if !self.epoch_started {
                 bar.reset();
@@ -117,7 +172,9 @@ impl EpochObserver for Writer<'_> {
                 self.epoch_started = true;
             }
             bar.set_position(done as u64);
-            bar.set_message(format!("loss {loss:.4}"));
+            let dice = self.last_val_dice.map_or_else(|| "–".to_string(), |d| format!("{d:.4}"));
+            bar.set_prefix(format!("epoch {}/{}", self.epochs_done + 1, self.progress.epochs));
+            bar.set_message(format!("loss {loss:.4}  val dice {dice}  lr {lr:.1e}"));
         }
     }
 }
@@ -188,23 +245,29 @@ pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<(Run
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     write_text(&dir.join("spec.ron"), &spec.text)?;
     let counts = inspect(&spec, &model);
-    let mut writer = Writer { dir: &dir, spec: &spec, progress, epoch_started: false };
+    let mut writer = Writer { dir: &dir, spec: &spec, progress, epoch_started: false, last_val_dice: None, epochs_done: 0 };
 
     // 3. training (nothing to train for zero-shot placements).
     let (model, state) = if counts.trainable_params == 0 {
         writer.progress.line("no trainable parameters: evaluating zero-shot");
         (model, TrainState::new(&t))
     } else {
-        let (model, state) = if opts.resume {
+        let ckpt = dir.join("checkpoint");
+        let (model, state, optim) = if opts.resume {
             let text = std::fs::read_to_string(&state_file).map_err(io(&state_file))?;
             let state: TrainState = serde_json::from_str(&text).map_err(|e| ZooError::Invalid(format!("{}: {e}", state_file.display())))?;
-            let model = load_trainable(model, &spec, &dir.join("checkpoint").join("last.safetensors"))?;
+            let model = load_trainable(model, &spec, &ckpt.join("last.safetensors"))?;
+            let ids_file = ckpt.join("param_ids.json");
+            let ids_text = std::fs::read_to_string(&ids_file).map_err(io(&ids_file))?;
+            let ids: BTreeMap<String, u64> =
+                serde_json::from_str(&ids_text).map_err(|e| ZooError::Invalid(format!("{}: {e}", ids_file.display())))?;
             writer.progress.line(&format!("resuming after epoch {}", state.epoch));
-            (model, state)
+            writer.epochs_done = state.epoch;
+            (restore_param_ids(model, &ids), state, Some(ckpt.join("optim.bpk")))
         } else {
-            (model, TrainState::new(&t))
+            (model, TrainState::new(&t), None)
         };
-        train(model, state, &train_data, &val_data, &t, info.image_size, &ad, &mut writer)?
+        train(model, state, &train_data, &val_data, &t, info.image_size, &ad, optim.as_deref(), &mut writer)?
     };
     if let Some(bar) = &writer.progress.bar {
         bar.finish_and_clear();

@@ -12,7 +12,8 @@ use crate::error::ZooError;
 use crate::metrics::{dice, Mask};
 use crate::model::ZooModel;
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use std::path::Path;
 use burn::tensor::Device;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -77,10 +78,10 @@ impl TrainState {
 pub trait EpochObserver {
     /// Called with the model after a new best val Dice.
     fn on_best(&mut self, model: &ZooModel, state: &TrainState) -> Result<(), ZooError>;
-    /// Called after every epoch (checkpointing, progress).
-    fn on_epoch(&mut self, model: &ZooModel, state: &TrainState) -> Result<(), ZooError>;
-    /// Called after every batch with (done, total, loss).
-    fn on_batch(&mut self, _done: usize, _total: usize, _loss: f64) {}
+    /// Called after every epoch with the optimizer too (checkpointing, progress).
+    fn on_epoch(&mut self, model: &ZooModel, state: &TrainState, optim: &ModuleOptimizer) -> Result<(), ZooError>;
+    /// Called after every batch with (done, total, mean loss so far, learning rate).
+    fn on_batch(&mut self, _done: usize, _total: usize, _loss: f64, _lr: f64) {}
 }
 
 /// Parses the spec's loss name.
@@ -124,7 +125,8 @@ pub fn validate(
 }
 
 /// Trains `model` (built on an autodiff device) from `state` until early stopping or
-/// `t.epochs`. Returns the final model and state; the best model was handed to `observer`.
+/// `t.epochs`, restoring AdamW's moments from `optim_state` when resuming. Returns the final
+/// model and state; the best model was handed to `observer`.
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     mut model: ZooModel,
@@ -134,15 +136,22 @@ pub fn train(
     t: &TrainSpec,
     size: usize,
     device: &Device,
+    optim_state: Option<&Path>,
     observer: &mut dyn EpochObserver,
 ) -> Result<(ZooModel, TrainState), ZooError> {
     let kind = loss_kind(&t.loss)?;
-    let mut optim = AdamWConfig::new()
+    let optim = AdamWConfig::new()
         .with_beta_1(t.betas.0 as f32)
         .with_beta_2(t.betas.1 as f32)
         .with_epsilon(t.eps as f32)
         .with_weight_decay(t.weight_decay as f32)
         .init();
+    let mut optim = match optim_state {
+        Some(path) => optim
+            .load(path)
+            .map_err(|e| ZooError::Invalid(format!("{}: cannot restore the optimizer: {e}", path.display())))?,
+        None => optim,
+    };
     let batch = t.batch.max(1);
     while !state.finished && state.epoch < t.epochs {
         let epoch = state.epoch + 1;
@@ -174,7 +183,7 @@ pub fn train(
             model = optim.step(lr, model, grads);
             loss_sum += value * chunk.len() as f64;
             seen += chunk.len();
-            observer.on_batch(bi + 1, total, loss_sum / seen as f64);
+            observer.on_batch(bi + 1, total, loss_sum / seen as f64, lr);
         }
         let (val_loss, val_dice) = validate(&model.valid(), val_data, t, size, &device.clone().inner())?;
         state.plateau.step(val_loss);
@@ -192,7 +201,7 @@ pub fn train(
         if improved {
             observer.on_best(&model, &state)?;
         }
-        observer.on_epoch(&model, &state)?;
+        observer.on_epoch(&model, &state, &optim)?;
     }
     Ok((model, state))
 }
