@@ -2,6 +2,7 @@
 //! adapters, adapter-only checkpoints, and the example `ssf` plugin.
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::module::Module;
 use burn::tensor::Device;
 use std::collections::HashMap;
 use vlsm_core::{list_params, BackboneInput, LoadedSpec};
@@ -193,4 +194,35 @@ fn bad_placement_params_are_clear_errors() {
     assert!(err.contains("vision.9.fc1"), "{err}");
     let err = build(&tiny_spec("(kind: \"dense\", params: (dimm: 3))"), &device).unwrap_err().to_string();
     assert!(err.contains("placement `dense`") && err.contains("dimm"), "{err}");
+}
+
+#[test]
+fn baseline_specs_have_their_counts() {
+    // LoRA rank 8 on q/k/v/out: vision 10 blocks × 4 × (768·8 + 8·768), text 12 × 4 × (512·8 + 8·512).
+    let lora = 10 * 4 * (2 * 768 * 8) + 12 * 4 * (2 * 512 * 8);
+    for (name, trainable, head_trainable) in
+        [("decoder_only", 1_127_009u64, 1_127_009u64), ("full", 136_177_249, 1_127_009), ("lora", lora, 0)]
+    {
+        let path = specs().join("paper").join(format!("{name}.ron"));
+        let report = inspect_json(&["--spec", path.to_str().unwrap()]);
+        assert_eq!(report["trainable_params"].as_u64(), Some(trainable), "{name}");
+        assert_eq!(component(&report, "head").1, head_trainable, "{name}");
+    }
+    assert_eq!(lora, 884_736);
+}
+
+#[test]
+fn merged_lora_gives_the_same_logits_as_the_side_branches() {
+    let placement = "(kind: \"lora\", params: (rank: 4, alpha: 8.0, targets: [\"q_proj\", \"k_proj\", \"v_proj\", \"out_proj\", \"fc1\", \"fc2\"]))";
+    let (before, trained) = one_step(placement);
+    let device = Device::flex();
+    let input = reference_input(&device);
+    let (frozen, trained) = (before.valid(), trained.valid());
+    let unmerged = trained.forward(&input);
+    let moved: f32 = (unmerged.clone() - frozen.forward(&input)).abs().max().into_scalar();
+    assert!(moved > 1e-4, "the step moved the model ({moved})");
+    let merged = vlsm_zoo::merge::merge_lora(trained).unwrap();
+    assert!(vlsm_zoo::core::count_params(&merged.placement).total == 0, "branches dropped");
+    let d: f32 = (merged.forward(&input) - unmerged).abs().max().into_scalar();
+    assert!(d <= 1e-4, "merged vs unmerged logits differ by {d}");
 }

@@ -8,6 +8,7 @@ pub mod data;
 pub mod error;
 pub mod evaluate;
 pub mod inspect;
+pub mod merge;
 pub mod metrics;
 pub mod model;
 pub mod train;

@@ -10,3 +10,14 @@
 pub mod policy_only;
 
 pub use policy_only::PolicyOnly;
+
+pub mod lora;
+
+pub use lora::{Lora, LoraParams};
+
+vlsm_core::register!(
+    placement "lora",
+    "LoRA as a side branch (x·A·B, B = 0 at init) on q/k/v/out/fc1/fc2 projections; mergeable",
+    LoraParams,
+    lora::build
+);

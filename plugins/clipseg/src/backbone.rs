@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use vlsm_core::hooks::at;
-use vlsm_core::{Backbone, BackboneInfo, BackboneInput, CoreError, Features, Hooks, Site, WeightSource};
+use vlsm_core::{Backbone, BackboneInfo, BackboneInput, BlockPoint, CoreError, Features, Hooks, Site, WeightSource};
 
 /// ImageNet statistics, CIDAS's `preprocessor_config.json`.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -181,6 +181,22 @@ impl ClipSegBackbone {
             })
             .collect()
     }
+}
+
+/// Module path (inside the backbone) of the Linear weight that computes a projection site's
+/// output, e.g. `vision.2.q_proj` → `vision_model.encoder.layers.2.self_attn.q_proj.weight`.
+pub fn linear_weight_path(site: &Site) -> Option<String> {
+    let Site::Block { tower, layer, point } = *site else { return None };
+    let model = match tower {
+        vlsm_core::Tower::Vision => "vision_model",
+        vlsm_core::Tower::Text => "text_model",
+    };
+    let module = match point {
+        BlockPoint::QProj | BlockPoint::KProj | BlockPoint::VProj | BlockPoint::OutProj => "self_attn",
+        BlockPoint::Fc1 | BlockPoint::Fc2 => "mlp",
+        BlockPoint::AttnOut | BlockPoint::MlpOut => return None,
+    };
+    Some(format!("{model}.encoder.layers.{layer}.{module}.{}.weight", point.as_str()))
 }
 
 /// Checkpoint keys (after dropping `clip.`) that CLIPSeg's segmentation path never uses:
