@@ -58,7 +58,8 @@ fn run_writes_the_report_files() {
     let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
     assert_eq!(history.lines().count(), 3, "header + 2 epochs");
     let predictions = std::fs::read_dir(out.join("predictions")).unwrap().count();
-    assert_eq!(predictions, 6);
+    assert_eq!(predictions, 6 + 1, "one mask per test image and overview.png");
+    assert_eq!(image::image_dimensions(out.join("predictions/overview.png")).unwrap(), (3 * 128, 6 * 128));
     let err = run(&spec, &out, &[]).unwrap_err();
     assert!(err.contains("already holds a finished run"), "{err}");
 }

@@ -75,3 +75,19 @@ pub fn overlay(image: &RgbImage, mask: &Mask) -> RgbImage {
     }
     out
 }
+
+/// A grid with one row per sample: image | ground truth | prediction, each `tile` pixels.
+pub fn overview(rows: &[(RgbImage, &Mask, &Mask)], tile: u32) -> RgbImage {
+    let mut out = RgbImage::new(3 * tile, tile * rows.len().max(1) as u32);
+    for (r, (image, gt, pred)) in rows.iter().enumerate() {
+        let y = r as u32 * tile;
+        let img = image::imageops::resize(image, tile, tile, FilterType::Triangle);
+        image::imageops::overlay(&mut out, &img, 0, y as i64);
+        for (col, mask) in [(1u32, gt), (2, pred)] {
+            let grey = image::imageops::resize(&mask_image(mask), tile, tile, FilterType::Nearest);
+            let rgb = image::DynamicImage::ImageLuma8(grey).to_rgb8();
+            image::imageops::overlay(&mut out, &rgb, (col * tile) as i64, y as i64);
+        }
+    }
+    out
+}

@@ -297,6 +297,23 @@ pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<(Run
         let path = pred_dir.join(format!("{stem}.png"));
         write_atomic(&path, &png).map_err(io(&path))?;
     }
+    let rows: Vec<(image::RgbImage, &crate::metrics::Mask, &crate::metrics::Mask)> = test_data
+        .records
+        .iter()
+        .zip(&test_data.samples)
+        .zip(&predictions)
+        .take(8)
+        .filter_map(|((record, sample), pred)| {
+            let img = image::open(source.root.join("images").join(&record.img_name)).ok()?.to_rgb8();
+            Some((img, &sample.original, pred))
+        })
+        .collect();
+    let mut png = Vec::new();
+    crate::predict::overview(&rows, 128)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| ZooError::Invalid(e.to_string()))?;
+    let path = pred_dir.join("overview.png");
+    write_atomic(&path, &png).map_err(io(&path))?;
     let report = RunReport {
         spec: spec.name(),
         seed: t.seed,
