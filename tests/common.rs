@@ -121,3 +121,36 @@ pub fn values<M: Module>(m: &M) -> HashMap<String, Vec<f32>> {
     m.visit(&mut v);
     v.1
 }
+
+/// Writes `dir/tiny.ron`: the tiny fixture model at 96 px on small synthetic polyp data cached
+/// in `dir/data`, with the given placement and train sections.
+pub fn tiny_spec(dir: &Path, placement: &str, train: &str) -> PathBuf {
+    let text = format!(
+        r#"(
+    name: "tiny",
+    backbone: (kind: "clipseg", weights: "{weights}", params: (image_size: 96)),
+    placement: {placement},
+    head: (kind: "clipseg-decoder"),
+    data: (kind: "synthetic", params: (domain: "polyp", train: 12, val: 6, test: 6, size: 64, cache: "{cache}")),
+    train: {train},
+)"#,
+        weights = fixtures().join("tiny-clipseg").display(),
+        cache = dir.join("data").display(),
+    );
+    let path = dir.join("tiny.ron");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `vlsm-zoo run --quiet --spec S --out DIR [extra…]` in-process.
+pub fn run(spec: &Path, out: &Path, extra: &[&str]) -> Result<String, String> {
+    let mut args = vec!["run", "--quiet", "--spec", spec.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    cli(&args)
+}
+
+
+/// A small dense placement for the tiny model.
+pub const DENSE: &str = "(kind: \"dense\", params: (dim: 8, cond_hidden: 8))";
+/// Two quick epochs.
+pub const TWO_EPOCHS: &str = "(epochs: 2, min_epochs: 1, batch: 4, lr: 1e-3)";

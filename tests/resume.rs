@@ -1,35 +1,9 @@
 //! Exact resume: one epoch + `--resume` to two equals two epochs straight (weights, AdamW
 //! moments, schedule). A test binary of its own: burn's device RNG is process-wide, so adapter
 //! initialisation is only reproducible without other tests running beside it.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use vlsm_zoo_tests::*;
 
-fn tiny_spec(dir: &Path, placement: &str, train: &str) -> PathBuf {
-    let text = format!(
-        r#"(
-    name: "tiny",
-    backbone: (kind: "clipseg", weights: "{weights}", params: (image_size: 96)),
-    placement: {placement},
-    head: (kind: "clipseg-decoder"),
-    data: (kind: "synthetic", params: (domain: "polyp", train: 12, val: 6, test: 6, size: 64, cache: "{cache}")),
-    train: {train},
-)"#,
-        weights = fixtures().join("tiny-clipseg").display(),
-        cache = dir.join("data").display(),
-    );
-    let path = dir.join("tiny.ron");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-const DENSE: &str = "(kind: \"dense\", params: (dim: 8, cond_hidden: 8))";
-const TWO_EPOCHS: &str = "(epochs: 2, min_epochs: 1, batch: 4, lr: 1e-3)";
-
-fn run(spec: &Path, out: &Path, extra: &[&str]) -> Result<String, String> {
-    let mut args = vec!["run", "--quiet", "--spec", spec.to_str().unwrap(), "--out", out.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    cli(&args)
-}
 
 #[test]
 fn resuming_reproduces_an_uninterrupted_run() {
