@@ -5,7 +5,7 @@ use vlsm_zoo_tests::*;
 #[test]
 fn list_shows_every_builtin_plugin() {
     let out = cli(&["list"]).unwrap();
-    for name in ["clipseg", "clipseg-decoder", "frozen", "decoder-only"] {
+    for name in ["clipseg", "clipseg-decoder", "frozen", "decoder-only", "full", "lora", "dense", "shallow", "ssf"] {
         assert!(out.lines().any(|l| l.split_whitespace().nth(1) == Some(name)), "{name} missing:\n{out}");
     }
     for krate in BUILTIN_CRATES {
