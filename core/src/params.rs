@@ -44,6 +44,8 @@ pub struct ParamInfo {
     pub shape: Vec<usize>,
     /// Whether it requires gradients.
     pub trainable: bool,
+    /// Its parameter id (optimizer state is keyed by it).
+    pub id: u64,
 }
 
 /// Lists the float parameters of `module` in visiting order.
@@ -61,6 +63,7 @@ pub fn list_params<M: Module>(module: &M) -> Vec<ParamInfo> {
                 path: self.0.join("."),
                 shape: p.lazy_shape().to_vec(),
                 trainable: p.is_require_grad(),
+                id: p.id.val(),
             })
         }
     }

@@ -17,7 +17,7 @@ use crate::inspect::inspect;
 use crate::model::ZooModel;
 use crate::report::{history_csv, RunReport, TestReport};
 use crate::train::trainer::{train, EpochObserver, SplitData, TrainState};
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::ModuleOptimizer;
 use burn::tensor::{Device, Tensor};
 use std::collections::BTreeMap;
@@ -89,23 +89,7 @@ struct Writer<'a> {
 
 /// Dotted path → id of every trainable parameter (optimizer state is keyed by id).
 fn param_ids(model: &ZooModel) -> BTreeMap<String, u64> {
-    struct Ids(Vec<String>, BTreeMap<String, u64>);
-    impl ModuleVisitor for Ids {
-        fn enter_module(&mut self, n: &str, _: &str) {
-            self.0.push(n.into())
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            if p.is_require_grad() {
-                self.1.insert(self.0.join("."), p.id.val());
-            }
-        }
-    }
-    let mut ids = Ids(vec![], BTreeMap::new());
-    model.visit(&mut ids);
-    ids.1
+    vlsm_core::list_params(model).into_iter().filter(|p| p.trainable).map(|p| (p.path, p.id)).collect()
 }
 
 /// Gives the rebuilt model's parameters the ids they had when the checkpoint was written.
