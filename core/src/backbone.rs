@@ -20,6 +20,10 @@ pub struct BackboneInfo {
     pub text_mlp_width: usize,
     /// Number of vision blocks the backbone runs.
     pub vision_layers: usize,
+    /// Attention heads of each vision block.
+    pub vision_heads: usize,
+    /// Whether [`Backbone::vision_block_with_queries`] is implemented (heads like `san` need it).
+    pub query_blocks: bool,
     /// Number of text blocks the backbone runs.
     pub text_layers: usize,
     /// Vision block indices (0-based) whose outputs are tapped for the head, shallowest first
@@ -85,6 +89,11 @@ pub struct Features {
     pub cond: Tensor<2>,
     /// Patch grid `(rows, cols)` of the vision tokens.
     pub grid: [usize; 2],
+    /// Every vision hidden state `[B, 1 + rows·cols, vision_width]` (CLS first): `[0]` is the
+    /// input of block 0 (embeddings after the pre-norm), `[i]` the output of block `i - 1`.
+    /// Block hooks are applied, `Tap` hooks are not. Heads that fuse intermediate features or
+    /// re-enter the tower (`san`) read these.
+    pub vision_states: Vec<Tensor<3>>,
 }
 
 /// An image + prompt encoder with hook sites.
@@ -95,6 +104,29 @@ pub trait Backbone: BackboneOps {
     fn tokenize(&self, prompts: &[&str]) -> Result<Vec<Vec<i64>>, CoreError>;
     /// Runs both towers, calling `hooks` at every site passed.
     fn forward(&self, input: &BackboneInput, hooks: &dyn Hooks) -> Features;
+
+    /// Runs vision block `layer` for extra `queries` `[B, Q, D]` next to the block's input
+    /// `context` `[B, T, D]` (= `Features::vision_states[layer]`), as SAN's recognition path does:
+    /// each query attends to itself and to every context token, with the additive `bias`
+    /// `[B, heads, Q, T]` on its query→context attention scores; context tokens never attend to
+    /// queries, so their outputs stay `vision_states[layer + 1]` and are not recomputed.
+    /// Returns the queries' outputs `[B, Q, D]`. The block's hooks apply to the queries as in
+    /// [`Backbone::forward`]. Backbones without this ability keep the default, which says so;
+    /// they report `query_blocks: false` in [`BackboneInfo`].
+    fn vision_block_with_queries(
+        &self,
+        layer: usize,
+        context: &Tensor<3>,
+        queries: Tensor<3>,
+        bias: Tensor<4>,
+        hooks: &dyn Hooks,
+    ) -> Result<Tensor<3>, CoreError> {
+        let _ = (layer, context, queries, bias, hooks);
+        Err(CoreError::Unsupported(format!(
+            "backbone `{}` cannot run vision blocks with extra query tokens",
+            self.info().name
+        )))
+    }
 }
 
 crate::erasable_kind!(BackboneOps for Backbone);

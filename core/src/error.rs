@@ -76,6 +76,9 @@ pub enum CoreError {
         /// What is wrong, listing keys.
         message: String,
     },
+    /// A component lacks an ability another one needs (e.g. a head that re-enters the backbone).
+    #[error("{0}")]
+    Unsupported(String),
     /// Tokenising a prompt failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

@@ -1,11 +1,21 @@
 //! The head contract: backbone features in, mask logits out.
-use crate::{Erased, Features};
+use crate::{Backbone, Erased, Features, Hooks};
 use burn::tensor::Tensor;
+
+/// The backbone a head sits on, with the placement's hooks, for heads that re-enter the backbone
+/// (SAN's recognition path re-runs the last vision blocks with query tokens).
+#[derive(Clone, Copy)]
+pub struct BackboneAccess<'a> {
+    /// The backbone that produced the features.
+    pub backbone: &'a dyn Backbone,
+    /// The hooks it ran with.
+    pub hooks: &'a dyn Hooks,
+}
 
 /// Turns features into mask logits.
 pub trait Head: HeadOps {
     /// Mask logits `[B, 1, H, W]` at the backbone's input resolution.
-    fn forward(&self, features: &Features) -> Tensor<4>;
+    fn forward(&self, features: &Features, backbone: BackboneAccess<'_>) -> Tensor<4>;
 }
 
 crate::erasable_kind!(HeadOps for Head);

@@ -25,7 +25,7 @@ pub use backbone::{Backbone, BackboneBox, BackboneInfo, BackboneInput, Features}
 pub use bottleneck::{AdapterActivation, AdapterInit, Bottleneck};
 pub use erased_module::{Erased, ModuleOps};
 pub use error::CoreError;
-pub use head::{Head, HeadBox};
+pub use head::{BackboneAccess, Head, HeadBox};
 pub use hooks::{Hooks, NoHooks};
 pub use params::{count_params, list_params, ParamCount, ParamInfo};
 pub use placement::{Attachment, Placement, PlacementBox, TrainPolicy, Training};

@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use vlsm_core::registry::{self, Constructor};
 use vlsm_core::{
-    BackboneBox, BackboneCtx, BackboneInput, HeadBox, HeadCtx, Hooks, Kind, LoadedSpec, PlacementBox,
+    BackboneAccess, BackboneBox, BackboneCtx, BackboneInput, HeadBox, HeadCtx, Hooks, Kind, LoadedSpec, PlacementBox,
     PlacementCtx, Training,
 };
 
@@ -64,7 +64,7 @@ impl ZooModel {
     pub fn forward(&self, input: &BackboneInput) -> Tensor<4> {
         let hooks: &dyn Hooks = &*self.placement;
         let features = self.backbone.forward(input, hooks);
-        self.head.forward(&features)
+        self.head.forward(&features, BackboneAccess { backbone: &*self.backbone, hooks })
     }
 
     /// Tokenises prompts into a `[B, max_tokens]` id tensor on `device`.

@@ -11,7 +11,8 @@ use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use vlsm_core::hooks::at;
-use vlsm_core::{Backbone, BackboneInfo, BackboneInput, BlockPoint, CoreError, Features, Hooks, Site, WeightSource};
+use crate::hook_scope::HookScope;
+use vlsm_core::{Backbone, BackboneInfo, BackboneInput, BlockPoint, CoreError, Features, Hooks, Site, Tower, WeightSource};
 
 /// ImageNet statistics, CIDAS's `preprocessor_config.json`.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -254,6 +255,8 @@ impl Backbone for ClipSegBackbone {
             vision_mlp_width: c.vision_config.intermediate_size,
             text_mlp_width: c.text_config.intermediate_size,
             vision_layers: c.vision_layers_used(),
+            vision_heads: c.vision_config.num_attention_heads,
+            query_blocks: true,
             text_layers: c.text_config.num_hidden_layers,
             extract_layers: c.extract_layers.clone(),
             cond_dim: c.projection_dim,
@@ -276,7 +279,7 @@ impl Backbone for ClipSegBackbone {
         let taps = extract
             .iter()
             .enumerate()
-            .map(|(k, &e)| at(hooks, Site::Tap(k), &states[e], states[e].clone()))
+            .map(|(k, &e)| at(hooks, Site::Tap(k), &states[e + 1], states[e + 1].clone()))
             .collect();
 
         let eos = self.eos_positions(&input.input_ids);
@@ -294,7 +297,31 @@ impl Backbone for ClipSegBackbone {
             }
         }
         let [b, _, p] = cond.dims();
-        Features { taps, cond: cond.reshape([b, p]), grid }
+        Features { taps, cond: cond.reshape([b, p]), grid, vision_states: states }
+    }
+
+    fn vision_block_with_queries(
+        &self,
+        layer: usize,
+        context: &Tensor<3>,
+        queries: Tensor<3>,
+        bias: Tensor<4>,
+        hooks: &dyn Hooks,
+    ) -> Result<Tensor<3>, CoreError> {
+        let layers = &self.vision_model.encoder.layers;
+        let block = layers.get(layer).ok_or_else(|| {
+            CoreError::Unsupported(format!("vision block {layer} does not exist: the tower runs blocks 0..{}", layers.len()))
+        })?;
+        let [b, t, _] = context.dims();
+        let [qb, nq, _] = queries.dims();
+        let heads = self.meta.config.vision_config.num_attention_heads;
+        if qb != b || bias.dims() != [b, heads, nq, t] {
+            return Err(CoreError::Unsupported(format!(
+                "vision block {layer} with queries: expected bias [{b}, {heads}, {nq}, {t}], got {:?}",
+                bias.dims()
+            )));
+        }
+        Ok(block.forward_queries(context.clone(), queries, bias, &HookScope::new(hooks, Tower::Vision, layer)))
     }
 }
 

@@ -8,7 +8,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use vlsm_core::{Features, Head};
+use vlsm_core::{BackboneAccess, Features, Head};
 
 /// Post-norm block: `LN1(x + MSA(x))`, then `LN2(h + MLP(h))`, ReLU MLP.
 #[derive(Module, Debug)]
@@ -99,7 +99,7 @@ impl ClipSegDecoder {
 }
 
 impl Head for ClipSegDecoder {
-    fn forward(&self, features: &Features) -> Tensor<4> {
+    fn forward(&self, features: &Features, _backbone: BackboneAccess<'_>) -> Tensor<4> {
         let mut out: Option<Tensor<3>> = None;
         for (i, (tap, (reduce, layer))) in features.taps.iter().rev().zip(self.reduces.iter().zip(&self.layers)).enumerate() {
             let mut x = reduce.forward(tap.clone());

@@ -56,6 +56,18 @@ impl EncoderLayer {
         let mlp = self.mlp.forward(normed.clone(), scope);
         h + scope.at(BlockPoint::MlpOut, &normed, mlp)
     }
+
+    /// The block for extra `queries` `[B, Q, D]` beside its input `context` `[B, T, D]` (see
+    /// [`Attention::forward_queries`]); the context's own output is not computed. Returns `[B, Q, D]`.
+    pub fn forward_queries(&self, context: Tensor<3>, queries: Tensor<3>, bias: Tensor<4>, scope: &HookScope) -> Tensor<3> {
+        let normed_ctx = self.layer_norm1.forward(context);
+        let normed = self.layer_norm1.forward(queries.clone());
+        let attn = self.self_attn.forward_queries(normed_ctx, normed.clone(), bias, scope);
+        let h = queries + scope.at(BlockPoint::AttnOut, &normed, attn);
+        let normed = self.layer_norm2.forward(h.clone());
+        let mlp = self.mlp.forward(normed.clone(), scope);
+        h + scope.at(BlockPoint::MlpOut, &normed, mlp)
+    }
 }
 
 /// A stack of pre-norm blocks.
@@ -79,5 +91,50 @@ impl Encoder {
             states.push(x.clone());
         }
         states
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, TensorData};
+
+    /// `forward_queries` equals one block over `[context; queries]` with SAN's attention mask:
+    /// context rows see only context, query rows see themselves and the context (plus the bias).
+    #[test]
+    fn query_block_equals_masked_block_over_the_joint_sequence() {
+        let device = Device::default();
+        let dims = BlockDims { width: 16, mlp: 32, heads: 4, eps: 1e-5, activation: Activation::QuickGelu };
+        let block = EncoderLayer::init(dims, &device);
+        let (t, q) = (5, 3);
+        let context = Tensor::<3>::random([1, t, 16], Distribution::Normal(0.0, 1.0), &device);
+        let queries = Tensor::<3>::random([1, q, 16], Distribution::Normal(0.0, 1.0), &device);
+        let bias = Tensor::<2>::random([q, t], Distribution::Normal(0.0, 2.0), &device);
+
+        let n = t + q;
+        let mut mask = vec![-1e9f32; n * n];
+        let b = bias.to_data().try_to_vec::<f32>().unwrap();
+        for i in 0..n {
+            for j in 0..n {
+                mask[i * n + j] = match (i < t, j < t) {
+                    (true, true) => 0.0,
+                    (true, false) => -1e9,
+                    (false, true) => b[(i - t) * t + j],
+                    (false, false) if i == j => 0.0,
+                    (false, false) => -1e9,
+                };
+            }
+        }
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [n, n]), &device);
+        let joint = Tensor::cat(vec![context.clone(), queries.clone()], 1);
+        let reference = block.forward(joint, Some(&mask), &HookScope::none());
+
+        let per_head = bias.reshape([1, 1, q, t]).expand([1, 4, q, t]);
+        let got = block.forward_queries(context.clone(), queries, per_head, &HookScope::none());
+        let diff = (got - reference.clone().narrow(1, t, q)).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-5, "query outputs differ by {diff}");
+        let plain = block.forward(context, None, &HookScope::none());
+        let ctx_diff = (plain - reference.narrow(1, 0, t)).abs().max().into_scalar::<f32>();
+        assert!(ctx_diff < 1e-5, "context outputs changed by {ctx_diff}");
     }
 }

@@ -111,10 +111,13 @@ impl VisionTransformer {
         })
     }
 
-    /// Hidden state after every block `[B, T, D]`, and the patch grid.
+    /// Every hidden state `[B, T, D]` (`[0]` = input of block 0, `[i]` = output of block `i - 1`),
+    /// and the patch grid.
     pub fn forward(&self, pixels: Tensor<4>, hooks: &dyn Hooks) -> (Vec<Tensor<3>>, [usize; 2]) {
         let (tokens, grid) = self.embeddings.forward(pixels);
         let x = self.pre_layrnorm.forward(tokens);
-        (self.encoder.forward(x, None, hooks, Tower::Vision), grid)
+        let mut states = vec![x.clone()];
+        states.extend(self.encoder.forward(x, None, hooks, Tower::Vision));
+        (states, grid)
     }
 }
