@@ -94,6 +94,9 @@ pub struct Features {
     /// Block hooks are applied, `Tap` hooks are not. Heads that fuse intermediate features or
     /// re-enter the tower (`san`) read these.
     pub vision_states: Vec<Tensor<3>>,
+    /// The normalised input images `[B, 3, H, W]`, for heads with an image path of their own
+    /// (`san`'s side ViT).
+    pub pixels: Tensor<4>,
 }
 
 /// An image + prompt encoder with hook sites.

@@ -297,7 +297,7 @@ impl Backbone for ClipSegBackbone {
             }
         }
         let [b, _, p] = cond.dims();
-        Features { taps, cond: cond.reshape([b, p]), grid, vision_states: states }
+        Features { taps, cond: cond.reshape([b, p]), grid, vision_states: states, pixels: input.pixels.clone() }
     }
 
     fn vision_block_with_queries(

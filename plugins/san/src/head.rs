@@ -1,0 +1,123 @@
+//! The `san` head: side ViT + fusion + mask decoder + recognition, and its constructor.
+use crate::fusion::Fusion;
+use crate::mask_decoder::MaskDecoder;
+use crate::params::{parse_link, SanParams};
+use crate::recognition::Recognition;
+use crate::side_vit::SideVit;
+use burn::module::Module;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::Tensor;
+use vlsm_core::{BackboneAccess, CoreError, Features, Head, HeadBox, HeadCtx, Kind};
+
+/// A SAN-style side adapter network predicting one text-prompted mask.
+///
+/// `ŷ = upsample( Σ_q w_q · m_q )` with `w = softmax_q(τ · cos(e_q, t))`: `m_q` are the mask
+/// proposal logits (query embedding · pixel embedding), `e_q` the query's embedding from the
+/// attention-biased recognition path, `t` the prompt embedding (`Features::cond`).
+#[derive(Module, Debug)]
+pub struct SanHead {
+    /// The side ViT.
+    pub side: SideVit,
+    /// Backbone features added into the side tokens.
+    pub fusion: Vec<Fusion>,
+    /// Proposals and attention bias.
+    pub decoder: MaskDecoder,
+    /// Query scores against the prompt.
+    pub recognition: Recognition,
+}
+
+impl SanHead {
+    /// Side tokens after every block with the fusions applied: `(queries, patches)`.
+    fn side_tokens(&self, features: &Features) -> (Tensor<3>, Tensor<3>) {
+        let side_grid = self.side.grid();
+        let fuse = |position: usize, mut x: Tensor<3>| {
+            for f in self.fusion.iter().filter(|f| f.position == position) {
+                x = f.forward(x, &features.vision_states[f.state], features.grid, side_grid);
+            }
+            x
+        };
+        let (x, mut q) = self.side.embed(features.pixels.clone());
+        let mut x = fuse(0, x);
+        let nq = q.dims()[1];
+        for (i, block) in self.side.blocks.iter().enumerate() {
+            let out = block.forward(Tensor::cat(vec![q, x], 1));
+            let n = out.dims()[1];
+            q = out.clone().narrow(1, 0, nq);
+            x = fuse(i + 1, out.narrow(1, nq, n - nq));
+        }
+        (q, x)
+    }
+}
+
+impl Head for SanHead {
+    fn forward(&self, features: &Features, backbone: BackboneAccess<'_>) -> Tensor<4> {
+        let (queries, patches) = self.side_tokens(features);
+        let side_grid = self.side.grid();
+        let proposals = self.decoder.forward(queries, patches);
+        let weights = self.recognition.weights(features, backbone, proposals.attn_bias, side_grid);
+        let [b, _] = weights.dims();
+        let logits = weights.unsqueeze_dim::<3>(1).matmul(proposals.masks); // [B, 1, N]
+        let map = logits.reshape([b, 1, side_grid[0], side_grid[1]]);
+        let [_, _, h, w] = features.pixels.dims();
+        interpolate(map, InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size([h, w]))
+    }
+}
+
+/// Builds the head on `ctx.backbone`, random-initialised (SAN has no pretrained side network).
+pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
+    let p: SanParams = ctx.params()?;
+    let info = ctx.backbone;
+    let invalid = |message: String| CoreError::InvalidParams { kind: Kind::Head, name: ctx.name.into(), message };
+    if !info.query_blocks {
+        return Err(invalid(format!(
+            "backbone `{}` cannot re-run its vision blocks with query tokens, which the recognition path needs",
+            info.name
+        )));
+    }
+    for (field, value) in [("width", p.width), ("depth", p.depth), ("heads", p.heads), ("patch", p.patch),
+                           ("mlp_ratio", p.mlp_ratio), ("queries", p.queries), ("embed", p.embed), ("mlp_layers", p.mlp_layers)] {
+        if value == 0 {
+            return Err(invalid(format!("`{field}` must be at least 1")));
+        }
+    }
+    if p.width % p.heads != 0 {
+        return Err(invalid(format!("`width` {} is not divisible by `heads` {}", p.width, p.heads)));
+    }
+    if info.image_size % p.patch != 0 {
+        return Err(invalid(format!(
+            "`patch` {} does not divide the backbone's image size {}; pick a divisor",
+            p.patch, info.image_size
+        )));
+    }
+    let layers = info.vision_layers;
+    if p.recognition_layers == 0 || p.recognition_layers > layers {
+        return Err(invalid(format!(
+            "`recognition_layers` {} must be in 1..={layers} (the vision blocks the backbone runs)",
+            p.recognition_layers
+        )));
+    }
+    let links = p.fusion_map.iter().map(|l| parse_link(l)).collect::<Result<Vec<_>, _>>().map_err(invalid)?;
+    for &(state, position) in &links {
+        if state > layers {
+            return Err(invalid(format!(
+                "`fusion_map` \"{state}->{position}\": the backbone has vision states 0..={layers} ({layers} blocks)"
+            )));
+        }
+        if position > p.depth {
+            return Err(invalid(format!(
+                "`fusion_map` \"{state}->{position}\": side positions are 0..={} (`depth` {})",
+                p.depth, p.depth
+            )));
+        }
+    }
+    let side_side = info.image_size / p.patch;
+    let device = ctx.device;
+    let head = SanHead {
+        side: SideVit::init(&p, [side_side; 2], device),
+        fusion: links.iter().map(|&(s, pos)| Fusion::init(info.vision_width, p.width, s, pos, device)).collect(),
+        decoder: MaskDecoder::init(p.width, p.embed, p.mlp_layers, info.vision_heads, device),
+        recognition: Recognition::init(info.vision_width, info.cond_dim, layers - p.recognition_layers, p.recognition_layers, device),
+    };
+    Ok(HeadBox::from_head(head))
+}

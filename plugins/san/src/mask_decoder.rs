@@ -1,0 +1,88 @@
+//! SAN's MLP mask decoder: query and pixel embeddings give mask proposals; an attention-bias
+//! MLP gives, per query and per backbone head, a bias map over the image.
+use burn::module::{Module, Param};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+/// `layers` linear layers with ReLU between them (Mask2Former's `MLP`).
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// The layers, input first.
+    pub layers: Vec<Linear>,
+}
+
+impl Mlp {
+    /// `input → hidden → … → output`.
+    pub fn init(input: usize, hidden: usize, output: usize, layers: usize, device: &Device) -> Self {
+        let dims: Vec<usize> =
+            std::iter::once(input).chain(std::iter::repeat_n(hidden, layers - 1)).chain(std::iter::once(output)).collect();
+        Self { layers: dims.windows(2).map(|w| LinearConfig::new(w[0], w[1]).init(device)).collect() }
+    }
+
+    /// Applies the layers to the last dimension.
+    pub fn forward(&self, mut x: Tensor<3>) -> Tensor<3> {
+        let n = self.layers.len();
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            if i + 1 < n {
+                x = relu(x);
+            }
+        }
+        x
+    }
+}
+
+/// Query MLP, pixel MLP, attention-bias MLP and the affine rescaling of the bias.
+#[derive(Module, Debug)]
+pub struct MaskDecoder {
+    /// Side query tokens → query embeddings.
+    pub query_mlp: Mlp,
+    /// Side patch tokens → pixel embeddings.
+    pub pix_mlp: Mlp,
+    /// Side query tokens → one embedding per backbone head.
+    pub attn_mlp: Mlp,
+    /// Scale of the attention bias (SAN's `Linear(1, 1)` weight, starts at 1).
+    pub bias_scale: Param<Tensor<1>>,
+    /// Shift of the attention bias (its bias, starts at 0).
+    pub bias_shift: Param<Tensor<1>>,
+    #[module(skip)]
+    heads: usize,
+}
+
+/// What the decoder produces.
+pub struct Proposals {
+    /// Mask proposal logits `[B, Q, rows·cols]` on the side grid.
+    pub masks: Tensor<3>,
+    /// Attention bias `[B, heads, Q, rows·cols]` on the side grid.
+    pub attn_bias: Tensor<4>,
+}
+
+impl MaskDecoder {
+    /// A decoder for side width `width` biasing `heads` backbone heads.
+    pub fn init(width: usize, embed: usize, layers: usize, heads: usize, device: &Device) -> Self {
+        Self {
+            query_mlp: Mlp::init(width, embed, embed, layers, device),
+            pix_mlp: Mlp::init(width, embed, embed, layers, device),
+            attn_mlp: Mlp::init(width, embed, embed * heads, layers, device),
+            bias_scale: Param::from_tensor(Tensor::ones([1], device)),
+            bias_shift: Param::from_tensor(Tensor::zeros([1], device)),
+            heads,
+        }
+    }
+
+    /// `queries` `[B, Q, width]` and `patches` `[B, N, width]` → proposals and attention bias.
+    pub fn forward(&self, queries: Tensor<3>, patches: Tensor<3>) -> Proposals {
+        let [b, nq, _] = queries.dims();
+        let n = patches.dims()[1];
+        let pix = self.pix_mlp.forward(patches); // [B, N, E]
+        let e = pix.dims()[2];
+        let masks = self.query_mlp.forward(queries.clone()).matmul(pix.clone().swap_dims(1, 2));
+        let attn = self.attn_mlp.forward(queries).reshape([b, nq, self.heads, e]).swap_dims(1, 2); // [B, H, Q, E]
+        let bias = attn.matmul(pix.swap_dims(1, 2).unsqueeze_dim::<4>(1)); // [B, H, Q, N]
+        let scale = self.bias_scale.val().reshape([1, 1, 1, 1]);
+        let shift = self.bias_shift.val().reshape([1, 1, 1, 1]);
+        debug_assert_eq!(bias.dims(), [b, self.heads, nq, n]);
+        Proposals { masks, attn_bias: bias * scale + shift }
+    }
+}

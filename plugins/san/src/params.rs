@@ -1,0 +1,70 @@
+//! Spec params of the `san` head, with SAN's defaults.
+use serde::{Deserialize, Serialize};
+
+/// Sizes of the side network and where it meets the frozen backbone.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SanParams {
+    /// Side ViT width (SAN: 240).
+    pub width: usize,
+    /// Side ViT blocks (SAN: 8).
+    pub depth: usize,
+    /// Side ViT attention heads (SAN: 6).
+    pub heads: usize,
+    /// Side ViT patch size in pixels (SAN: 16).
+    pub patch: usize,
+    /// Side ViT MLP width as a multiple of `width` (SAN: 4).
+    pub mlp_ratio: usize,
+    /// Learnable query tokens, one mask proposal each (SAN: 100).
+    pub queries: usize,
+    /// `"k->p"` links, as in SAN's config: the backbone's vision state `k` (`0` = input of block
+    /// 0, `k` = output of block `k - 1`) is added into the side tokens at position `p` (`0` =
+    /// after the patch embedding, `p` = after side block `p`).
+    /// SAN: `["0->0", "3->1", "6->2", "9->3"]` (CLIP layer → side block, not the inverted map
+    /// the VLSM-Adapter port used).
+    pub fusion_map: Vec<String>,
+    /// Width of the query and pixel embeddings and of the decoder MLPs' hidden layers (SAN: 256).
+    pub embed: usize,
+    /// Layers of each decoder MLP (SAN: 3).
+    pub mlp_layers: usize,
+    /// How many of the backbone's last vision blocks the recognition path re-runs with the
+    /// attention-biased query tokens (SAN: 3, CLIP layers 9–11).
+    pub recognition_layers: usize,
+}
+
+impl Default for SanParams {
+    fn default() -> Self {
+        Self {
+            width: 240,
+            depth: 8,
+            heads: 6,
+            patch: 16,
+            mlp_ratio: 4,
+            queries: 100,
+            fusion_map: ["0->0", "3->1", "6->2", "9->3"].map(String::from).to_vec(),
+            embed: 256,
+            mlp_layers: 3,
+            recognition_layers: 3,
+        }
+    }
+}
+
+/// Parses one `fusion_map` link `"k->p"` (`→` also accepted) into `(state, position)`.
+pub fn parse_link(link: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("`fusion_map` entry {link:?} is not of the form \"state->position\", e.g. \"3->1\"");
+    let (a, b) = link.split_once("->").or_else(|| link.split_once('→')).ok_or_else(bad)?;
+    Ok((a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_parse_and_bad_ones_say_the_form() {
+        assert_eq!(parse_link("9->3"), Ok((9, 3)));
+        assert_eq!(parse_link(" 6 → 2 "), Ok((6, 2)));
+        assert!(parse_link("3:1").unwrap_err().contains("state->position"));
+        assert!(parse_link("a->1").is_err());
+    }
+}
