@@ -197,3 +197,45 @@ fn compare_runs_the_grid_once_and_tabulates_it() {
     let from_runs = cli(&["compare", "--runs", out.join("runs/tiny-polyp-1").to_str().unwrap(), "--out", dir.join("t2").to_str().unwrap()]).unwrap();
     assert!(from_runs.contains("| polyp |"), "{from_runs}");
 }
+
+#[test]
+fn export_merges_a_lora_run_into_a_plain_clipseg_folder() {
+    use burn::module::Module;
+    use burn::tensor::{Device, Distribution, Tensor};
+    use vlsm_core::BackboneInput;
+
+    let dir = scratch("export");
+    let lora = r#"(kind: "lora", params: (rank: 4, targets: ["q_proj", "v_proj", "fc1", "fc2"]))"#;
+    let spec = tiny_spec(&dir, lora, TWO_EPOCHS);
+    let out = dir.join("out");
+    run(&spec, &out, &[]).unwrap();
+    let hf = dir.join("hf");
+    let line = cli(&["export", "--run", out.to_str().unwrap(), "--out", hf.to_str().unwrap()]).unwrap();
+    assert!(line.contains("LoRA merged"), "{line}");
+
+    let device = Device::flex();
+    let (_, trained) = vlsm_zoo::load_run(&out, &device).unwrap();
+    let trained = trained.valid();
+    let (_, exported) = build(&spec_text(hf.to_str().unwrap(), "frozen"), &device).unwrap();
+    let (_, original) = build(&spec_text(fixtures().join("tiny-clipseg").to_str().unwrap(), "frozen"), &device).unwrap();
+    let input = BackboneInput {
+        pixels: Tensor::random([2, 3, 96, 96], Distribution::Normal(0.0, 1.0), &device),
+        input_ids: trained.tokenize(&["a polyp", "a small red polyp"], &device).unwrap(),
+    };
+    let logits = trained.forward(&input);
+    let diff = |a: Tensor<4>, b: Tensor<4>| (a - b).abs().max().into_scalar::<f32>();
+    let merged = diff(exported.forward(&input), logits.clone());
+    assert!(merged < 1e-4, "exported folder differs from the run by {merged}");
+    let moved = diff(original.forward(&input), logits);
+    assert!(moved > 1e-3, "training moved the logits by only {moved}: the test would not see a lost merge");
+
+    let again = cli(&["export", "--run", out.to_str().unwrap(), "--out", hf.to_str().unwrap()]).unwrap_err();
+    assert!(again.contains("already holds"), "{again}");
+
+    let dense_out = dir.join("dense");
+    let dense_spec = tiny_spec(&dir, DENSE, "(epochs: 1, min_epochs: 1, batch: 4, lr: 1e-3)");
+    run(&dense_spec, &dense_out, &[]).unwrap();
+    let err = cli(&["export", "--run", dense_out.to_str().unwrap(), "--out", dir.join("hf2").to_str().unwrap()]).unwrap_err();
+    assert!(err.contains("placement `dense`") && err.contains("predict --run"), "{err}");
+    assert!(!dir.join("hf2/model.safetensors").exists());
+}

@@ -93,6 +93,18 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Write a finished run as a plain HF CLIPSeg folder (LoRA merged into the weights).
+    Export {
+        /// The run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// Output folder (config.json, preprocessor_config.json, model.safetensors).
+        #[arg(long)]
+        out: PathBuf,
+        /// Store float16 instead of float32.
+        #[arg(long)]
+        f16: bool,
+    },
     /// Segment one image with a finished run (its spec.ron and adapter.safetensors).
     Predict {
         /// Run folder.
@@ -280,6 +292,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             std::fs::create_dir_all(&dir)?;
             t.write(&dir)?;
             write!(out, "{}", t.to_markdown())?;
+            Ok(())
+        }
+        Command::Export { run, out: dir, f16 } => {
+            let summary = vlsm_zoo::export::export_run(&run, &dir, f16)?;
+            let how = if summary.merged_lora { " (LoRA merged into the weights)" } else { "" };
+            writeln!(out, "exported {} run {} to {}{how}", summary.placement, run.display(), dir.display())?;
             Ok(())
         }
         Command::Predict { run, image, prompt, out: mask_path, overlay, device: d } => {

@@ -101,3 +101,13 @@ pub fn load_trainable(mut model: ZooModel, spec: &LoadedSpec, path: &Path) -> Re
     }
     Ok(model)
 }
+
+/// Loads a finished run: `run_dir/spec.ron` built on an autodiff `device` (so trainable flags are
+/// real) and, when the run trained anything, `run_dir/adapter.safetensors` into it.
+pub fn load_run(run_dir: &Path, device: &burn::tensor::Device) -> Result<(LoadedSpec, ZooModel), ZooError> {
+    let spec = LoadedSpec::from_file(&run_dir.join("spec.ron"))?;
+    let model = ZooModel::build(&spec, &device.clone().autodiff())?;
+    let adapter = run_dir.join("adapter.safetensors");
+    let model = if adapter.is_file() { load_trainable(model, &spec, &adapter)? } else { model };
+    Ok((spec, model))
+}

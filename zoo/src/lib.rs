@@ -7,6 +7,7 @@ pub mod compare;
 pub mod data;
 pub mod error;
 pub mod evaluate;
+pub mod export;
 pub mod inspect;
 pub mod merge;
 pub mod metrics;
@@ -18,7 +19,7 @@ pub mod pretrain;
 pub mod report;
 pub mod run;
 
-pub use checkpoint::{load_trainable, save_trainable};
+pub use checkpoint::{load_run, load_trainable, save_trainable};
 pub use error::ZooError;
 pub use inspect::{inspect, Inspection};
 pub use model::ZooModel;

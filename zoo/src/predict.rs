@@ -1,5 +1,5 @@
 //! `vlsm-zoo predict`: segment one image with a finished run's spec and adapter weights.
-use crate::checkpoint::load_trainable;
+use crate::checkpoint::load_run;
 use crate::data::dataset::Preprocess;
 use crate::error::ZooError;
 use crate::metrics::Mask;
@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use image::imageops::FilterType;
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use std::path::Path;
-use vlsm_core::{BackboneInput, LoadedSpec};
+use vlsm_core::BackboneInput;
 
 /// A finished run's model, ready for inference.
 pub struct Predictor {
@@ -22,10 +22,7 @@ pub struct Predictor {
 impl Predictor {
     /// Loads `run_dir/spec.ron` and, when the run trained anything, `run_dir/adapter.safetensors`.
     pub fn from_run(run_dir: &Path, device: &Device) -> Result<Self, ZooError> {
-        let spec = LoadedSpec::from_file(&run_dir.join("spec.ron"))?;
-        let model = ZooModel::build(&spec, &device.clone().autodiff())?;
-        let adapter = run_dir.join("adapter.safetensors");
-        let model = if adapter.is_file() { load_trainable(model, &spec, &adapter)? } else { model };
+        let (_, model) = load_run(run_dir, device)?;
         let model = model.valid().to_device(device);
         let info = model.backbone.info();
         let pre = Preprocess { size: info.image_size, mean: info.image_mean, std: info.image_std, threshold: 127, soft_masks: false };
