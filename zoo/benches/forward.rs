@@ -1,5 +1,5 @@
 //! Forward-pass benchmarks: the CIDAS-size CLIPSeg at 352², batch 1 (random weights, frozen
-//! placement) and the tiny fixture model. Compare with `scripts/bench_torch.py` on the same machine.
+//! placement), the same backbone with the `san` head, and the tiny fixture model. Compare with `scripts/bench_torch.py` on the same machine.
 use burn::tensor::{Device, Distribution, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::path::Path;
@@ -29,6 +29,11 @@ fn forward(c: &mut Criterion) {
     );
     let x = input(&full, 352, &device);
     group.bench_function("cidas_352_b1", |b| b.iter(|| full.forward(&x).into_data()));
+
+    // The same backbone with the paper-size `san` head instead of the CLIPSeg decoder.
+    let san_spec = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/paper/san.ron")).unwrap();
+    let san = model(&san_spec, &device);
+    group.bench_function("cidas_352_b1_san", |b| b.iter(|| san.forward(&x).into_data()));
 
     let tiny_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-clipseg");
     let tiny = model(
