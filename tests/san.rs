@@ -34,6 +34,14 @@ fn paper_spec_count_breaks_down_like_sans() {
         serde_json::from_str(&cli(&["inspect", "--json", "--spec", specs().join("paper/san.ron").to_str().unwrap()]).unwrap())
             .unwrap();
     assert_eq!(report["trainable_params"].as_u64(), Some(8_346_483));
+    let parts: Vec<(String, u64)> = report["head_parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["part"].as_str().unwrap().to_string(), p["trainable_params"].as_u64().unwrap()))
+        .collect();
+    let expected = [("side", 5_903_280u64), ("fusion", 744_384), ("decoder", 1_303_554), ("recognition", 395_265)];
+    assert_eq!(parts, expected.map(|(n, c)| (n.to_string(), c)).to_vec(), "inspect's head breakdown");
 }
 
 const TINY_SAN: &str = r#"(kind: "san", params: (width: 32, depth: 3, heads: 2, queries: 6, embed: 16,

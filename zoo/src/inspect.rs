@@ -1,7 +1,7 @@
 //! Parameter report of a composed model (`vlsm-zoo inspect`).
 use crate::model::ZooModel;
 use serde::Serialize;
-use vlsm_core::{count_params, LoadedSpec, ParamCount};
+use vlsm_core::{count_params, list_params, LoadedSpec, ParamCount};
 
 /// Counts of one component.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -27,6 +27,17 @@ pub struct AttachmentReport {
     pub params: usize,
 }
 
+/// One top-level part of the head (e.g. `san`'s `side`, `fusion`, `decoder`, `recognition`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HeadPartReport {
+    /// Field name inside the head.
+    pub part: String,
+    /// Float parameters.
+    pub total_params: usize,
+    /// Parameters that train.
+    pub trainable_params: usize,
+}
+
 /// The whole report (what `inspect --json` prints).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Inspection {
@@ -42,6 +53,29 @@ pub struct Inspection {
     pub components: Vec<ComponentReport>,
     /// Blocks the placement attached.
     pub attachments: Vec<AttachmentReport>,
+    /// The head's parameters by top-level part, in declaration order.
+    pub head_parts: Vec<HeadPartReport>,
+}
+
+fn head_parts(model: &ZooModel) -> Vec<HeadPartReport> {
+    let mut parts: Vec<HeadPartReport> = Vec::new();
+    for p in list_params(model) {
+        let Some(rest) = p.path.strip_prefix("head.") else { continue };
+        let name = rest.split('.').next().unwrap_or(rest).to_string();
+        let n: usize = p.shape.iter().product();
+        let i = match parts.iter().position(|q| q.part == name) {
+            Some(i) => i,
+            None => {
+                parts.push(HeadPartReport { part: name, total_params: 0, trainable_params: 0 });
+                parts.len() - 1
+            }
+        };
+        parts[i].total_params += n;
+        if p.trainable {
+            parts[i].trainable_params += n;
+        }
+    }
+    parts
 }
 
 /// Counts `model`'s parameters per component (build it on an autodiff device for trainable counts).
@@ -73,6 +107,7 @@ pub fn inspect(spec: &LoadedSpec, model: &ZooModel) -> Inspection {
             .into_iter()
             .map(|a| AttachmentReport { site: a.site.to_string(), what: a.what, params: a.params })
             .collect(),
+        head_parts: head_parts(model),
     }
 }
 
@@ -104,6 +139,12 @@ impl Inspection {
             out += &format!("\n{:<22} {:<36} {:>12}\n", "site", "attached", "params");
             for a in &self.attachments {
                 out += &format!("{:<22} {:<36} {:>12}\n", a.site, a.what, group(a.params));
+            }
+        }
+        if self.head_parts.len() > 1 {
+            out += &format!("\n{:<22} {:>14} {:>14}\n", "head part", "total", "trainable");
+            for p in &self.head_parts {
+                out += &format!("{:<22} {:>14} {:>14}\n", p.part, group(p.total_params), group(p.trainable_params));
             }
         }
         out
