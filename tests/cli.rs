@@ -5,7 +5,7 @@ use vlsm_zoo_tests::*;
 #[test]
 fn list_shows_every_builtin_plugin() {
     let out = cli(&["list"]).unwrap();
-    for name in ["clipseg", "clipseg-decoder", "frozen", "decoder-only", "full", "lora", "dense", "shallow", "ssf"] {
+    for name in ["clipseg", "clipseg-decoder", "san", "frozen", "decoder-only", "full", "lora", "dense", "shallow", "ssf"] {
         assert!(out.lines().any(|l| l.split_whitespace().nth(1) == Some(name)), "{name} missing:\n{out}");
     }
     for krate in BUILTIN_CRATES {
@@ -103,6 +103,32 @@ fn shipped_specs_build_offline_on_the_embedded_backbone() {
             // 4 vision blocks? no: blocks 0..max(extract)=3 → 3 blocks × 2 adapters × 2 towers.
             let (v, t) = (2 * 96 * 16 + 96 + 16, 2 * 64 * 16 + 64 + 16);
             assert_eq!(trainable, (3 * 2 * v + 3 * 2 * t) as u64, "{name}");
+        }
+    }
+}
+
+/// Every `.ron` under `dir`, recursively.
+fn ron_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            ron_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "ron") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_shipped_spec_parses_and_the_embedded_ones_build() {
+    let mut files = Vec::new();
+    ron_files(&specs(), &mut files);
+    assert!(files.len() >= 20, "found only {files:?}");
+    for path in files {
+        let spec = vlsm_core::LoadedSpec::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // CIDAS-size specs (`weights: "random"`) are built by the count tests.
+        if spec.text.contains("embedded:") {
+            inspect_json(&path);
         }
     }
 }
