@@ -60,7 +60,8 @@ impl Recognition {
         )
         .swap_dims(1, 2)
         .reshape([b, heads, nq, t - 1]);
-        let bias = Tensor::cat(vec![on_grid.zeros_like().narrow(3, 0, 1), on_grid], 3);
+        let class_column = Tensor::zeros([b, heads, nq, 1], &on_grid.device());
+        let bias = Tensor::cat(vec![class_column, on_grid], 3);
 
         // SAN's "cls_token" SOS format: every query starts as the class token.
         let mut sos = context.clone().narrow(1, 0, 1).expand([b, nq, d]);
