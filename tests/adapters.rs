@@ -1,11 +1,9 @@
 //! Adapter placements: paper counts, HF/PyTorch parity of DA-VLC and SA-VLC, gradients only in
 //! adapters, adapter-only checkpoints, and the example `ssf` plugin.
-use burn::optim::{AdamWConfig, GradientsParams};
-use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::module::Module;
 use burn::tensor::Device;
 use std::collections::HashMap;
-use vlsm_core::{list_params, BackboneInput, LoadedSpec};
+use vlsm_core::{list_params, LoadedSpec};
 use vlsm_zoo::{load_trainable, save_trainable, ZooModel};
 use vlsm_zoo_tests::*;
 
@@ -42,36 +40,8 @@ fn paper_specs_have_the_paper_trainable_counts() {
     }
 }
 
-fn tiny_spec(placement: &str) -> String {
-    let dir = fixtures().join("tiny-clipseg");
-    format!(
-        "(backbone: (kind: \"clipseg\", weights: \"{}\"), placement: {placement}, head: (kind: \"clipseg-decoder\"))",
-        dir.display()
-    )
-}
-
-const DENSE_VLC: &str = "(kind: \"dense\", params: (dim: 8, cond_hidden: 8, vision: true, text: true, cond: true))";
-const SHALLOW_VLC: &str = "(kind: \"shallow\", params: (dim: 12, cond_hidden: 8, vision: true, text: true, cond: true))";
-
-fn reference_input(device: &Device) -> BackboneInput {
-    let reference = fixtures().join("tiny-clipseg/reference.safetensors");
-    BackboneInput {
-        pixels: float(&read_tensor(&reference, "pixel_values"), device),
-        input_ids: int(&read_tensor(&reference, "input_ids"), device),
-    }
-}
-
 fn check_adapter_parity(placement: &str, name: &str) {
-    let device = Device::flex();
-    let (_, mut model) = build(&tiny_spec(placement), &device).unwrap();
-    let weights = fixtures().join(format!("tiny-clipseg/{name}.safetensors"));
-    let mut store = SafetensorsStore::from_file(&weights).with_from_adapter(PyTorchToBurnAdapter);
-    let result = model.placement.load_from(&mut store).unwrap();
-    assert!(result.missing.is_empty() && result.unused.is_empty() && result.errors.is_empty(), "{result:?}");
-    let logits = model.forward(&reference_input(&device));
-    let expected = read_tensor(&fixtures().join("tiny-clipseg/adapters.reference.safetensors"), name);
-    let d = max_abs_diff(logits, &expected);
-    assert!(d <= 1e-4, "{name}: logits max abs diff {d}");
+    let d = vlsm_zoo_tests::check_adapter_parity(placement, name, &Device::flex(), 1e-4);
     eprintln!("{name}: logits max abs diff {d:e}");
 }
 
@@ -86,38 +56,21 @@ fn shallow_vlc_matches_the_pytorch_reference() {
 }
 
 fn one_step(placement: &str) -> (ZooModel, ZooModel) {
-    let device = Device::flex().autodiff();
-    let (_, model) = build(&tiny_spec(placement), &device).unwrap();
-    let loss = model.forward(&reference_input(&device)).powf_scalar(2.0).mean();
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let trainable = list_params(&model).into_iter().filter(|p| p.trainable).count();
-    assert_eq!(grads.len(), trainable, "only (and all) trainable parameters get gradients");
-    let before = model.clone();
-    let after = AdamWConfig::new().init().step(1e-3, model, grads);
-    (before, after)
+    vlsm_zoo_tests::one_step(placement, &Device::flex().autodiff())
 }
 
 #[test]
 fn one_adamw_step_changes_adapters_only() {
     for placement in [DENSE_VLC, SHALLOW_VLC] {
         let (before, after) = one_step(placement);
-        let trainable: Vec<String> = list_params(&before).into_iter().filter(|p| p.trainable).map(|p| p.path).collect();
-        assert!(trainable.iter().all(|p| p.starts_with("placement.")), "{trainable:?}");
-        let (old, new) = (values(&before), values(&after));
-        for (path, v) in &old {
-            if path.starts_with("placement.") {
-                assert_ne!(&new[path], v, "{placement}: adapter {path} did not move");
-            } else {
-                assert_eq!(&new[path], v, "{placement}: frozen {path} changed");
-            }
-        }
+        assert_only_adapters_moved(&before, &after, placement);
     }
 }
 
 #[test]
 fn adapter_checkpoints_hold_only_trainable_tensors_and_load_strictly() {
     let device = Device::flex().autodiff();
-    let spec = LoadedSpec::from_str(&tiny_spec(DENSE_VLC), "dense.ron").unwrap();
+    let spec = LoadedSpec::from_str(&fixture_spec(DENSE_VLC), "dense.ron").unwrap();
     let (_, trained) = one_step(DENSE_VLC);
     let path = scratch("ckpt").join("adapter.safetensors");
     save_trainable(&trained, &spec, &path).unwrap();
@@ -133,11 +86,11 @@ fn adapter_checkpoints_hold_only_trainable_tensors_and_load_strictly() {
     let (a, b) = (values(&loaded), values(&trained));
     assert_eq!(a, b, "loaded model equals the trained one");
 
-    let other = LoadedSpec::from_str(&tiny_spec(&DENSE_VLC.replace("dim: 8", "dim: 4")), "other.ron").unwrap();
+    let other = LoadedSpec::from_str(&fixture_spec(&DENSE_VLC.replace("dim: 8", "dim: 4")), "other.ron").unwrap();
     let err = load_trainable(ZooModel::build(&other, &device).unwrap(), &other, &path).unwrap_err().to_string();
     assert!(err.contains("placement params"), "{err}");
 
-    let shallow = LoadedSpec::from_str(&tiny_spec(SHALLOW_VLC), "shallow.ron").unwrap();
+    let shallow = LoadedSpec::from_str(&fixture_spec(SHALLOW_VLC), "shallow.ron").unwrap();
     let err = load_trainable(ZooModel::build(&shallow, &device).unwrap(), &shallow, &path).unwrap_err().to_string();
     assert!(err.contains("placement `dense`") && err.contains("`shallow`"), "{err}");
 }
@@ -145,7 +98,7 @@ fn adapter_checkpoints_hold_only_trainable_tensors_and_load_strictly() {
 #[test]
 fn adapter_checkpoint_with_a_missing_tensor_is_refused_listing_it() {
     let device = Device::flex().autodiff();
-    let spec = LoadedSpec::from_str(&tiny_spec(DENSE_VLC), "dense.ron").unwrap();
+    let spec = LoadedSpec::from_str(&fixture_spec(DENSE_VLC), "dense.ron").unwrap();
     let model = ZooModel::build(&spec, &device).unwrap();
     let full = scratch("ckpt-missing").join("full.safetensors");
     save_trainable(&model, &spec, &full).unwrap();
@@ -167,8 +120,8 @@ fn adapter_checkpoint_with_a_missing_tensor_is_refused_listing_it() {
 fn ssf_plugin_starts_at_identity_and_reports_its_sites() {
     let device = Device::flex();
     let input = reference_input(&device);
-    let (_, frozen) = build(&tiny_spec("(kind: \"frozen\")"), &device).unwrap();
-    let ssf_spec = tiny_spec("(kind: \"ssf\", params: (sites: [\"vision.*.mlp_out\", \"tap.0\", \"text.2.fc1\", \"cond\"]))");
+    let (_, frozen) = build(&fixture_spec("(kind: \"frozen\")"), &device).unwrap();
+    let ssf_spec = fixture_spec("(kind: \"ssf\", params: (sites: [\"vision.*.mlp_out\", \"tap.0\", \"text.2.fc1\", \"cond\"]))");
     let (_, ssf) = build(&ssf_spec, &device).unwrap();
     let d: f32 = (frozen.forward(&input) - ssf.forward(&input)).abs().max().into_scalar();
     assert_eq!(d, 0.0, "γ = 1, β = 0 is the pretrained model");
@@ -188,11 +141,11 @@ fn ssf_plugin_starts_at_identity_and_reports_its_sites() {
 #[test]
 fn bad_placement_params_are_clear_errors() {
     let device = Device::flex();
-    let err = build(&tiny_spec("(kind: \"dense\", params: (layers: [0, 7]))"), &device).unwrap_err().to_string();
+    let err = build(&fixture_spec("(kind: \"dense\", params: (layers: [0, 7]))"), &device).unwrap_err().to_string();
     assert!(err.contains("block 7 does not exist"), "{err}");
-    let err = build(&tiny_spec("(kind: \"ssf\", params: (sites: [\"vision.9.fc1\"]))"), &device).unwrap_err().to_string();
+    let err = build(&fixture_spec("(kind: \"ssf\", params: (sites: [\"vision.9.fc1\"]))"), &device).unwrap_err().to_string();
     assert!(err.contains("vision.9.fc1"), "{err}");
-    let err = build(&tiny_spec("(kind: \"dense\", params: (dimm: 3))"), &device).unwrap_err().to_string();
+    let err = build(&fixture_spec("(kind: \"dense\", params: (dimm: 3))"), &device).unwrap_err().to_string();
     assert!(err.contains("placement `dense`") && err.contains("dimm"), "{err}");
 }
 

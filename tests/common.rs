@@ -1,10 +1,12 @@
 //! Shared helpers of the end-to-end tests: fixture paths, reference tensors, comparisons.
 use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use std::collections::HashMap;
 use safetensors::{Dtype, SafeTensors};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use vlsm_core::LoadedSpec;
+use vlsm_core::{list_params, BackboneInput, LoadedSpec, NoHooks};
 use vlsm_zoo::ZooModel;
 
 /// `tests/fixtures`.
@@ -154,3 +156,95 @@ pub fn run(spec: &Path, out: &Path, extra: &[&str]) -> Result<String, String> {
 pub const DENSE: &str = "(kind: \"dense\", params: (dim: 8, cond_hidden: 8))";
 /// Two quick epochs.
 pub const TWO_EPOCHS: &str = "(epochs: 2, min_epochs: 1, batch: 4, lr: 1e-3)";
+
+/// The tiny HF fixture model (`tests/fixtures/tiny-clipseg`) with `placement` and the CLIPSeg decoder.
+pub fn fixture_spec(placement: &str) -> String {
+    let dir = fixtures().join("tiny-clipseg");
+    format!(
+        "(backbone: (kind: \"clipseg\", weights: \"{}\"), placement: {placement}, head: (kind: \"clipseg-decoder\"))",
+        dir.display()
+    )
+}
+
+/// DA-VLC on the tiny fixture model, as in `scripts/make_fixtures.py`.
+pub const DENSE_VLC: &str = "(kind: \"dense\", params: (dim: 8, cond_hidden: 8, vision: true, text: true, cond: true))";
+/// SA-VLC on the tiny fixture model, as in `scripts/make_fixtures.py`.
+pub const SHALLOW_VLC: &str = "(kind: \"shallow\", params: (dim: 12, cond_hidden: 8, vision: true, text: true, cond: true))";
+
+/// The fixture's reference input (pixels and token ids) on `device`.
+pub fn reference_input(device: &Device) -> BackboneInput {
+    let reference = fixtures().join("tiny-clipseg/reference.safetensors");
+    BackboneInput {
+        pixels: float(&read_tensor(&reference, "pixel_values"), device),
+        input_ids: int(&read_tensor(&reference, "input_ids"), device),
+    }
+}
+
+/// Builds the CLIPSeg checkpoint in `weights_dir` on `device`, runs `reference`'s input and
+/// asserts the decoder taps, the conditional embedding and the logits within `tol` of HF's.
+/// Returns the logits' largest difference.
+pub fn check_hf_parity(weights_dir: &Path, reference: &Path, device: &Device, tol: f32) -> f32 {
+    let (_, model) = build(&spec_text(&weights_dir.display().to_string(), "frozen"), device).unwrap();
+    let input = BackboneInput {
+        pixels: float(&read_tensor(reference, "pixel_values"), device),
+        input_ids: int(&read_tensor(reference, "input_ids"), device),
+    };
+    let features = model.backbone.forward(&input, &NoHooks);
+    for (k, tap) in features.taps.iter().enumerate() {
+        let d = max_abs_diff(tap.clone(), &read_tensor(reference, &format!("tap{k}")));
+        assert!(d <= tol, "tap{k}: max abs diff {d}");
+    }
+    let d = max_abs_diff(features.cond.clone(), &read_tensor(reference, "cond"));
+    assert!(d <= tol, "conditional embedding: max abs diff {d}");
+    let logits = model.forward(&input);
+    let expected = read_tensor(reference, "logits");
+    assert_eq!(logits.dims()[2..], expected.shape[1..]);
+    let d = max_abs_diff(logits, &expected);
+    assert!(d <= tol, "logits: max abs diff {d}");
+    d
+}
+
+/// Loads the PyTorch reference adapter weights `tiny-clipseg/{name}.safetensors` into
+/// `placement` on the tiny fixture model on `device` and asserts the logits within `tol` of the
+/// reference's. Returns the largest difference.
+pub fn check_adapter_parity(placement: &str, name: &str, device: &Device, tol: f32) -> f32 {
+    let (_, mut model) = build(&fixture_spec(placement), device).unwrap();
+    let weights = fixtures().join(format!("tiny-clipseg/{name}.safetensors"));
+    let mut store = SafetensorsStore::from_file(&weights).with_from_adapter(PyTorchToBurnAdapter);
+    let result = model.placement.load_from(&mut store).unwrap();
+    assert!(result.missing.is_empty() && result.unused.is_empty() && result.errors.is_empty(), "{result:?}");
+    let logits = model.forward(&reference_input(device));
+    let expected = read_tensor(&fixtures().join("tiny-clipseg/adapters.reference.safetensors"), name);
+    let d = max_abs_diff(logits, &expected);
+    assert!(d <= tol, "{name}: logits max abs diff {d}");
+    d
+}
+
+/// One AdamW step (lr 1e-3) on the squared logits of the reference input, on an autodiff
+/// `device`; asserts that exactly the trainable parameters got gradients. Returns the model
+/// before and after.
+pub fn one_step(placement: &str, device: &Device) -> (ZooModel, ZooModel) {
+    let (_, model) = build(&fixture_spec(placement), device).unwrap();
+    let loss = model.forward(&reference_input(device)).powf_scalar(2.0).mean();
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let trainable = list_params(&model).into_iter().filter(|p| p.trainable).count();
+    assert_eq!(grads.len(), trainable, "only (and all) trainable parameters get gradients");
+    let before = model.clone();
+    let after = AdamWConfig::new().init().step(1e-3, model, grads);
+    (before, after)
+}
+
+/// Asserts that between `before` and `after` every `placement.` parameter moved and every
+/// other parameter kept its exact value.
+pub fn assert_only_adapters_moved(before: &ZooModel, after: &ZooModel, what: &str) {
+    let trainable: Vec<String> = list_params(before).into_iter().filter(|p| p.trainable).map(|p| p.path).collect();
+    assert!(trainable.iter().all(|p| p.starts_with("placement.")), "{trainable:?}");
+    let (old, new) = (values(before), values(after));
+    for (path, v) in &old {
+        if path.starts_with("placement.") {
+            assert_ne!(&new[path], v, "{what}: adapter {path} did not move");
+        } else {
+            assert_eq!(&new[path], v, "{what}: frozen {path} changed");
+        }
+    }
+}

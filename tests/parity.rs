@@ -3,30 +3,13 @@
 use burn::tensor::{Device, Tensor};
 use std::path::Path;
 use vlsm_clipseg::ClipSegBackbone;
-use vlsm_core::{BackboneInput, NoHooks};
+use vlsm_core::BackboneInput;
 use vlsm_zoo_tests::*;
 
 const TOL: f32 = 1e-4;
 
 fn check_fixture(weights_dir: &Path, reference: &Path) {
-    let device = Device::flex();
-    let (_, model) = build(&spec_text(&weights_dir.display().to_string(), "frozen"), &device).unwrap();
-    let input = BackboneInput {
-        pixels: float(&read_tensor(reference, "pixel_values"), &device),
-        input_ids: int(&read_tensor(reference, "input_ids"), &device),
-    };
-    let features = model.backbone.forward(&input, &NoHooks);
-    for (k, tap) in features.taps.iter().enumerate() {
-        let d = max_abs_diff(tap.clone(), &read_tensor(reference, &format!("tap{k}")));
-        assert!(d <= TOL, "tap{k}: max abs diff {d}");
-    }
-    let d = max_abs_diff(features.cond.clone(), &read_tensor(reference, "cond"));
-    assert!(d <= TOL, "conditional embedding: max abs diff {d}");
-    let logits = model.forward(&input);
-    let expected = read_tensor(reference, "logits");
-    assert_eq!(logits.dims()[2..], expected.shape[1..]);
-    let d = max_abs_diff(logits, &expected);
-    assert!(d <= TOL, "logits: max abs diff {d}");
+    let d = check_hf_parity(weights_dir, reference, &Device::flex(), TOL);
     eprintln!("{}: logits max abs diff {d:e}", weights_dir.display());
 }
 

@@ -4,17 +4,17 @@
 //! * `vlsm-zoo inspect --spec S [--json]` — build a spec's model and count its parameters.
 //! * `vlsm-zoo run --spec S [--out DIR] [--seed N] [--resume]` — train, pick the best epoch, test.
 //! * `vlsm-zoo data synth|init|check` — make or validate data sets in the medvlsm layout.
+//! * `vlsm-zoo compare|export|predict|pretrain` — tables, HF folders, single images, the tiny model.
+//! * `vlsm-zoo time --spec S` — seconds per training step or forward pass on a device.
 //!
-//! * `vlsm-zoo list` — registered plugins.
-//! * `vlsm-zoo inspect --spec S [--json]` — build a spec's model and count its parameters.
+//! Every command that computes takes `--device cpu|wgpu[:N]|cuda[:N]`.
 use anyhow::{bail, Context, Result};
-use burn::tensor::Device;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 use vlsm_zoo::core::registry;
 use vlsm_zoo::core::LoadedSpec;
-use vlsm_zoo::{inspect, ZooModel};
+use vlsm_zoo::{inspect, DeviceChoice, ZooModel};
 
 /// Parsed command line.
 #[derive(Parser)]
@@ -40,9 +40,9 @@ enum Command {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
-        /// Compute device.
-        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-        device: DeviceArg,
+        /// Compute device: cpu, wgpu[:N] (build with --features gpu) or cuda[:N] (--features cuda).
+        #[arg(long, default_value = "cpu")]
+        device: DeviceChoice,
     },
     /// Train a spec, pick the best epoch by val Dice, evaluate the test split, write a run folder.
     Run {
@@ -65,9 +65,9 @@ enum Command {
         /// a counted warning instead of failing.
         #[arg(long)]
         skip_bad: bool,
-        /// Compute device.
-        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-        device: DeviceArg,
+        /// Compute device: cpu, wgpu[:N] (build with --features gpu) or cuda[:N] (--features cuda).
+        #[arg(long, default_value = "cpu")]
+        device: DeviceChoice,
     },
     /// Make or validate data sets in the medvlsm layout.
     #[command(subcommand)]
@@ -92,6 +92,9 @@ enum Command {
         /// No progress output.
         #[arg(long)]
         quiet: bool,
+        /// Compute device: cpu, wgpu[:N] (build with --features gpu) or cuda[:N] (--features cuda).
+        #[arg(long, default_value = "cpu")]
+        device: DeviceChoice,
     },
     /// Write a finished run as a plain HF CLIPSeg folder (LoRA merged into the weights).
     Export {
@@ -104,6 +107,9 @@ enum Command {
         /// Store float16 instead of float32.
         #[arg(long)]
         f16: bool,
+        /// Compute device: cpu, wgpu[:N] (build with --features gpu) or cuda[:N] (--features cuda).
+        #[arg(long, default_value = "cpu")]
+        device: DeviceChoice,
     },
     /// Segment one image with a finished run (its spec.ron and adapter.safetensors).
     Predict {
@@ -122,9 +128,9 @@ enum Command {
         /// Also write the image with the mask tinted and outlined.
         #[arg(long)]
         overlay: Option<PathBuf>,
-        /// Compute device.
-        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-        device: DeviceArg,
+        /// Compute device: cpu, wgpu[:N] (build with --features gpu) or cuda[:N] (--features cuda).
+        #[arg(long, default_value = "cpu")]
+        device: DeviceChoice,
     },
     /// Train the tiny CLIPSeg end to end on synthetic shapes and export it (f16 HF folder).
     Pretrain {
@@ -152,6 +158,37 @@ enum Command {
         /// No progress output.
         #[arg(long)]
         quiet: bool,
+        /// Compute device: cpu, wgpu[:N] (build with --features gpu) or cuda[:N] (--features cuda).
+        #[arg(long, default_value = "cpu")]
+        device: DeviceChoice,
+    },
+    /// Time a spec's training step (forward, loss, backward, clipping, AdamW) or forward pass on
+    /// random inputs: median seconds per step and per image, peak memory.
+    Time {
+        /// RON spec file (`weights: "random"` needs no download).
+        #[arg(long)]
+        spec: PathBuf,
+        /// Time the forward pass only (no autodiff) instead of a training step.
+        #[arg(long)]
+        infer: bool,
+        /// Images per step.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// Untimed steps first (shader compilation, autotuning).
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Timed steps.
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Print one JSON object instead of a line.
+        #[arg(long, conflicts_with = "row")]
+        json: bool,
+        /// Print one markdown table row: spec | workload | device | batch | s/step | s/img | peak RSS MiB | device pool MiB.
+        #[arg(long)]
+        row: bool,
+        /// Compute device: cpu, wgpu[:N] (build with --features gpu) or cuda[:N] (--features cuda).
+        #[arg(long, default_value = "cpu")]
+        device: DeviceChoice,
     },
 }
 
@@ -210,25 +247,6 @@ enum DataCommand {
     },
 }
 
-/// Where tensors live; chosen at run time.
-#[derive(Clone, Copy, ValueEnum)]
-enum DeviceArg {
-    /// burn's flex CPU backend (AVX-512 GEMM when the CPU has it).
-    Cpu,
-    /// First CUDA GPU (needs a build with `--features cuda`).
-    Cuda,
-}
-
-fn device(arg: DeviceArg) -> Result<Device> {
-    match arg {
-        DeviceArg::Cpu => Ok(Device::flex()),
-        #[cfg(feature = "cuda")]
-        DeviceArg::Cuda => Ok(Device::cuda(0)),
-        #[cfg(not(feature = "cuda"))]
-        DeviceArg::Cuda => bail!("this vlsm-zoo was built without CUDA; rebuild with `cargo build --release --features cuda`"),
-    }
-}
-
 /// Parses `args` (program name first) and runs the command, writing results to `out`.
 pub fn run_args<I, S>(args: I, out: &mut dyn Write) -> Result<()>
 where
@@ -244,7 +262,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::List { defaults } => list(defaults, out),
         Command::Inspect { spec, json, device: d } => {
             let loaded = LoadedSpec::from_file(&spec)?;
-            let device = device(d)?.autodiff();
+            let device = d.open()?.autodiff();
             let model = ZooModel::build(&loaded, &device).with_context(|| format!("building {}", spec.display()))?;
             let report = inspect(&loaded, &model);
             if json {
@@ -257,7 +275,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Run { spec, out: run_out, seed, resume, quiet, skip_bad, device: d } => {
             let loaded = LoadedSpec::from_file(&spec)?;
             let opts = vlsm_zoo::run::RunOptions { out: run_out, seed, resume, quiet, skip_bad };
-            let (report, dir) = vlsm_zoo::run::run(&loaded, &opts, &device(d)?)?;
+            let (report, dir) = vlsm_zoo::run::run(&loaded, &opts, &d.open()?)?;
             writeln!(
                 out,
                 "{}: test DSC {:.2}% IoU {:.2}% HD95 {:.2} px ({} undefined); best epoch {} of {}; written to {}",
@@ -273,7 +291,33 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             Ok(())
         }
         Command::Data(cmd) => data(cmd, out),
-        Command::Compare { specs, runs, seeds, data, out: dir, quiet } => {
+        Command::Time { spec, infer, batch, warmup, steps, json, row, device: d } => {
+            use vlsm_zoo::timing::{time_spec, TimingOptions, Workload};
+            let loaded = LoadedSpec::from_file(&spec)?;
+            let workload = if infer { Workload::Infer } else { Workload::Train };
+            let o = TimingOptions { workload, batch, warmup, steps };
+            let t = time_spec(&loaded, &o, &d.open()?).with_context(|| format!("timing {}", spec.display()))?;
+            let mib = |m: Option<f64>| m.map_or("-".to_string(), |m| format!("{m:.0}"));
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&t)?)?;
+            } else if row {
+                writeln!(
+                    out,
+                    "| {} | {:?} | {d} | {} | {:.4} | {:.4} | {} | {} |",
+                    t.spec, t.workload, t.batch, t.median_step_seconds, t.seconds_per_image,
+                    mib(t.peak_rss_mib), mib(t.device_reserved_mib)
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{} {:?} on {d}: batch {} at {}², {:.4} s/step, {:.4} s/img (median of {}); peak RSS {} MiB, device pool {} MiB",
+                    t.spec, t.workload, t.batch, t.image_size, t.median_step_seconds, t.seconds_per_image,
+                    t.step_seconds.len(), mib(t.peak_rss_mib), mib(t.device_reserved_mib)
+                )?;
+            }
+            Ok(())
+        }
+        Command::Compare { specs, runs, seeds, data, out: dir, quiet, device: d } => {
             use vlsm_zoo::compare::{read_run, run_grid, table};
             let rows = if !runs.is_empty() {
                 runs.iter().filter(|r| r.join("report.json").is_file()).map(|r| read_run(r)).collect::<Result<Vec<_>, _>>()?
@@ -283,7 +327,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 }
                 let seeds: Vec<u64> = seeds.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()
                     .with_context(|| format!("--seeds {seeds}: expected numbers like 41,42,43"))?;
-                run_grid(&specs, &data, &seeds, &dir, &Device::flex(), quiet, &mut |m| if !quiet { eprintln!("{m}") })?
+                run_grid(&specs, &data, &seeds, &dir, &d.open()?, quiet, &mut |m| if !quiet { eprintln!("{m}") })?
             };
             if rows.is_empty() {
                 bail!("no finished runs (report.json) found");
@@ -294,14 +338,14 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             write!(out, "{}", t.to_markdown())?;
             Ok(())
         }
-        Command::Export { run, out: dir, f16 } => {
-            let summary = vlsm_zoo::export::export_run(&run, &dir, f16)?;
+        Command::Export { run, out: dir, f16, device: d } => {
+            let summary = vlsm_zoo::export::export_run(&run, &dir, f16, &d.open()?)?;
             let how = if summary.merged_lora { " (LoRA merged into the weights)" } else { "" };
             writeln!(out, "exported {} run {} to {}{how}", summary.placement, run.display(), dir.display())?;
             Ok(())
         }
         Command::Predict { run, image, prompt, out: mask_path, overlay, device: d } => {
-            let predictor = vlsm_zoo::predict::Predictor::from_run(&run, &device(d)?)?;
+            let predictor = vlsm_zoo::predict::Predictor::from_run(&run, &d.open()?)?;
             let img = image::open(&image).with_context(|| format!("reading {}", image.display()))?.to_rgb8();
             let mask = predictor.predict(&img, &prompt)?;
             vlsm_zoo::predict::mask_image(&mask).save(&mask_path).with_context(|| format!("writing {}", mask_path.display()))?;
@@ -311,9 +355,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             writeln!(out, "{}: {} foreground pixels of {}", mask_path.display(), mask.area(), mask.data.len())?;
             Ok(())
         }
-        Command::Pretrain { out: dir, n_train, epochs, batch, lr, seed, work, quiet } => {
+        Command::Pretrain { out: dir, n_train, epochs, batch, lr, seed, work, quiet, device: d } => {
             let o = vlsm_zoo::pretrain::PretrainOptions { out: dir.clone(), n_train, epochs, batch, lr, seed, work, quiet };
-            let report = vlsm_zoo::pretrain::pretrain(&o, &Device::flex())?;
+            let report = vlsm_zoo::pretrain::pretrain(&o, &d.open()?)?;
             writeln!(
                 out,
                 "pretrained tiny CLIPSeg: test DSC {:.2}% on synthetic shapes after {} epochs; exported to {}",

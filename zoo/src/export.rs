@@ -23,15 +23,16 @@ pub struct ExportSummary {
 }
 
 /// Writes `out/{config.json, preprocessor_config.json, model.safetensors}` from `run_dir`;
-/// `half` stores float16. Refuses to overwrite an existing `model.safetensors`.
-pub fn export_run(run_dir: &Path, out: &Path, half: bool) -> Result<ExportSummary, ZooError> {
+/// `half` stores float16; the run is loaded (and LoRA merged) on `device`. Refuses to overwrite
+/// an existing `model.safetensors`.
+pub fn export_run(run_dir: &Path, out: &Path, half: bool, device: &Device) -> Result<ExportSummary, ZooError> {
     if out.join("model.safetensors").exists() {
         return Err(ZooError::Invalid(format!(
             "export: {} already holds a model.safetensors; pick another folder or delete it",
             out.display()
         )));
     }
-    let (spec, model) = load_run(run_dir, &Device::flex())?;
+    let (spec, model) = load_run(run_dir, device)?;
     let placement = spec.spec.placement.kind.clone();
     let merged_lora = model.placement.downcast_ref::<Lora>().is_some();
     let model = if merged_lora { merge_lora(model)? } else { model };

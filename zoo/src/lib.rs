@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod compare;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod evaluate;
 pub mod export;
@@ -18,8 +19,10 @@ pub mod predict;
 pub mod pretrain;
 pub mod report;
 pub mod run;
+pub mod timing;
 
 pub use checkpoint::{load_run, load_trainable, save_trainable};
+pub use device::DeviceChoice;
 pub use error::ZooError;
 pub use inspect::{inspect, Inspection};
 pub use model::ZooModel;

@@ -14,12 +14,13 @@ use crate::model::ZooModel;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use std::path::Path;
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use vlsm_core::spec::TrainSpec;
+use vlsm_core::BackboneInput;
 
 /// Prepared samples of one split with their records.
 pub struct SplitData {
@@ -96,6 +97,41 @@ pub fn loss_kind(name: &str) -> Result<LossKind, ZooError> {
     }
 }
 
+/// The spec's AdamW (betas, epsilon, weight decay; the learning rate is given per step).
+pub fn adamw(t: &TrainSpec) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_beta_1(t.betas.0 as f32)
+        .with_beta_2(t.betas.1 as f32)
+        .with_epsilon(t.eps as f32)
+        .with_weight_decay(t.weight_decay as f32)
+        .init()
+}
+
+/// One optimisation step on one batch: forward, loss, backward, global-norm gradient clipping
+/// (`grad_clip > 0`), AdamW at `lr`. Returns the updated model and the batch loss; a non-finite
+/// loss leaves the model as it was (the caller decides to stop). Reading the loss waits for the
+/// forward pass, so on a GPU the step's kernels are queued, not necessarily finished, on return.
+pub fn train_step(
+    model: ZooModel,
+    optim: &mut ModuleOptimizer,
+    input: &BackboneInput,
+    target: Tensor<4>,
+    kind: LossKind,
+    lr: f64,
+    grad_clip: f64,
+) -> (ZooModel, f64) {
+    let l = loss(kind, model.forward(input), target);
+    let value = l.clone().into_scalar::<f32>() as f64;
+    if !value.is_finite() {
+        return (model, value);
+    }
+    let mut grads = GradientsParams::from_grads(l.backward(), &model);
+    if grad_clip > 0.0 {
+        clip_global_norm(&model, &mut grads, grad_clip);
+    }
+    (optim.step(lr, model, grads), value)
+}
+
 /// Validation loss and Dice with prompts drawn once from `seed`.
 pub fn validate(
     model: &ZooModel,
@@ -140,12 +176,7 @@ pub fn train(
     observer: &mut dyn EpochObserver,
 ) -> Result<(ZooModel, TrainState), ZooError> {
     let kind = loss_kind(&t.loss)?;
-    let optim = AdamWConfig::new()
-        .with_beta_1(t.betas.0 as f32)
-        .with_beta_2(t.betas.1 as f32)
-        .with_epsilon(t.eps as f32)
-        .with_weight_decay(t.weight_decay as f32)
-        .init();
+    let optim = adamw(t);
     let mut optim = match optim_state {
         Some(path) => optim
             .load(path)
@@ -167,8 +198,8 @@ pub fn train(
             let prompts: Vec<&str> =
                 chunk.iter().map(|&i| sample(&train_data.records[i], &mut rng).unwrap_or("")).collect();
             let (input, target) = make_batch(&model, &samples, &prompts, size, device)?;
-            let l = loss(kind, model.forward(&input), target);
-            let value = l.clone().into_scalar::<f32>() as f64;
+            let value;
+            (model, value) = train_step(model, &mut optim, &input, target, kind, lr, t.grad_clip);
             if !value.is_finite() {
                 return Err(ZooError::Invalid(format!(
                     "training loss became {value} in epoch {epoch}, batch {}: stopping; the last good \
@@ -176,11 +207,6 @@ pub fn train(
                     bi + 1
                 )));
             }
-            let mut grads = GradientsParams::from_grads(l.backward(), &model);
-            if t.grad_clip > 0.0 {
-                clip_global_norm(&model, &mut grads, t.grad_clip);
-            }
-            model = optim.step(lr, model, grads);
             loss_sum += value * chunk.len() as f64;
             seen += chunk.len();
             observer.on_batch(bi + 1, total, loss_sum / seen as f64, lr);

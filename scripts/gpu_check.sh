@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# One-command GPU check: on a machine with a GPU and its Vulkan driver (NVIDIA's, AMD's, Intel's,
+# or Mesa's llvmpipe for a software run), from the repository root:
+#
+#     scripts/gpu_check.sh                 # build with --features gpu, list adapters, test, time
+#     scripts/gpu_check.sh --main-job      # ... and train the main job (specs/dense_vl.ron) on wgpu
+#     scripts/gpu_check.sh --prebuilt DIR  # use DIR/vlsm-zoo and DIR/gpu-tests built elsewhere
+#                                          # from the same commit (no cargo on the GPU machine)
+#
+# It prints the Vulkan adapters, runs the GPU test set (tests/gpu.rs: HF parity, DA-VLC/SA-VLC
+# parity, a training step, CPU-vs-GPU step and run agreement, checkpoints across devices), then
+# times CIDAS-size training steps (DA-VL, SA-VLC, decoder-only; batch 8 and 32) and inference
+# (batch 1 and 8) with `vlsm-zoo time` and prints them as one markdown table. About 5 minutes
+# on a warm build; BATCHES="8" or STEPS=3 make it shorter.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+prebuilt=""
+main_job=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --prebuilt) prebuilt="$2"; shift 2 ;;
+        --main-job) main_job=1; shift ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        *) echo "unknown argument: $1 (see --help)"; exit 2 ;;
+    esac
+done
+BATCHES="${BATCHES:-8 32}"
+STEPS="${STEPS:-5}"
+WARMUP="${WARMUP:-2}"
+DEVICE="${DEVICE:-wgpu}"
+# wgpu/Vulkan warns on every call without a private runtime dir.
+if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "${XDG_RUNTIME_DIR}" ]; then
+    export XDG_RUNTIME_DIR="$(mktemp -d)"
+    chmod 700 "$XDG_RUNTIME_DIR"
+fi
+
+echo "== machine =="
+uname -srm
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+nproc | sed 's/^/CPU cores: /'
+
+echo "== Vulkan adapters =="
+if command -v vulkaninfo >/dev/null; then
+    vulkaninfo --summary 2>/dev/null | grep -E 'deviceName|deviceType|driverName|apiVersion' || echo "vulkaninfo found no device"
+else
+    echo "(vulkaninfo not installed: the test binary reports the adapter it opens)"
+fi
+
+if [ -n "$prebuilt" ]; then
+    zoo="$prebuilt/vlsm-zoo"
+    tests="$prebuilt/gpu-tests"
+else
+    echo "== build (release, --features gpu) =="
+    cargo build --release -p vlsm-zoo-cli --features gpu
+    tests="$(cargo test --release -p vlsm-zoo-tests --features gpu --test gpu --no-run --message-format=json \
+        | grep -o '"executable":"[^"]*"' | grep '/gpu-' | cut -d'"' -f4 | tail -1)"
+    zoo="target/release/vlsm-zoo"
+fi
+[ -x "$zoo" ] || { echo "missing $zoo"; exit 1; }
+[ -x "$tests" ] || { echo "missing the GPU test binary ($tests)"; exit 1; }
+
+echo "== GPU test set (tests/gpu.rs) =="
+VLSM_REQUIRE_GPU=1 "$tests" --test-threads=1 --nocapture 2>&1 | grep -v 'XDG_RUNTIME_DIR'
+
+echo "== timing (CIDAS-size CLIPSeg, 352², f32, random weights; $STEPS steps after $WARMUP warm-up) =="
+echo "| spec | workload | device | batch | s/step | s/img | peak RSS MiB | device pool MiB |"
+echo "|---|---|---|---|---|---|---|---|"
+for batch in $BATCHES; do
+    for spec in dense_vl shallow_vlc decoder_only; do
+        "$zoo" time --spec "specs/paper/$spec.ron" --device "$DEVICE" --batch "$batch" \
+            --steps "$STEPS" --warmup "$WARMUP" --row
+    done
+done
+for batch in 1 8; do
+    "$zoo" time --spec specs/paper/clipseg_frozen.ron --infer --device "$DEVICE" --batch "$batch" \
+        --steps "$STEPS" --warmup "$WARMUP" --row
+done
+
+if [ "$main_job" = 1 ]; then
+    echo "== main job on $DEVICE (specs/dense_vl.ron, 30 epochs) =="
+    out="$(mktemp -d)/dense_vl-$DEVICE"
+    started=$(date +%s)
+    "$zoo" run --spec specs/dense_vl.ron --device "$DEVICE" --quiet --out "$out"
+    echo "wall time: $(( $(date +%s) - started )) s (data generation, training, evaluation)"
+    sed -n '1,25p' "$out/report.md"
+fi

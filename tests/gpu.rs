@@ -1,0 +1,224 @@
+//! The GPU test set: the same model code on burn's wgpu backend (Vulkan, SPIR-V kernels), on
+//! the first Vulkan device — Mesa's software driver llvmpipe in CI, a real GPU under
+//! `scripts/gpu_check.sh`. Built only with `--features vlsm-zoo-tests/gpu`.
+//!
+//! Without a Vulkan device every test prints why it was skipped and passes, unless
+//! `VLSM_REQUIRE_GPU=1` (set by `.ci/run`, which installs the driver) makes that a failure.
+use burn::module::Module;
+use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::tensor::{Device, Tensor};
+use std::path::Path;
+use std::sync::OnceLock;
+use vlsm_core::LoadedSpec;
+use vlsm_zoo::{DeviceChoice, ZooModel, load_trainable, save_trainable};
+use vlsm_zoo_tests::*;
+
+/// The wgpu device, or why there is none (probed once per test binary).
+fn probe() -> &'static Result<Device, String> {
+    static PROBE: OnceLock<Result<Device, String>> = OnceLock::new();
+    PROBE.get_or_init(|| {
+        let device = DeviceChoice::Wgpu(None).open().map_err(|e| e.to_string())?;
+        let d = device.clone();
+        // Opening is lazy: the first tensor finds (or fails to find) a Vulkan adapter.
+        match std::panic::catch_unwind(move || Tensor::<1>::ones([64], &d).sum().into_scalar::<f32>()) {
+            Ok(64.0) => Ok(device),
+            Ok(v) => panic!("the wgpu device summed 64 ones to {v}"),
+            Err(e) => {
+                let why = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Err(format!("no usable Vulkan device ({why}); install a Vulkan driver, e.g. `apt-get install mesa-vulkan-drivers`"))
+            }
+        }
+    })
+}
+
+/// The wgpu device; `None` (after printing why) when there is none and `VLSM_REQUIRE_GPU` is unset.
+fn gpu(test: &str) -> Option<Device> {
+    match probe() {
+        Ok(device) => Some(device.clone()),
+        Err(why) if std::env::var_os("VLSM_REQUIRE_GPU").is_some_and(|v| v == "1") => {
+            panic!("{test}: VLSM_REQUIRE_GPU=1 but {why}")
+        }
+        Err(why) => {
+            eprintln!("SKIPPED {test}: {why}");
+            None
+        }
+    }
+}
+
+const TOL: f32 = 1e-4;
+
+#[test]
+fn clipseg_matches_hf_on_wgpu() {
+    let Some(device) = gpu("clipseg_matches_hf_on_wgpu") else {
+        return;
+    };
+    for fixture in ["tiny-clipseg", "tiny-clipseg-plain"] {
+        let dir = fixtures().join(fixture);
+        let d = check_hf_parity(&dir, &dir.join("reference.safetensors"), &device, TOL);
+        eprintln!("{fixture} on wgpu: logits max abs diff {d:e}");
+    }
+}
+
+#[test]
+fn dense_and_shallow_vlc_match_pytorch_on_wgpu() {
+    let Some(device) = gpu("dense_and_shallow_vlc_match_pytorch_on_wgpu") else {
+        return;
+    };
+    for (placement, name) in [(DENSE_VLC, "dense_vlc"), (SHALLOW_VLC, "shallow_vlc")] {
+        let d = check_adapter_parity(placement, name, &device, TOL);
+        eprintln!("{name} on wgpu: logits max abs diff {d:e}");
+    }
+}
+
+#[test]
+fn one_training_step_on_wgpu_moves_only_adapters() {
+    let Some(device) = gpu("one_training_step_on_wgpu_moves_only_adapters") else {
+        return;
+    };
+    for placement in [DENSE_VLC, SHALLOW_VLC] {
+        let (before, after) = one_step(placement, &device.clone().autodiff());
+        assert_only_adapters_moved(&before, &after, placement);
+    }
+}
+
+/// The tiny model with DA-VLC holding the PyTorch reference weights, one AdamW step on `device`.
+fn reference_dense_step(device: &Device) -> std::collections::HashMap<String, Vec<f32>> {
+    use burn::optim::{AdamWConfig, GradientsParams};
+    let (_, mut model) = build(&fixture_spec(DENSE_VLC), device).unwrap();
+    let weights = fixtures().join("tiny-clipseg/dense_vlc.safetensors");
+    let mut store = SafetensorsStore::from_file(&weights).with_from_adapter(PyTorchToBurnAdapter);
+    model.placement.load_from(&mut store).unwrap();
+    let loss = model
+        .forward(&reference_input(device))
+        .powf_scalar(2.0)
+        .mean();
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    values(&AdamWConfig::new().init().step(1e-3, model, grads))
+}
+
+#[test]
+fn a_dense_step_on_wgpu_equals_the_cpu_step() {
+    let Some(device) = gpu("a_dense_step_on_wgpu_equals_the_cpu_step") else {
+        return;
+    };
+    let cpu = reference_dense_step(&Device::flex().autodiff());
+    let gpu = reference_dense_step(&device.autodiff());
+    let mut worst = 0.0f32;
+    for (path, c) in &cpu {
+        let g = &gpu[path];
+        let d = c
+            .iter()
+            .zip(g)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            d <= TOL,
+            "{path}: wgpu and cpu differ by {d} after one step"
+        );
+        worst = worst.max(d);
+    }
+    eprintln!("one DA-VLC step: wgpu vs cpu parameters max abs diff {worst:e}");
+}
+
+#[test]
+fn adapter_checkpoints_round_trip_between_devices() {
+    let Some(device) = gpu("adapter_checkpoints_round_trip_between_devices") else {
+        return;
+    };
+    let spec = LoadedSpec::from_str(&fixture_spec(DENSE_VLC), "dense.ron").unwrap();
+    let dir = scratch("gpu-ckpt");
+    for (from, to, name) in [
+        (
+            device.clone().autodiff(),
+            Device::flex().autodiff(),
+            "wgpu-to-cpu",
+        ),
+        (
+            Device::flex().autodiff(),
+            device.clone().autodiff(),
+            "cpu-to-wgpu",
+        ),
+    ] {
+        let (_, trained) = one_step(DENSE_VLC, &from);
+        let path = dir.join(format!("{name}.safetensors"));
+        save_trainable(&trained, &spec, &path).unwrap();
+        let loaded = load_trainable(ZooModel::build(&spec, &to).unwrap(), &spec, &path).unwrap();
+        let (a, b) = (values(&loaded), values(&trained));
+        for (p, v) in &b {
+            if p.starts_with("placement.") {
+                assert_eq!(&a[p], v, "{name}: {p} changed on the way");
+            }
+        }
+        // The reloaded model computes on the target device.
+        let input = reference_input(&to);
+        let (x, y) = (
+            loaded.valid().forward(&input),
+            trained.valid().forward(&reference_input(&from)),
+        );
+        let (x, y): (Vec<f32>, Vec<f32>) = (
+            x.into_data().try_into_vec_as().unwrap(),
+            y.into_data().try_into_vec_as().unwrap(),
+        );
+        let d = x
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(d <= TOL, "{name}: logits differ by {d} across devices");
+    }
+}
+
+/// Mean training loss per epoch from `history.csv`.
+fn train_losses(run: &Path) -> Vec<f64> {
+    let csv = std::fs::read_to_string(run.join("history.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "train_loss")
+        .expect("train_loss column");
+    lines
+        .map(|l| l.split(',').nth(col).unwrap().parse().unwrap())
+        .collect()
+}
+
+fn test_dice(run: &Path) -> f64 {
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    r["test"]["dice"]["mean"].as_f64().unwrap()
+}
+
+/// Two epochs of `decoder-only` (no random initialisation anywhere, so both devices start from
+/// the same weights) on the tiny model: the wgpu run's per-epoch training losses match the CPU
+/// run's within 1e-3 and its test Dice within 0.5 points.
+#[test]
+fn a_two_epoch_run_on_wgpu_matches_the_cpu_run() {
+    let Some(_) = gpu("a_two_epoch_run_on_wgpu_matches_the_cpu_run") else {
+        return;
+    };
+    let dir = scratch("gpu-run");
+    let spec = tiny_spec(&dir, "(kind: \"decoder-only\")", TWO_EPOCHS);
+    let (cpu, wgpu) = (dir.join("cpu"), dir.join("wgpu"));
+    run(&spec, &cpu, &["--device", "cpu"]).unwrap();
+    let line = run(&spec, &wgpu, &["--device", "wgpu"]).unwrap();
+    eprintln!("{line}");
+    let (a, b) = (train_losses(&cpu), train_losses(&wgpu));
+    assert_eq!(a.len(), 2);
+    assert_eq!(a.len(), b.len());
+    for (epoch, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-3,
+            "epoch {}: train loss cpu {x} vs wgpu {y}",
+            epoch + 1
+        );
+    }
+    let (x, y) = (test_dice(&cpu), test_dice(&wgpu));
+    assert!((x - y).abs() <= 0.005, "test Dice cpu {x} vs wgpu {y}");
+    eprintln!(
+        "decoder-only, 2 epochs: train losses cpu {a:?} wgpu {b:?}; test Dice cpu {x:.4} wgpu {y:.4}"
+    );
+}

@@ -1,0 +1,191 @@
+//! Timing the engine's own work on synthetic inputs: one training step (the trainer's
+//! [`train_step`]: forward, loss, backward, clipping, AdamW) or one forward pass of a spec's
+//! model, on any device. `vlsm-zoo time` and `scripts/gpu_check.sh` print these figures.
+//!
+//! Every timed step ends with `Device::sync`, so on a GPU a step's time covers its kernels,
+//! not only their queueing. The first `warmup` steps (shader compilation, autotuning, allocator
+//! growth) are run but not counted.
+use crate::error::ZooError;
+use crate::model::ZooModel;
+use crate::train::loss::LossKind;
+use crate::train::trainer::{adamw, train_step};
+use burn::module::Module;
+use burn::tensor::{Device, Distribution, Tensor};
+use serde::Serialize;
+use std::time::Instant;
+use vlsm_core::{BackboneInput, LoadedSpec, count_params};
+
+/// What one timed step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Workload {
+    /// Forward, loss, backward, gradient clipping and AdamW, as in `run`.
+    Train,
+    /// Forward only, without autodiff (as `predict` and evaluation run it).
+    Infer,
+}
+
+/// How to time.
+#[derive(Debug, Clone, Copy)]
+pub struct TimingOptions {
+    /// Train step or forward pass.
+    pub workload: Workload,
+    /// Images per step.
+    pub batch: usize,
+    /// Untimed steps first.
+    pub warmup: usize,
+    /// Timed steps.
+    pub steps: usize,
+}
+
+/// Measured figures of one spec on one device.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timing {
+    /// The spec's name.
+    pub spec: String,
+    /// The workload.
+    pub workload: Workload,
+    /// Images per step.
+    pub batch: usize,
+    /// Image side in pixels (the backbone's input size).
+    pub image_size: usize,
+    /// Trainable parameters.
+    pub trainable_params: usize,
+    /// Seconds of each timed step.
+    pub step_seconds: Vec<f64>,
+    /// Median of `step_seconds`.
+    pub median_step_seconds: f64,
+    /// `median_step_seconds / batch`.
+    pub seconds_per_image: f64,
+    /// Peak resident memory of this process so far (VmHWM, Linux), MiB.
+    pub peak_rss_mib: Option<f64>,
+    /// Bytes the device's allocator holds after the last step (GPU backends), MiB.
+    pub device_reserved_mib: Option<f64>,
+}
+
+/// Builds `spec`'s model on `device` and times `o.steps` steps after `o.warmup` untimed ones,
+/// on random pixels, a fixed prompt and a random binary target.
+pub fn time_spec(
+    spec: &LoadedSpec,
+    o: &TimingOptions,
+    device: &Device,
+) -> Result<Timing, ZooError> {
+    if o.batch == 0 || o.steps == 0 {
+        return Err(ZooError::Invalid(
+            "time: --batch and --steps must be at least 1".into(),
+        ));
+    }
+    let train = o.workload == Workload::Train;
+    let model_device = if train {
+        device.clone().autodiff()
+    } else {
+        device.clone()
+    };
+    let mut model = ZooModel::build(spec, &model_device)?;
+    let trainable_params = count_params(&model).trainable;
+    if !train {
+        model = model.valid();
+    }
+    let size = model.backbone.info().image_size;
+    let prompts = vec!["one medium yellow round polyp, located in right of the image"; o.batch];
+    let input = BackboneInput {
+        pixels: Tensor::random(
+            [o.batch, 3, size, size],
+            Distribution::Normal(0.0, 1.0),
+            &model_device,
+        ),
+        input_ids: model.tokenize(&prompts, &model_device)?,
+    };
+    let target: Tensor<4> = Tensor::random(
+        [o.batch, 1, size, size],
+        Distribution::Bernoulli(0.3),
+        &model_device,
+    );
+    let mut optim = adamw(&spec.spec.train);
+    let sync = |d: &Device| {
+        d.sync()
+            .map_err(|e| ZooError::Invalid(format!("time: the device failed: {e:?}")))
+    };
+    let mut step_seconds = Vec::with_capacity(o.steps);
+    for i in 0..o.warmup + o.steps {
+        let started = Instant::now();
+        if train {
+            let loss;
+            (model, loss) = train_step(
+                model,
+                &mut optim,
+                &input,
+                target.clone(),
+                LossKind::DiceBce,
+                1e-4,
+                1.0,
+            );
+            if !loss.is_finite() {
+                return Err(ZooError::Invalid(format!(
+                    "time: the loss became {loss} in step {}",
+                    i + 1
+                )));
+            }
+        } else {
+            let _ = model.forward(&input);
+        }
+        sync(device)?;
+        if i >= o.warmup {
+            step_seconds.push(started.elapsed().as_secs_f64());
+        }
+    }
+    let median_step_seconds = median(&step_seconds);
+    Ok(Timing {
+        spec: spec.name(),
+        workload: o.workload,
+        batch: o.batch,
+        image_size: size,
+        trainable_params,
+        median_step_seconds,
+        seconds_per_image: median_step_seconds / o.batch as f64,
+        step_seconds,
+        peak_rss_mib: peak_rss_mib(),
+        device_reserved_mib: device
+            .memory_pool_usage()
+            .map(|u| u.bytes_reserved as f64 / (1 << 20) as f64),
+    })
+}
+
+/// Median of a non-empty slice.
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Peak resident set size of this process (`VmHWM` in `/proc/self/status`), MiB; `None` off Linux.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn peak_rss_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            let mib = peak_rss_mib().expect("VmHWM on Linux");
+            assert!(mib > 1.0, "{mib}");
+        }
+    }
+}
