@@ -8,6 +8,8 @@ weights, 352x352, float32, default attention; the adapters written as in the ref
   shallow_vlc   SA-VLC: Adapter(768, 512) on the taps, Adapter(512, 512) on the text EOS states,
                 Adapter(512, 256) on the conditional embedding
   decoder_only  the frozen CLIP, the decoder trained
+  full          everything trained (the DA forward without adapters: HF's own forward runs the
+                vision tower under no_grad)
   infer         the plain model, forward only (inference_mode)
 A training step is forward, loss (1.5·Dice + BCE, as vlsm-zoo's dice_bce), backward,
 clip_grad_norm_(1.0), AdamW(lr 1e-4), like `vlsm-zoo time`. One process per call; prints a
@@ -115,6 +117,17 @@ class DecoderOnly(torch.nn.Module):
         return self.model(pixel_values=pixels, input_ids=ids).logits
 
 
+class Full(DenseVL):
+    """Everything trained. HF's own forward runs the vision tower under no_grad, so this is the
+    reference's piece-by-piece forward (as DenseVL) without adapters."""
+
+    def __init__(self, model):
+        super().__init__(model, dim=1)
+        self.v_attn = self.v_out = self.l_attn = self.l_out = None
+        self.n = 0
+        model.requires_grad_(True)
+
+
 def loss_fn(logits, target):
     p = torch.sigmoid(logits).flatten(1)
     g = target.flatten(1)
@@ -124,7 +137,7 @@ def loss_fn(logits, target):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("workload", choices=["dense_vl", "shallow_vlc", "decoder_only", "infer"])
+    ap.add_argument("workload", choices=["dense_vl", "shallow_vlc", "decoder_only", "full", "infer"])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=5)
@@ -152,7 +165,7 @@ def main():
                 if i >= a.warmup:
                     times.append(time.perf_counter() - t)
     else:
-        net = {"dense_vl": DenseVL, "shallow_vlc": ShallowVLC, "decoder_only": DecoderOnly}[a.workload](model).to(dev)
+        net = {"dense_vl": DenseVL, "shallow_vlc": ShallowVLC, "decoder_only": DecoderOnly, "full": Full}[a.workload](model).to(dev)
         params = [p for p in net.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=1e-4)
         target = (torch.rand(a.batch, 352, 352, device=dev) < 0.3).float()

@@ -132,3 +132,39 @@ fn every_shipped_spec_parses_and_the_embedded_ones_build() {
         }
     }
 }
+
+#[test]
+fn every_computing_command_takes_device_and_names_a_missing_feature() {
+    let spec = specs().join("paper").join("clipseg_frozen.ron");
+    let spec = spec.to_str().unwrap();
+    let dir = scratch("devices");
+    let run_dir = dir.join("no-run");
+    let (run_dir, out) = (run_dir.to_str().unwrap(), dir.join("out"));
+    let out = out.to_str().unwrap();
+    let commands: [&[&str]; 7] = [
+        &["inspect", "--spec", spec],
+        &["run", "--spec", spec, "--out", out],
+        &["time", "--spec", spec],
+        &["compare", "--specs", spec, "--out", out],
+        &["export", "--run", run_dir, "--out", out],
+        &["predict", "--run", run_dir, "--image", "x.png", "--prompt", "polyp", "--out", out],
+        &["pretrain", "--out", out, "--work", out],
+    ];
+    for args in commands {
+        let with = |device: &str| {
+            let mut a = args.to_vec();
+            a.extend(["--device", device]);
+            cli(&a).unwrap_err()
+        };
+        let err = with("tpu");
+        assert!(err.contains("cpu, wgpu[:N] or cuda[:N]"), "{}: {err}", args[0]);
+        if !vlsm_zoo::DeviceChoice::Wgpu(None).compiled_in() {
+            let err = with("wgpu");
+            assert!(err.contains("--features gpu"), "{}: {err}", args[0]);
+        }
+        if !vlsm_zoo::DeviceChoice::Cuda(0).compiled_in() {
+            let err = with("cuda:1");
+            assert!(err.contains("--features cuda"), "{}: {err}", args[0]);
+        }
+    }
+}

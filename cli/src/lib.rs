@@ -40,9 +40,8 @@ enum Command {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
-        /// Compute device: cpu, wgpu[:N] (build with --features gpu) or cuda[:N] (--features cuda).
-        #[arg(long, default_value = "cpu")]
-        device: DeviceChoice,
+        #[command(flatten)]
+        device: DeviceOpt,
     },
     /// Train a spec, pick the best epoch by val Dice, evaluate the test split, write a run folder.
     Run {
@@ -65,9 +64,8 @@ enum Command {
         /// a counted warning instead of failing.
         #[arg(long)]
         skip_bad: bool,
-        /// Compute device: cpu, wgpu[:N] (build with --features gpu) or cuda[:N] (--features cuda).
-        #[arg(long, default_value = "cpu")]
-        device: DeviceChoice,
+        #[command(flatten)]
+        device: DeviceOpt,
     },
     /// Make or validate data sets in the medvlsm layout.
     #[command(subcommand)]
@@ -92,9 +90,8 @@ enum Command {
         /// No progress output.
         #[arg(long)]
         quiet: bool,
-        /// Compute device: cpu, wgpu[:N] (build with --features gpu) or cuda[:N] (--features cuda).
-        #[arg(long, default_value = "cpu")]
-        device: DeviceChoice,
+        #[command(flatten)]
+        device: DeviceOpt,
     },
     /// Write a finished run as a plain HF CLIPSeg folder (LoRA merged into the weights).
     Export {
@@ -107,9 +104,8 @@ enum Command {
         /// Store float16 instead of float32.
         #[arg(long)]
         f16: bool,
-        /// Compute device: cpu, wgpu[:N] (build with --features gpu) or cuda[:N] (--features cuda).
-        #[arg(long, default_value = "cpu")]
-        device: DeviceChoice,
+        #[command(flatten)]
+        device: DeviceOpt,
     },
     /// Segment one image with a finished run (its spec.ron and adapter.safetensors).
     Predict {
@@ -128,9 +124,8 @@ enum Command {
         /// Also write the image with the mask tinted and outlined.
         #[arg(long)]
         overlay: Option<PathBuf>,
-        /// Compute device: cpu, wgpu[:N] (build with --features gpu) or cuda[:N] (--features cuda).
-        #[arg(long, default_value = "cpu")]
-        device: DeviceChoice,
+        #[command(flatten)]
+        device: DeviceOpt,
     },
     /// Train the tiny CLIPSeg end to end on synthetic shapes and export it (f16 HF folder).
     Pretrain {
@@ -158,9 +153,8 @@ enum Command {
         /// No progress output.
         #[arg(long)]
         quiet: bool,
-        /// Compute device: cpu, wgpu[:N] (build with --features gpu) or cuda[:N] (--features cuda).
-        #[arg(long, default_value = "cpu")]
-        device: DeviceChoice,
+        #[command(flatten)]
+        device: DeviceOpt,
     },
     /// Time a spec's training step (forward, loss, backward, clipping, AdamW) or forward pass on
     /// random inputs: median seconds per step and per image, peak memory.
@@ -186,9 +180,8 @@ enum Command {
         /// Print one markdown table row: spec | workload | device | batch | s/step | s/img | peak RSS MiB | device pool MiB.
         #[arg(long)]
         row: bool,
-        /// Compute device: cpu, wgpu[:N] (build with --features gpu) or cuda[:N] (--features cuda).
-        #[arg(long, default_value = "cpu")]
-        device: DeviceChoice,
+        #[command(flatten)]
+        device: DeviceOpt,
     },
 }
 
@@ -247,6 +240,20 @@ enum DataCommand {
     },
 }
 
+/// `--device`, shared by every command that computes.
+#[derive(clap::Args, Clone, Copy)]
+struct DeviceOpt {
+    /// Compute device: cpu, wgpu[:N] (build with --features gpu) or cuda[:N] (--features cuda).
+    #[arg(long = "device", default_value = "cpu")]
+    choice: DeviceChoice,
+}
+
+impl DeviceOpt {
+    fn open(self) -> Result<burn::tensor::Device> {
+        Ok(self.choice.open()?)
+    }
+}
+
 /// Parses `args` (program name first) and runs the command, writing results to `out`.
 pub fn run_args<I, S>(args: I, out: &mut dyn Write) -> Result<()>
 where
@@ -303,15 +310,15 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             } else if row {
                 writeln!(
                     out,
-                    "| {} | {:?} | {d} | {} | {:.4} | {:.4} | {} | {} |",
-                    t.spec, t.workload, t.batch, t.median_step_seconds, t.seconds_per_image,
+                    "| {} | {:?} | {} | {} | {:.4} | {:.4} | {} | {} |",
+                    t.spec, t.workload, d.choice, t.batch, t.median_step_seconds, t.seconds_per_image,
                     mib(t.peak_rss_mib), mib(t.device_reserved_mib)
                 )?;
             } else {
                 writeln!(
                     out,
-                    "{} {:?} on {d}: batch {} at {}², {:.4} s/step, {:.4} s/img (median of {}); peak RSS {} MiB, device pool {} MiB",
-                    t.spec, t.workload, t.batch, t.image_size, t.median_step_seconds, t.seconds_per_image,
+                    "{} {:?} on {}: batch {} at {}², {:.4} s/step, {:.4} s/img (median of {}); peak RSS {} MiB, device pool {} MiB",
+                    t.spec, t.workload, d.choice, t.batch, t.image_size, t.median_step_seconds, t.seconds_per_image,
                     t.step_seconds.len(), mib(t.peak_rss_mib), mib(t.device_reserved_mib)
                 )?;
             }

@@ -10,6 +10,7 @@ use crate::model::ZooModel;
 use crate::train::loss::LossKind;
 use crate::train::trainer::{adamw, train_step};
 use burn::module::Module;
+use burn::optim::ModuleOptimizer;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::Serialize;
 use std::time::Instant;
@@ -63,73 +64,118 @@ pub struct Timing {
     pub device_reserved_mib: Option<f64>,
 }
 
-/// Builds `spec`'s model on `device` and times `o.steps` steps after `o.warmup` untimed ones,
-/// on random pixels, a fixed prompt and a random binary target.
+/// A spec's model with a fixed synthetic batch, ready to run one step at a time: random pixels,
+/// a fixed prompt and a random binary target (the criterion benches and [`time_spec`] use it).
+pub struct StepBench {
+    model: Option<ZooModel>,
+    optim: ModuleOptimizer,
+    input: BackboneInput,
+    target: Tensor<4>,
+    workload: Workload,
+    device: Device,
+    /// Trainable parameters of the model.
+    pub trainable_params: usize,
+    /// Image side in pixels (the backbone's input size).
+    pub image_size: usize,
+}
+
+impl StepBench {
+    /// Builds `spec`'s model on `device` (with autodiff for [`Workload::Train`]) and one batch.
+    pub fn new(
+        spec: &LoadedSpec,
+        workload: Workload,
+        batch: usize,
+        device: &Device,
+    ) -> Result<Self, ZooError> {
+        if batch == 0 {
+            return Err(ZooError::Invalid("time: --batch must be at least 1".into()));
+        }
+        let train = workload == Workload::Train;
+        let model_device = if train {
+            device.clone().autodiff()
+        } else {
+            device.clone()
+        };
+        let model = ZooModel::build(spec, &model_device)?;
+        let trainable_params = count_params(&model).trainable;
+        let model = if train { model } else { model.valid() };
+        let image_size = model.backbone.info().image_size;
+        let prompts = vec!["one medium yellow round polyp, located in right of the image"; batch];
+        let input = BackboneInput {
+            pixels: Tensor::random(
+                [batch, 3, image_size, image_size],
+                Distribution::Normal(0.0, 1.0),
+                &model_device,
+            ),
+            input_ids: model.tokenize(&prompts, &model_device)?,
+        };
+        let target = Tensor::random(
+            [batch, 1, image_size, image_size],
+            Distribution::Bernoulli(0.3),
+            &model_device,
+        );
+        Ok(Self {
+            model: Some(model),
+            optim: adamw(&spec.spec.train),
+            input,
+            target,
+            workload,
+            device: device.clone(),
+            trainable_params,
+            image_size,
+        })
+    }
+
+    /// Runs one training step (AdamW at lr 1e-4, clipping at norm 1) or one forward pass and
+    /// waits for the device to finish it.
+    pub fn step(&mut self) -> Result<(), ZooError> {
+        let model = self
+            .model
+            .take()
+            .expect("the model is put back after every step");
+        let model = match self.workload {
+            Workload::Train => {
+                let (model, loss) = train_step(
+                    model,
+                    &mut self.optim,
+                    &self.input,
+                    self.target.clone(),
+                    LossKind::DiceBce,
+                    1e-4,
+                    1.0,
+                );
+                if !loss.is_finite() {
+                    return Err(ZooError::Invalid(format!("time: the loss became {loss}")));
+                }
+                model
+            }
+            Workload::Infer => {
+                let _ = model.forward(&self.input);
+                model
+            }
+        };
+        self.model = Some(model);
+        self.device
+            .sync()
+            .map_err(|e| ZooError::Invalid(format!("time: the device failed: {e:?}")))
+    }
+}
+
+/// Builds `spec`'s model on `device` and times `o.steps` steps after `o.warmup` untimed ones
+/// (see [`StepBench`]).
 pub fn time_spec(
     spec: &LoadedSpec,
     o: &TimingOptions,
     device: &Device,
 ) -> Result<Timing, ZooError> {
-    if o.batch == 0 || o.steps == 0 {
-        return Err(ZooError::Invalid(
-            "time: --batch and --steps must be at least 1".into(),
-        ));
+    if o.steps == 0 {
+        return Err(ZooError::Invalid("time: --steps must be at least 1".into()));
     }
-    let train = o.workload == Workload::Train;
-    let model_device = if train {
-        device.clone().autodiff()
-    } else {
-        device.clone()
-    };
-    let mut model = ZooModel::build(spec, &model_device)?;
-    let trainable_params = count_params(&model).trainable;
-    if !train {
-        model = model.valid();
-    }
-    let size = model.backbone.info().image_size;
-    let prompts = vec!["one medium yellow round polyp, located in right of the image"; o.batch];
-    let input = BackboneInput {
-        pixels: Tensor::random(
-            [o.batch, 3, size, size],
-            Distribution::Normal(0.0, 1.0),
-            &model_device,
-        ),
-        input_ids: model.tokenize(&prompts, &model_device)?,
-    };
-    let target: Tensor<4> = Tensor::random(
-        [o.batch, 1, size, size],
-        Distribution::Bernoulli(0.3),
-        &model_device,
-    );
-    let mut optim = adamw(&spec.spec.train);
-    let sync = |d: &Device| {
-        d.sync()
-            .map_err(|e| ZooError::Invalid(format!("time: the device failed: {e:?}")))
-    };
+    let mut bench = StepBench::new(spec, o.workload, o.batch, device)?;
     let mut step_seconds = Vec::with_capacity(o.steps);
     for i in 0..o.warmup + o.steps {
         let started = Instant::now();
-        if train {
-            let loss;
-            (model, loss) = train_step(
-                model,
-                &mut optim,
-                &input,
-                target.clone(),
-                LossKind::DiceBce,
-                1e-4,
-                1.0,
-            );
-            if !loss.is_finite() {
-                return Err(ZooError::Invalid(format!(
-                    "time: the loss became {loss} in step {}",
-                    i + 1
-                )));
-            }
-        } else {
-            let _ = model.forward(&input);
-        }
-        sync(device)?;
+        bench.step()?;
         if i >= o.warmup {
             step_seconds.push(started.elapsed().as_secs_f64());
         }
@@ -139,8 +185,8 @@ pub fn time_spec(
         spec: spec.name(),
         workload: o.workload,
         batch: o.batch,
-        image_size: size,
-        trainable_params,
+        image_size: bench.image_size,
+        trainable_params: bench.trainable_params,
         median_step_seconds,
         seconds_per_image: median_step_seconds / o.batch as f64,
         step_seconds,

@@ -13,7 +13,10 @@ use vlsm_core::{CoreError, Hooks, Tower};
 
 /// Resize matrices of the position grid, computed once per target grid.
 #[derive(Debug, Clone, Default)]
-struct InterpCache(Arc<Mutex<HashMap<[usize; 2], Arc<Vec<f32>>>>>);
+struct InterpCache(Arc<Mutex<ResizeMatrices>>);
+
+/// Target grid → its resize matrix.
+type ResizeMatrices = HashMap<[usize; 2], Arc<Vec<f32>>>;
 
 /// Patch conv (no bias), class token and position embeddings.
 #[derive(Module, Debug)]

@@ -81,10 +81,10 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
             return Err(invalid(format!("`{field}` must be at least 1")));
         }
     }
-    if p.width % p.heads != 0 {
+    if !p.width.is_multiple_of(p.heads) {
         return Err(invalid(format!("`width` {} is not divisible by `heads` {}", p.width, p.heads)));
     }
-    if info.image_size % p.patch != 0 {
+    if !info.image_size.is_multiple_of(p.patch) {
         return Err(invalid(format!(
             "`patch` {} does not divide the backbone's image size {}; pick a divisor",
             p.patch, info.image_size

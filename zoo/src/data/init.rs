@@ -29,10 +29,10 @@ fn by_stem(dir: &Path) -> Result<HashMap<String, PathBuf>, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for entry in entries {
         let path = entry.map_err(|e| e.to_string())?.path();
-        if path.is_file() {
-            if let Some(stem) = path.file_stem() {
-                map.insert(stem.to_string_lossy().into_owned(), path);
-            }
+        if path.is_file()
+            && let Some(stem) = path.file_stem()
+        {
+            map.insert(stem.to_string_lossy().into_owned(), path);
         }
     }
     Ok(map)

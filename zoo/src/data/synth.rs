@@ -260,7 +260,9 @@ fn shapes(c: &mut Canvas, rng: &mut StdRng) -> Sample {
     std::mem::replace(c, Canvas::new(0)).finish(prompts)
 }
 
-/// A bumpy blob: radius modulated by a few sinusoids.
+/// A bumpy blob: radius modulated by a few sinusoids. (The phase range 0..6.28 is part of the
+/// deterministic generator: `TAU` would change every generated data set.)
+#[allow(clippy::approx_constant)]
 fn blob(rng: &mut StdRng, base: f32, bumpiness: f32) -> impl Fn(f32, f32) -> bool + use<> {
     let waves: Vec<(f32, f32, f32)> =
         (0..4).map(|k| (rng.random_range(2.0..7.0f32).floor() + k as f32, rng.random_range(0.0..6.28f32), rng.random_range(0.0..bumpiness))).collect();

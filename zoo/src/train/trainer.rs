@@ -141,7 +141,7 @@ pub fn validate(
     device: &Device,
 ) -> Result<(f64, f64), ZooError> {
     let kind = loss_kind(&t.loss)?;
-    let mut rng = StdRng::seed_from_u64(t.seed ^ 0x5EED_0F_7A1);
+    let mut rng = StdRng::seed_from_u64(t.seed ^ 0x0005_EED0_F7A1);
     let prompts: Vec<&str> = data.records.iter().map(|r| sample(r, &mut rng).unwrap_or("")).collect();
     let (mut loss_sum, mut dice_sum) = (0.0, 0.0);
     let idx: Vec<usize> = (0..data.samples.len()).collect();
