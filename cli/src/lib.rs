@@ -263,8 +263,10 @@ where
     run(Cli::try_parse_from(args)?, out)
 }
 
-/// Runs a parsed command, writing results to `out`.
+/// Runs a parsed command, writing results to `out`. Freed memory stays in the process for
+/// reuse (see [`vlsm_zoo::memory`]).
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    vlsm_zoo::memory::retain_freed_memory();
     match cli.command {
         Command::List { defaults } => list(defaults, out),
         Command::Inspect { spec, json, device: d } => {

@@ -19,6 +19,7 @@ fn input(model: &ZooModel, side: usize, device: &Device) -> BackboneInput {
 }
 
 fn forward(c: &mut Criterion) {
+    vlsm_zoo::memory::retain_freed_memory();
     let device = Device::flex();
     let mut group = c.benchmark_group("forward");
     group.sample_size(10).measurement_time(Duration::from_secs(20));

@@ -2,7 +2,7 @@
 //! step = forward, loss, backward, global-norm clipping and AdamW, exactly as `vlsm-zoo run`
 //! trains, for the paper's placements and the `san` head at batch 8; inference at batch 1 and 8.
 //! `VLSM_BENCH_DEVICE=wgpu` (with `--features vlsm-zoo/gpu`) runs the same benches on a GPU.
-//! Compare with `scripts/bench_torch_train.py` on the same machine (`docs/performance.md`).
+//! Compare with `scripts/bench_torch.py` on the same machine (`docs/performance.md`).
 use burn::tensor::Device;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::path::Path;
@@ -50,6 +50,7 @@ fn bench_one(
 }
 
 fn train_steps(c: &mut Criterion) {
+    vlsm_zoo::memory::retain_freed_memory();
     let device = device();
     for spec in [
         "dense_vl",

@@ -11,6 +11,7 @@ pub mod evaluate;
 pub mod export;
 pub mod inspect;
 pub mod merge;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod train;

@@ -1,0 +1,24 @@
+//! How the process hands memory back to the operating system.
+//!
+//! A training step allocates and frees the same large buffers every step (activations, their
+//! gradients, attention scores: up to ~90 MB each at CIDAS size, batch 8). glibc's malloc serves
+//! every block above 32 MB (and, by default, many above 128 KB) with a fresh `mmap` and returns it
+//! with `munmap` on free, so each step page-faults and zeroes every such buffer again: measured
+//! with `perf`, 40 % of a DA-VL step went to the kernel's `clear_page`. Keeping freed memory in
+//! the heap removes that cost (DA-VL step 11.5 s → 7.1 s on 2 cores) without raising the peak:
+//! the same sizes are reused every step.
+
+/// Makes freed heap memory stay in the process for reuse: no `mmap` per large allocation, no
+/// trimming of the heap top (glibc on Linux; a no-op elsewhere). The process keeps its peak
+/// resident size until it exits, which a training or benchmark process reaches anyway. Call it
+/// once at start-up, before the first tensor; `vlsm-zoo`'s command line does.
+pub fn retain_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only changes allocator parameters; glibc serialises it with the arena
+    // lock, and both settings are valid for any state of the heap.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        // -1 is read as SIZE_MAX: never trim.
+        libc::mallopt(libc::M_TRIM_THRESHOLD, -1);
+    }
+}
