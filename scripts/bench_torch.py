@@ -21,12 +21,17 @@ markdown row: workload | device | batch | s/step | s/img | peak RSS MiB | device
     python scripts/bench_torch.py infer --device cpu --batch 1 --threads 2
 """
 import argparse
+import os
 import resource
 import statistics
+import sys
 import time
 
 import torch
 from transformers import CLIPSegConfig, CLIPSegForImageSegmentation
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_adapter import Adapter  # noqa: E402
 
 
 def cidas_model():
@@ -36,17 +41,6 @@ def cidas_model():
         text_config=dict(bos_token_id=0, eos_token_id=2), vision_config=dict(patch_size=16),
     )
     return CLIPSegForImageSegmentation(config)
-
-
-class Adapter(torch.nn.Module):
-    """The reference code's block: x + relu(fc2(relu(fc1(x))))."""
-
-    def __init__(self, d, r):
-        super().__init__()
-        self.fc1, self.fc2 = torch.nn.Linear(d, r), torch.nn.Linear(r, d)
-
-    def forward(self, x):
-        return x + torch.relu(self.fc2(torch.relu(self.fc1(x))))
 
 
 def causal_mask(t, device):

@@ -31,6 +31,7 @@ from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPTokeniz
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_tokenizer import vocab_and_merges  # noqa: E402
+from reference_adapter import Adapter  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = os.path.join(ROOT, "tests", "fixtures")
@@ -79,17 +80,6 @@ def reference(model, pixel_values, input_ids, attention_mask):
     for k, t in enumerate(taps):
         out[f"tap{k}"] = t
     return {k: v.contiguous() for k, v in out.items()}
-
-
-class Adapter(torch.nn.Module):
-    """The reference code's block: x + relu(fc2(relu(fc1(x))))."""
-
-    def __init__(self, d, r):
-        super().__init__()
-        self.fc1, self.fc2 = torch.nn.Linear(d, r), torch.nn.Linear(r, d)
-
-    def forward(self, x):
-        return x + torch.relu(self.fc2(torch.relu(self.fc1(x))))
 
 
 def causal_mask(t):
