@@ -85,6 +85,9 @@ struct Writer<'a> {
     epoch_started: bool,
     last_val_dice: Option<f64>,
     epochs_done: usize,
+    /// Training images per epoch and per batch (for images/s).
+    train_images: usize,
+    batch: usize,
 }
 
 /// Dotted path → id of every trainable parameter (optimizer state is keyed by id).
@@ -134,7 +137,7 @@ impl EpochObserver for Writer<'_> {
         self.last_val_dice = Some(h.val_dice);
         self.epochs_done = state.epoch;
         self.progress.line(&format!(
-            "epoch {}/{}  train loss {:.4}  val loss {:.4}  val dice {:.4}  lr {:.2e}  ({:.1} s){}",
+            "epoch {}/{}  train loss {:.4}  val loss {:.4}  val dice {:.4}  lr {:.2e}  ({:.1} s, {:.1} train img/s incl. validation){}",
             h.epoch,
             self.progress.epochs,
             h.train_loss,
@@ -142,6 +145,7 @@ impl EpochObserver for Writer<'_> {
             h.val_dice,
             h.lr,
             h.seconds,
+            self.train_images as f64 / h.seconds.max(1e-9),
             if state.early.best_epoch == h.epoch { "  *best" } else { "" }
         ));
         self.epoch_started = false;
@@ -158,7 +162,9 @@ impl EpochObserver for Writer<'_> {
             bar.set_position(done as u64);
             let dice = self.last_val_dice.map_or_else(|| "–".to_string(), |d| format!("{d:.4}"));
             bar.set_prefix(format!("epoch {}/{}", self.epochs_done + 1, self.progress.epochs));
-            bar.set_message(format!("loss {loss:.4}  val dice {dice}  lr {lr:.1e}"));
+            let images = (done * self.batch).min(self.train_images);
+            let rate = images as f64 / bar.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("loss {loss:.4}  val dice {dice}  lr {lr:.1e}  {rate:.1} img/s"));
         }
     }
 }
@@ -229,7 +235,16 @@ pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<(Run
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     write_text(&dir.join("spec.ron"), &spec.text)?;
     let counts = inspect(&spec, &model);
-    let mut writer = Writer { dir: &dir, spec: &spec, progress, epoch_started: false, last_val_dice: None, epochs_done: 0 };
+    let mut writer = Writer {
+        dir: &dir,
+        spec: &spec,
+        progress,
+        epoch_started: false,
+        last_val_dice: None,
+        epochs_done: 0,
+        train_images: train_data.samples.len(),
+        batch: t.batch.max(1),
+    };
 
     // 3. training (nothing to train for zero-shot placements).
     let (model, state) = if counts.trainable_params == 0 {
