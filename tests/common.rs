@@ -72,8 +72,7 @@ pub fn int<const D: usize>(t: &RefTensor, device: &Device) -> Tensor<D, Int> {
 /// Largest absolute difference between `actual` and `expected` (shapes must hold equal counts).
 pub fn max_abs_diff<const D: usize>(actual: Tensor<D>, expected: &RefTensor) -> f32 {
     let got: Vec<f32> = actual.into_data().try_into_vec_as::<f32>().unwrap();
-    assert_eq!(got.len(), expected.f32.len(), "element counts differ");
-    got.iter().zip(&expected.f32).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+    max_abs_diff_values(&got, &expected.f32)
 }
 
 /// Spec text composing `backbone` weights with a placement and the CLIPSeg decoder.
@@ -171,13 +170,23 @@ pub const DENSE_VLC: &str = "(kind: \"dense\", params: (dim: 8, cond_hidden: 8, 
 /// SA-VLC on the tiny fixture model, as in `scripts/make_fixtures.py`.
 pub const SHALLOW_VLC: &str = "(kind: \"shallow\", params: (dim: 12, cond_hidden: 8, vision: true, text: true, cond: true))";
 
-/// The fixture's reference input (pixels and token ids) on `device`.
-pub fn reference_input(device: &Device) -> BackboneInput {
-    let reference = fixtures().join("tiny-clipseg/reference.safetensors");
+/// The input (pixels and token ids) stored in a reference file, on `device`.
+pub fn input_from(reference: &Path, device: &Device) -> BackboneInput {
     BackboneInput {
-        pixels: float(&read_tensor(&reference, "pixel_values"), device),
-        input_ids: int(&read_tensor(&reference, "input_ids"), device),
+        pixels: float(&read_tensor(reference, "pixel_values"), device),
+        input_ids: int(&read_tensor(reference, "input_ids"), device),
     }
+}
+
+/// The tiny fixture's reference input on `device`.
+pub fn reference_input(device: &Device) -> BackboneInput {
+    input_from(&fixtures().join("tiny-clipseg/reference.safetensors"), device)
+}
+
+/// Largest absolute difference between two equally long value lists.
+pub fn max_abs_diff_values(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "element counts differ");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// Builds the CLIPSeg checkpoint in `weights_dir` on `device`, runs `reference`'s input and
@@ -185,10 +194,7 @@ pub fn reference_input(device: &Device) -> BackboneInput {
 /// Returns the logits' largest difference.
 pub fn check_hf_parity(weights_dir: &Path, reference: &Path, device: &Device, tol: f32) -> f32 {
     let (_, model) = build(&spec_text(&weights_dir.display().to_string(), "frozen"), device).unwrap();
-    let input = BackboneInput {
-        pixels: float(&read_tensor(reference, "pixel_values"), device),
-        input_ids: int(&read_tensor(reference, "input_ids"), device),
-    };
+    let input = input_from(reference, device);
     let features = model.backbone.forward(&input, &NoHooks);
     for (k, tap) in features.taps.iter().enumerate() {
         let d = max_abs_diff(tap.clone(), &read_tensor(reference, &format!("tap{k}")));
@@ -208,11 +214,7 @@ pub fn check_hf_parity(weights_dir: &Path, reference: &Path, device: &Device, to
 /// `placement` on the tiny fixture model on `device` and asserts the logits within `tol` of the
 /// reference's. Returns the largest difference.
 pub fn check_adapter_parity(placement: &str, name: &str, device: &Device, tol: f32) -> f32 {
-    let (_, mut model) = build(&fixture_spec(placement), device).unwrap();
-    let weights = fixtures().join(format!("tiny-clipseg/{name}.safetensors"));
-    let mut store = SafetensorsStore::from_file(&weights).with_from_adapter(PyTorchToBurnAdapter);
-    let result = model.placement.load_from(&mut store).unwrap();
-    assert!(result.missing.is_empty() && result.unused.is_empty() && result.errors.is_empty(), "{result:?}");
+    let model = with_reference_adapters(placement, name, device);
     let logits = model.forward(&reference_input(device));
     let expected = read_tensor(&fixtures().join("tiny-clipseg/adapters.reference.safetensors"), name);
     let d = max_abs_diff(logits, &expected);
@@ -220,11 +222,26 @@ pub fn check_adapter_parity(placement: &str, name: &str, device: &Device, tol: f
     d
 }
 
+/// The tiny fixture model with `placement` holding the PyTorch reference adapter weights
+/// `tiny-clipseg/{name}.safetensors` (every key used, none missing), on `device`.
+pub fn with_reference_adapters(placement: &str, name: &str, device: &Device) -> ZooModel {
+    let (_, mut model) = build(&fixture_spec(placement), device).unwrap();
+    let weights = fixtures().join(format!("tiny-clipseg/{name}.safetensors"));
+    let mut store = SafetensorsStore::from_file(&weights).with_from_adapter(PyTorchToBurnAdapter);
+    let result = model.placement.load_from(&mut store).unwrap();
+    assert!(result.missing.is_empty() && result.unused.is_empty() && result.errors.is_empty(), "{result:?}");
+    model
+}
+
+/// One AdamW step (lr 1e-3) of a freshly built tiny model with `placement` (see [`step`]).
+pub fn one_step(placement: &str, device: &Device) -> (ZooModel, ZooModel) {
+    step(build(&fixture_spec(placement), device).unwrap().1, device)
+}
+
 /// One AdamW step (lr 1e-3) on the squared logits of the reference input, on an autodiff
 /// `device`; asserts that exactly the trainable parameters got gradients. Returns the model
 /// before and after.
-pub fn one_step(placement: &str, device: &Device) -> (ZooModel, ZooModel) {
-    let (_, model) = build(&fixture_spec(placement), device).unwrap();
+pub fn step(model: ZooModel, device: &Device) -> (ZooModel, ZooModel) {
     let loss = model.forward(&reference_input(device)).powf_scalar(2.0).mean();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     let trainable = list_params(&model).into_iter().filter(|p| p.trainable).count();

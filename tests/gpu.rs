@@ -5,7 +5,6 @@
 //! Without a Vulkan device every test prints why it was skipped and passes, unless
 //! `VLSM_REQUIRE_GPU=1` (set by `.ci/run`, which installs the driver) makes that a failure.
 use burn::module::Module;
-use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::{Device, Tensor};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -87,17 +86,7 @@ fn one_training_step_on_wgpu_moves_only_adapters() {
 
 /// The tiny model with DA-VLC holding the PyTorch reference weights, one AdamW step on `device`.
 fn reference_dense_step(device: &Device) -> std::collections::HashMap<String, Vec<f32>> {
-    use burn::optim::{AdamWConfig, GradientsParams};
-    let (_, mut model) = build(&fixture_spec(DENSE_VLC), device).unwrap();
-    let weights = fixtures().join("tiny-clipseg/dense_vlc.safetensors");
-    let mut store = SafetensorsStore::from_file(&weights).with_from_adapter(PyTorchToBurnAdapter);
-    model.placement.load_from(&mut store).unwrap();
-    let loss = model
-        .forward(&reference_input(device))
-        .powf_scalar(2.0)
-        .mean();
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    values(&AdamWConfig::new().init().step(1e-3, model, grads))
+    values(&step(with_reference_adapters(DENSE_VLC, "dense_vlc", device), device).1)
 }
 
 #[test]
@@ -109,12 +98,7 @@ fn a_dense_step_on_wgpu_equals_the_cpu_step() {
     let gpu = reference_dense_step(&device.autodiff());
     let mut worst = 0.0f32;
     for (path, c) in &cpu {
-        let g = &gpu[path];
-        let d = c
-            .iter()
-            .zip(g)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+        let d = max_abs_diff_values(c, &gpu[path]);
         assert!(
             d <= TOL,
             "{path}: wgpu and cpu differ by {d} after one step"
@@ -163,11 +147,7 @@ fn adapter_checkpoints_round_trip_between_devices() {
             x.into_data().try_into_vec_as().unwrap(),
             y.into_data().try_into_vec_as().unwrap(),
         );
-        let d = x
-            .iter()
-            .zip(&y)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+        let d = max_abs_diff_values(&x, &y);
         assert!(d <= TOL, "{name}: logits differ by {d} across devices");
     }
 }
