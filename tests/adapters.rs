@@ -3,8 +3,8 @@
 use burn::module::Module;
 use burn::tensor::Device;
 use std::collections::HashMap;
-use vlsm_core::{list_params, LoadedSpec};
-use vlsm_zoo::{load_trainable, save_trainable, ZooModel};
+use vlsm_core::{LoadedSpec, list_params};
+use vlsm_zoo::{ZooModel, load_trainable, save_trainable};
 use vlsm_zoo_tests::*;
 
 fn inspect_json(args: &[&str]) -> serde_json::Value {
@@ -14,8 +14,16 @@ fn inspect_json(args: &[&str]) -> serde_json::Value {
 }
 
 fn component(report: &serde_json::Value, role: &str) -> (u64, u64) {
-    let c = report["components"].as_array().unwrap().iter().find(|c| c["role"] == role).unwrap();
-    (c["total_params"].as_u64().unwrap(), c["trainable_params"].as_u64().unwrap())
+    let c = report["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["role"] == role)
+        .unwrap();
+    (
+        c["total_params"].as_u64().unwrap(),
+        c["trainable_params"].as_u64().unwrap(),
+    )
 }
 
 #[test]
@@ -32,10 +40,23 @@ fn paper_specs_have_the_paper_trainable_counts() {
         let path = specs().join("paper").join(format!("{name}.ron"));
         let report = inspect_json(&["--spec", path.to_str().unwrap()]);
         assert_eq!(report["trainable_params"].as_u64(), Some(count), "{name}");
-        assert_eq!(component(&report, "backbone").1, 0, "{name}: backbone frozen");
-        assert_eq!(component(&report, "head"), (1_127_009, 0), "{name}: decoder frozen");
+        assert_eq!(
+            component(&report, "backbone").1,
+            0,
+            "{name}: backbone frozen"
+        );
+        assert_eq!(
+            component(&report, "head"),
+            (1_127_009, 0),
+            "{name}: decoder frozen"
+        );
         assert_eq!(component(&report, "placement"), (count, count), "{name}");
-        let attached: u64 = report["attachments"].as_array().unwrap().iter().map(|a| a["params"].as_u64().unwrap()).sum();
+        let attached: u64 = report["attachments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["params"].as_u64().unwrap())
+            .sum();
         assert_eq!(attached, count, "{name}: attachments add up");
     }
 }
@@ -77,7 +98,10 @@ fn adapter_checkpoints_hold_only_trainable_tensors_and_load_strictly() {
 
     let bytes = std::fs::read(&path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let expected = list_params(&trained).into_iter().filter(|p| p.trainable).count();
+    let expected = list_params(&trained)
+        .into_iter()
+        .filter(|p| p.trainable)
+        .count();
     assert_eq!(st.names().len(), expected);
     assert!(st.names().iter().all(|n| n.starts_with("placement.")));
 
@@ -86,13 +110,24 @@ fn adapter_checkpoints_hold_only_trainable_tensors_and_load_strictly() {
     let (a, b) = (values(&loaded), values(&trained));
     assert_eq!(a, b, "loaded model equals the trained one");
 
-    let other = LoadedSpec::from_str(&fixture_spec(&DENSE_VLC.replace("dim: 8", "dim: 4")), "other.ron").unwrap();
-    let err = load_trainable(ZooModel::build(&other, &device).unwrap(), &other, &path).unwrap_err().to_string();
+    let other = LoadedSpec::from_str(
+        &fixture_spec(&DENSE_VLC.replace("dim: 8", "dim: 4")),
+        "other.ron",
+    )
+    .unwrap();
+    let err = load_trainable(ZooModel::build(&other, &device).unwrap(), &other, &path)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("placement params"), "{err}");
 
     let shallow = LoadedSpec::from_str(&fixture_spec(SHALLOW_VLC), "shallow.ron").unwrap();
-    let err = load_trainable(ZooModel::build(&shallow, &device).unwrap(), &shallow, &path).unwrap_err().to_string();
-    assert!(err.contains("placement `dense`") && err.contains("`shallow`"), "{err}");
+    let err = load_trainable(ZooModel::build(&shallow, &device).unwrap(), &shallow, &path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("placement `dense`") && err.contains("`shallow`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -106,13 +141,22 @@ fn adapter_checkpoint_with_a_missing_tensor_is_refused_listing_it() {
     let bytes = std::fs::read(&full).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let dropped = "placement.cond_adapter.fc2.bias";
-    let views: Vec<(String, safetensors::tensor::TensorView)> =
-        st.tensors().into_iter().filter(|(n, _)| n != dropped).collect();
-    let meta: HashMap<String, String> =
-        [(vlsm_zoo::checkpoint::SPEC_KEY.to_string(), spec.text.clone())].into_iter().collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| n != dropped)
+        .collect();
+    let meta: HashMap<String, String> = [(
+        vlsm_zoo::checkpoint::SPEC_KEY.to_string(),
+        spec.text.clone(),
+    )]
+    .into_iter()
+    .collect();
     let partial = full.with_file_name("partial.safetensors");
     safetensors::serialize_to_file(views, Some(meta), &partial).unwrap();
-    let err = load_trainable(model, &spec, &partial).unwrap_err().to_string();
+    let err = load_trainable(model, &spec, &partial)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("missing") && err.contains(dropped), "{err}");
 }
 
@@ -121,44 +165,86 @@ fn ssf_plugin_starts_at_identity_and_reports_its_sites() {
     let device = Device::flex();
     let input = reference_input(&device);
     let (_, frozen) = build(&fixture_spec("(kind: \"frozen\")"), &device).unwrap();
-    let ssf_spec = fixture_spec("(kind: \"ssf\", params: (sites: [\"vision.*.mlp_out\", \"tap.0\", \"text.2.fc1\", \"cond\"]))");
+    let ssf_spec = fixture_spec(
+        "(kind: \"ssf\", params: (sites: [\"vision.*.mlp_out\", \"tap.0\", \"text.2.fc1\", \"cond\"]))",
+    );
     let (_, ssf) = build(&ssf_spec, &device).unwrap();
-    let d: f32 = (frozen.forward(&input) - ssf.forward(&input)).abs().max().into_scalar();
+    let d: f32 = (frozen.forward(&input) - ssf.forward(&input))
+        .abs()
+        .max()
+        .into_scalar();
     assert_eq!(d, 0.0, "γ = 1, β = 0 is the pretrained model");
 
     let dir = scratch("ssf");
     std::fs::write(dir.join("ssf.ron"), &ssf_spec).unwrap();
     let report = inspect_json(&["--spec", dir.join("ssf.ron").to_str().unwrap()]);
-    let sites: Vec<&str> = report["attachments"].as_array().unwrap().iter().map(|a| a["site"].as_str().unwrap()).collect();
+    let sites: Vec<&str> = report["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["site"].as_str().unwrap())
+        .collect();
     // 4 vision blocks (0..=3) + tap.0 + text.2.fc1 (32 wide) + cond
     assert_eq!(sites.len(), 7, "{sites:?}");
     assert!(sites.contains(&"text.2.fc1") && sites.contains(&"cond"));
-    let fc1 = report["attachments"].as_array().unwrap().iter().find(|a| a["site"] == "text.2.fc1").unwrap();
+    let fc1 = report["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["site"] == "text.2.fc1")
+        .unwrap();
     assert_eq!(fc1["params"].as_u64(), Some(2 * 32));
-    assert_eq!(report["trainable_params"], report["components"][1]["total_params"]);
+    assert_eq!(
+        report["trainable_params"],
+        report["components"][1]["total_params"]
+    );
 }
 
 #[test]
 fn bad_placement_params_are_clear_errors() {
     let device = Device::flex();
-    let err = build(&fixture_spec("(kind: \"dense\", params: (layers: [0, 7]))"), &device).unwrap_err().to_string();
+    let err = build(
+        &fixture_spec("(kind: \"dense\", params: (layers: [0, 7]))"),
+        &device,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("block 7 does not exist"), "{err}");
-    let err = build(&fixture_spec("(kind: \"ssf\", params: (sites: [\"vision.9.fc1\"]))"), &device).unwrap_err().to_string();
+    let err = build(
+        &fixture_spec("(kind: \"ssf\", params: (sites: [\"vision.9.fc1\"]))"),
+        &device,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("vision.9.fc1"), "{err}");
-    let err = build(&fixture_spec("(kind: \"dense\", params: (dimm: 3))"), &device).unwrap_err().to_string();
-    assert!(err.contains("placement `dense`") && err.contains("dimm"), "{err}");
+    let err = build(
+        &fixture_spec("(kind: \"dense\", params: (dimm: 3))"),
+        &device,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("placement `dense`") && err.contains("dimm"),
+        "{err}"
+    );
 }
 
 #[test]
 fn baseline_specs_have_their_counts() {
     // LoRA rank 8 on q/k/v/out: vision 10 blocks × 4 × (768·8 + 8·768), text 12 × 4 × (512·8 + 8·512).
     let lora = 10 * 4 * (2 * 768 * 8) + 12 * 4 * (2 * 512 * 8);
-    for (name, trainable, head_trainable) in
-        [("decoder_only", 1_127_009u64, 1_127_009u64), ("full", 136_177_249, 1_127_009), ("lora", lora, 0)]
-    {
+    for (name, trainable, head_trainable) in [
+        ("decoder_only", 1_127_009u64, 1_127_009u64),
+        ("full", 136_177_249, 1_127_009),
+        ("lora", lora, 0),
+    ] {
         let path = specs().join("paper").join(format!("{name}.ron"));
         let report = inspect_json(&["--spec", path.to_str().unwrap()]);
-        assert_eq!(report["trainable_params"].as_u64(), Some(trainable), "{name}");
+        assert_eq!(
+            report["trainable_params"].as_u64(),
+            Some(trainable),
+            "{name}"
+        );
         assert_eq!(component(&report, "head").1, head_trainable, "{name}");
     }
     assert_eq!(lora, 884_736);
@@ -172,10 +258,19 @@ fn merged_lora_gives_the_same_logits_as_the_side_branches() {
     let input = reference_input(&device);
     let (frozen, trained) = (before.valid(), trained.valid());
     let unmerged = trained.forward(&input);
-    let moved: f32 = (unmerged.clone() - frozen.forward(&input)).abs().max().into_scalar();
+    let moved: f32 = (unmerged.clone() - frozen.forward(&input))
+        .abs()
+        .max()
+        .into_scalar();
     assert!(moved > 1e-4, "the step moved the model ({moved})");
     let merged = vlsm_zoo::merge::merge_lora(trained).unwrap();
-    assert!(vlsm_zoo::core::count_params(&merged.placement).total == 0, "branches dropped");
-    let d: f32 = (merged.forward(&input) - unmerged).abs().max().into_scalar();
+    assert!(
+        vlsm_zoo::core::count_params(&merged.placement).total == 0,
+        "branches dropped"
+    );
+    let d: f32 = (merged.forward(&input) - unmerged)
+        .abs()
+        .max()
+        .into_scalar();
     assert!(d <= 1e-4, "merged vs unmerged logits differ by {d}");
 }

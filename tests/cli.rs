@@ -5,11 +5,29 @@ use vlsm_zoo_tests::*;
 #[test]
 fn list_shows_every_builtin_plugin() {
     let out = cli(&["list"]).unwrap();
-    for name in ["clipseg", "clipseg-decoder", "san", "frozen", "decoder-only", "full", "lora", "dense", "shallow", "ssf"] {
-        assert!(out.lines().any(|l| l.split_whitespace().nth(1) == Some(name)), "{name} missing:\n{out}");
+    for name in [
+        "clipseg",
+        "clipseg-decoder",
+        "san",
+        "frozen",
+        "decoder-only",
+        "full",
+        "lora",
+        "dense",
+        "shallow",
+        "ssf",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(name)),
+            "{name} missing:\n{out}"
+        );
     }
     for krate in BUILTIN_CRATES {
-        assert!(out.contains(krate), "no plugin of crate {krate} listed:\n{out}");
+        assert!(
+            out.contains(krate),
+            "no plugin of crate {krate} listed:\n{out}"
+        );
     }
 }
 
@@ -33,11 +51,20 @@ fn inspect_counts_frozen_and_decoder_only() {
     assert_eq!(frozen["trainable_params"].as_u64(), Some(0));
     let components = frozen["components"].as_array().unwrap();
     assert_eq!(components.len(), 3);
-    let sum: u64 = components.iter().map(|c| c["total_params"].as_u64().unwrap()).sum();
+    let sum: u64 = components
+        .iter()
+        .map(|c| c["total_params"].as_u64().unwrap())
+        .sum();
     assert_eq!(sum, total);
 
     let decoder_only = inspect_json(&write_spec("decoder-only", "decoder-only"));
-    let head = decoder_only["components"].as_array().unwrap().iter().find(|c| c["role"] == "head").unwrap().clone();
+    let head = decoder_only["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["role"] == "head")
+        .unwrap()
+        .clone();
     assert_eq!(decoder_only["trainable_params"], head["total_params"]);
     assert_eq!(decoder_only["total_params"].as_u64(), Some(total));
 }
@@ -55,8 +82,18 @@ fn cidas_frozen_spec_counts_match_hf_minus_skipped_tensors() {
     assert_eq!(total, 136_177_249);
     assert_eq!(total + skipped, 150_747_746);
     assert_eq!(report["trainable_params"].as_u64(), Some(0));
-    let head = report["components"].as_array().unwrap().iter().find(|c| c["role"] == "head").unwrap().clone();
-    assert_eq!(head["total_params"].as_u64(), Some(1_127_009), "CLIPSeg decoder size (reference §7)");
+    let head = report["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["role"] == "head")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        head["total_params"].as_u64(),
+        Some(1_127_009),
+        "CLIPSeg decoder size (reference §7)"
+    );
 }
 
 #[test]
@@ -65,16 +102,26 @@ fn unknown_plugin_lists_the_known_ones() {
     let path = dir.join("spec.ron");
     std::fs::write(&path, spec_text("random", "no-such-placement")).unwrap();
     let err = cli(&["inspect", "--spec", path.to_str().unwrap()]).unwrap_err();
-    assert!(err.contains("unknown placement `no-such-placement`") && err.contains("frozen"), "{err}");
+    assert!(
+        err.contains("unknown placement `no-such-placement`") && err.contains("frozen"),
+        "{err}"
+    );
 }
 
 #[test]
 fn malformed_spec_names_file_line_and_column() {
     let dir = scratch("malformed");
     let path = dir.join("bad.ron");
-    std::fs::write(&path, "(\n  backbone: (kind: \"clipseg\", weight: \"random\"),\n)").unwrap();
+    std::fs::write(
+        &path,
+        "(\n  backbone: (kind: \"clipseg\", weight: \"random\"),\n)",
+    )
+    .unwrap();
     let err = cli(&["inspect", "--spec", path.to_str().unwrap()]).unwrap_err();
-    assert!(err.contains("bad.ron:2:") && err.contains("weight"), "{err}");
+    assert!(
+        err.contains("bad.ron:2:") && err.contains("weight"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -87,15 +134,28 @@ fn bad_params_name_the_plugin_and_field() {
     )
     .unwrap();
     let err = cli(&["inspect", "--spec", path.to_str().unwrap()]).unwrap_err();
-    assert!(err.contains("backbone `clipseg`") && err.contains("image_sise"), "{err}");
+    assert!(
+        err.contains("backbone `clipseg`") && err.contains("image_sise"),
+        "{err}"
+    );
 }
 
 #[test]
 fn shipped_specs_build_offline_on_the_embedded_backbone() {
     for name in ["dense_vl", "frozen_polyp"] {
         let report = inspect_json(&specs().join(format!("{name}.ron")));
-        let backbone = report["components"].as_array().unwrap().iter().find(|c| c["role"] == "backbone").unwrap().clone();
-        assert_eq!(backbone["trainable_params"].as_u64(), Some(0), "{name}: backbone frozen");
+        let backbone = report["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["role"] == "backbone")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            backbone["trainable_params"].as_u64(),
+            Some(0),
+            "{name}: backbone frozen"
+        );
         let trainable = report["trainable_params"].as_u64().unwrap();
         if name == "frozen_polyp" {
             assert_eq!(trainable, 0);
@@ -125,7 +185,8 @@ fn every_shipped_spec_parses_and_the_embedded_ones_build() {
     ron_files(&specs(), &mut files);
     assert!(files.len() >= 20, "found only {files:?}");
     for path in files {
-        let spec = vlsm_core::LoadedSpec::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let spec = vlsm_core::LoadedSpec::from_file(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         // CIDAS-size specs (`weights: "random"`) are built by the count tests.
         if spec.text.contains("embedded:") {
             inspect_json(&path);
@@ -147,7 +208,9 @@ fn every_computing_command_takes_device_and_names_a_missing_feature() {
         &["time", "--spec", spec],
         &["compare", "--specs", spec, "--out", out],
         &["export", "--run", run_dir, "--out", out],
-        &["predict", "--run", run_dir, "--image", "x.png", "--prompt", "polyp", "--out", out],
+        &[
+            "predict", "--run", run_dir, "--image", "x.png", "--prompt", "polyp", "--out", out,
+        ],
         &["pretrain", "--out", out, "--work", out],
     ];
     for args in commands {
@@ -157,7 +220,11 @@ fn every_computing_command_takes_device_and_names_a_missing_feature() {
             cli(&a).unwrap_err()
         };
         let err = with("tpu");
-        assert!(err.contains("cpu, wgpu[:N] or cuda[:N]"), "{}: {err}", args[0]);
+        assert!(
+            err.contains("cpu, wgpu[:N] or cuda[:N]"),
+            "{}: {err}",
+            args[0]
+        );
         if !vlsm_zoo::DeviceChoice::Wgpu(None).compiled_in() {
             let err = with("wgpu");
             assert!(err.contains("--features gpu"), "{}: {err}", args[0]);

@@ -6,7 +6,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use vlsm_core::{list_params, BackboneInput, LoadedSpec, NoHooks};
+use vlsm_core::{BackboneInput, LoadedSpec, NoHooks, list_params};
 use vlsm_zoo::ZooModel;
 
 /// `tests/fixtures`.
@@ -16,7 +16,9 @@ pub fn fixtures() -> PathBuf {
 
 /// `specs/` of the repository.
 pub fn specs() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("specs")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("specs")
 }
 
 /// A fresh scratch directory for one test.
@@ -41,19 +43,27 @@ pub struct RefTensor {
 pub fn read_tensor(path: &Path, name: &str) -> RefTensor {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let st = SafeTensors::deserialize(&bytes).unwrap();
-    let view = st.tensor(name).unwrap_or_else(|e| panic!("{name} in {}: {e}", path.display()));
+    let view = st
+        .tensor(name)
+        .unwrap_or_else(|e| panic!("{name} in {}: {e}", path.display()));
     let shape = view.shape().to_vec();
     let data = view.data();
     match view.dtype() {
         Dtype::F32 => RefTensor {
             shape,
-            f32: data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+            f32: data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
             i64: vec![],
         },
         Dtype::I64 => RefTensor {
             shape,
             f32: vec![],
-            i64: data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
+            i64: data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
         },
         other => panic!("{name}: unsupported dtype {other:?}"),
     }
@@ -115,7 +125,10 @@ pub fn values<M: Module>(m: &M) -> HashMap<String, Vec<f32>> {
             self.0.pop();
         }
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.1.insert(self.0.join("."), p.val().into_data().try_into_vec_as::<f32>().unwrap());
+            self.1.insert(
+                self.0.join("."),
+                p.val().into_data().try_into_vec_as::<f32>().unwrap(),
+            );
         }
     }
     let mut v = V(vec![], HashMap::new());
@@ -145,11 +158,17 @@ pub fn tiny_spec(dir: &Path, placement: &str, train: &str) -> PathBuf {
 
 /// `vlsm-zoo run --quiet --spec S --out DIR [extra…]` in-process.
 pub fn run(spec: &Path, out: &Path, extra: &[&str]) -> Result<String, String> {
-    let mut args = vec!["run", "--quiet", "--spec", spec.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let mut args = vec![
+        "run",
+        "--quiet",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     cli(&args)
 }
-
 
 /// A small dense placement for the tiny model.
 pub const DENSE: &str = "(kind: \"dense\", params: (dim: 8, cond_hidden: 8))";
@@ -166,9 +185,11 @@ pub fn fixture_spec(placement: &str) -> String {
 }
 
 /// DA-VLC on the tiny fixture model, as in `scripts/make_fixtures.py`.
-pub const DENSE_VLC: &str = "(kind: \"dense\", params: (dim: 8, cond_hidden: 8, vision: true, text: true, cond: true))";
+pub const DENSE_VLC: &str =
+    "(kind: \"dense\", params: (dim: 8, cond_hidden: 8, vision: true, text: true, cond: true))";
 /// SA-VLC on the tiny fixture model, as in `scripts/make_fixtures.py`.
-pub const SHALLOW_VLC: &str = "(kind: \"shallow\", params: (dim: 12, cond_hidden: 8, vision: true, text: true, cond: true))";
+pub const SHALLOW_VLC: &str =
+    "(kind: \"shallow\", params: (dim: 12, cond_hidden: 8, vision: true, text: true, cond: true))";
 
 /// The input (pixels and token ids) stored in a reference file, on `device`.
 pub fn input_from(reference: &Path, device: &Device) -> BackboneInput {
@@ -180,20 +201,30 @@ pub fn input_from(reference: &Path, device: &Device) -> BackboneInput {
 
 /// The tiny fixture's reference input on `device`.
 pub fn reference_input(device: &Device) -> BackboneInput {
-    input_from(&fixtures().join("tiny-clipseg/reference.safetensors"), device)
+    input_from(
+        &fixtures().join("tiny-clipseg/reference.safetensors"),
+        device,
+    )
 }
 
 /// Largest absolute difference between two equally long value lists.
 pub fn max_abs_diff_values(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "element counts differ");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Builds the CLIPSeg checkpoint in `weights_dir` on `device`, runs `reference`'s input and
 /// asserts the decoder taps, the conditional embedding and the logits within `tol` of HF's.
 /// Returns the logits' largest difference.
 pub fn check_hf_parity(weights_dir: &Path, reference: &Path, device: &Device, tol: f32) -> f32 {
-    let (_, model) = build(&spec_text(&weights_dir.display().to_string(), "frozen"), device).unwrap();
+    let (_, model) = build(
+        &spec_text(&weights_dir.display().to_string(), "frozen"),
+        device,
+    )
+    .unwrap();
     let input = input_from(reference, device);
     let features = model.backbone.forward(&input, &NoHooks);
     for (k, tap) in features.taps.iter().enumerate() {
@@ -216,7 +247,10 @@ pub fn check_hf_parity(weights_dir: &Path, reference: &Path, device: &Device, to
 pub fn check_adapter_parity(placement: &str, name: &str, device: &Device, tol: f32) -> f32 {
     let model = with_reference_adapters(placement, name, device);
     let logits = model.forward(&reference_input(device));
-    let expected = read_tensor(&fixtures().join("tiny-clipseg/adapters.reference.safetensors"), name);
+    let expected = read_tensor(
+        &fixtures().join("tiny-clipseg/adapters.reference.safetensors"),
+        name,
+    );
     let d = max_abs_diff(logits, &expected);
     assert!(d <= tol, "{name}: logits max abs diff {d}");
     d
@@ -229,7 +263,10 @@ pub fn with_reference_adapters(placement: &str, name: &str, device: &Device) -> 
     let weights = fixtures().join(format!("tiny-clipseg/{name}.safetensors"));
     let mut store = SafetensorsStore::from_file(&weights).with_from_adapter(PyTorchToBurnAdapter);
     let result = model.placement.load_from(&mut store).unwrap();
-    assert!(result.missing.is_empty() && result.unused.is_empty() && result.errors.is_empty(), "{result:?}");
+    assert!(
+        result.missing.is_empty() && result.unused.is_empty() && result.errors.is_empty(),
+        "{result:?}"
+    );
     model
 }
 
@@ -242,10 +279,20 @@ pub fn one_step(placement: &str, device: &Device) -> (ZooModel, ZooModel) {
 /// `device`; asserts that exactly the trainable parameters got gradients. Returns the model
 /// before and after.
 pub fn step(model: ZooModel, device: &Device) -> (ZooModel, ZooModel) {
-    let loss = model.forward(&reference_input(device)).powf_scalar(2.0).mean();
+    let loss = model
+        .forward(&reference_input(device))
+        .powf_scalar(2.0)
+        .mean();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let trainable = list_params(&model).into_iter().filter(|p| p.trainable).count();
-    assert_eq!(grads.len(), trainable, "only (and all) trainable parameters get gradients");
+    let trainable = list_params(&model)
+        .into_iter()
+        .filter(|p| p.trainable)
+        .count();
+    assert_eq!(
+        grads.len(),
+        trainable,
+        "only (and all) trainable parameters get gradients"
+    );
     let before = model.clone();
     let after = AdamWConfig::new().init().step(1e-3, model, grads);
     (before, after)
@@ -254,8 +301,15 @@ pub fn step(model: ZooModel, device: &Device) -> (ZooModel, ZooModel) {
 /// Asserts that between `before` and `after` every `placement.` parameter moved and every
 /// other parameter kept its exact value.
 pub fn assert_only_adapters_moved(before: &ZooModel, after: &ZooModel, what: &str) {
-    let trainable: Vec<String> = list_params(before).into_iter().filter(|p| p.trainable).map(|p| p.path).collect();
-    assert!(trainable.iter().all(|p| p.starts_with("placement.")), "{trainable:?}");
+    let trainable: Vec<String> = list_params(before)
+        .into_iter()
+        .filter(|p| p.trainable)
+        .map(|p| p.path)
+        .collect();
+    assert!(
+        trainable.iter().all(|p| p.starts_with("placement.")),
+        "{trainable:?}"
+    );
     let (old, new) = (values(before), values(after));
     for (path, v) in &old {
         if path.starts_with("placement.") {

@@ -86,7 +86,13 @@ fn one_training_step_on_wgpu_moves_only_adapters() {
 
 /// The tiny model with DA-VLC holding the PyTorch reference weights, one AdamW step on `device`.
 fn reference_dense_step(device: &Device) -> std::collections::HashMap<String, Vec<f32>> {
-    values(&step(with_reference_adapters(DENSE_VLC, "dense_vlc", device), device).1)
+    values(
+        &step(
+            with_reference_adapters(DENSE_VLC, "dense_vlc", device),
+            device,
+        )
+        .1,
+    )
 }
 
 #[test]

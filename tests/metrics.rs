@@ -1,6 +1,6 @@
 //! DSC, IoU and HD95 against monai on 40 random mask pairs (fixture from
 //! `scripts/make_metric_fixtures.py`), including empty-mask cases.
-use vlsm_zoo::metrics::{dice, hd95, iou, Mask};
+use vlsm_zoo::metrics::{Mask, dice, hd95, iou};
 use vlsm_zoo_tests::fixtures;
 
 #[test]
@@ -10,18 +10,39 @@ fn metrics_match_monai() {
     let cases = v["cases"].as_array().unwrap();
     assert!(cases.len() >= 40);
     let mask = |c: &serde_json::Value, key: &str| {
-        let (h, w) = (c["height"].as_u64().unwrap() as usize, c["width"].as_u64().unwrap() as usize);
-        Mask::new(h, w, c[key].as_str().unwrap().bytes().map(|b| b == b'1').collect())
+        let (h, w) = (
+            c["height"].as_u64().unwrap() as usize,
+            c["width"].as_u64().unwrap() as usize,
+        );
+        Mask::new(
+            h,
+            w,
+            c[key]
+                .as_str()
+                .unwrap()
+                .bytes()
+                .map(|b| b == b'1')
+                .collect(),
+        )
     };
     let mut defined = 0;
     for (i, c) in cases.iter().enumerate() {
         let (p, g) = (mask(c, "pred"), mask(c, "gt"));
-        assert!((dice(&p, &g) - c["dice"].as_f64().unwrap()).abs() < 1e-6, "case {i}: dice");
-        assert!((iou(&p, &g) - c["iou"].as_f64().unwrap()).abs() < 1e-6, "case {i}: iou");
+        assert!(
+            (dice(&p, &g) - c["dice"].as_f64().unwrap()).abs() < 1e-6,
+            "case {i}: dice"
+        );
+        assert!(
+            (iou(&p, &g) - c["iou"].as_f64().unwrap()).abs() < 1e-6,
+            "case {i}: iou"
+        );
         match (hd95(&p, &g), c["hd95"].as_f64()) {
             (Some(ours), Some(theirs)) => {
                 defined += 1;
-                assert!((ours - theirs).abs() < 1e-4, "case {i}: hd95 {ours} vs monai {theirs}");
+                assert!(
+                    (ours - theirs).abs() < 1e-4,
+                    "case {i}: hd95 {ours} vs monai {theirs}"
+                );
             }
             (None, None) => {}
             (ours, theirs) => panic!("case {i}: hd95 {ours:?} vs monai {theirs:?}"),

@@ -21,7 +21,12 @@ fn safetensors_checkpoint_matches_hf() {
 
 #[test]
 fn pytorch_bin_checkpoint_matches_hf() {
-    check_fixture(&fixtures().join("tiny-clipseg-bin"), &fixtures().join("tiny-clipseg").join("reference.safetensors"));
+    check_fixture(
+        &fixtures().join("tiny-clipseg-bin"),
+        &fixtures()
+            .join("tiny-clipseg")
+            .join("reference.safetensors"),
+    );
 }
 
 #[test]
@@ -33,22 +38,46 @@ fn plain_head_and_first_eos_pooling_match_hf() {
 #[test]
 fn square_linear_weights_are_transposed_on_import() {
     let dir = fixtures().join("tiny-clipseg");
-    let (_, model) = build(&spec_text(&dir.display().to_string(), "frozen"), &Device::flex()).unwrap();
+    let (_, model) = build(
+        &spec_text(&dir.display().to_string(), "frozen"),
+        &Device::flex(),
+    )
+    .unwrap();
     let backbone: &ClipSegBackbone = model.backbone.downcast_ref().unwrap();
-    let hf = read_tensor(&dir.join("model.safetensors"), "clip.vision_model.encoder.layers.0.self_attn.q_proj.weight");
+    let hf = read_tensor(
+        &dir.join("model.safetensors"),
+        "clip.vision_model.encoder.layers.0.self_attn.q_proj.weight",
+    );
     let [out, inp] = [hf.shape[0], hf.shape[1]];
     assert_eq!(out, inp, "the fixture's projections are square");
-    let ours: Vec<f32> = backbone.vision_model.encoder.layers[0].self_attn.q_proj.weight.val().into_data().try_into_vec_as::<f32>().unwrap();
+    let ours: Vec<f32> = backbone.vision_model.encoder.layers[0]
+        .self_attn
+        .q_proj
+        .weight
+        .val()
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .unwrap();
     // HF [out, in] must become burn [in, out]: ours[i][o] == hf[o][i], and the matrix is not symmetric.
-    let transposed: Vec<f32> = (0..inp).flat_map(|i| (0..out).map(move |o| (i, o))).map(|(i, o)| hf.f32[o * inp + i]).collect();
+    let transposed: Vec<f32> = (0..inp)
+        .flat_map(|i| (0..out).map(move |o| (i, o)))
+        .map(|(i, o)| hf.f32[o * inp + i])
+        .collect();
     assert_eq!(ours, transposed);
-    assert_ne!(ours, hf.f32, "a symmetric matrix cannot tell transposed from untransposed");
+    assert_ne!(
+        ours, hf.f32,
+        "a symmetric matrix cannot tell transposed from untransposed"
+    );
 }
 
 #[test]
 fn position_embeddings_are_interpolated_once_per_grid() {
     let dir = fixtures().join("tiny-clipseg");
-    let (_, model) = build(&spec_text(&dir.display().to_string(), "frozen"), &Device::flex()).unwrap();
+    let (_, model) = build(
+        &spec_text(&dir.display().to_string(), "frozen"),
+        &Device::flex(),
+    )
+    .unwrap();
     let backbone: &ClipSegBackbone = model.backbone.downcast_ref().unwrap();
     let emb = &backbone.vision_model.embeddings;
     let native: Tensor<2> = emb.positions([4, 4]);
@@ -67,7 +96,13 @@ fn write_checkpoint(dir: &Path, tensors: Vec<(String, Vec<usize>, Vec<f32>)>) {
         .collect();
     let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
         .iter()
-        .map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()))
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
 }
@@ -76,44 +111,93 @@ fn fixture_tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let path = fixtures().join("tiny-clipseg").join("model.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    st.names().into_iter().map(|n| {
-        let t = read_tensor(&path, n);
-        (n.to_string(), t.shape, t.f32)
-    }).collect()
+    st.names()
+        .into_iter()
+        .map(|n| {
+            let t = read_tensor(&path, n);
+            (n.to_string(), t.shape, t.f32)
+        })
+        .collect()
 }
 
 #[test]
 fn missing_and_unexpected_keys_are_listed() {
     let dir = scratch("keys");
-    std::fs::copy(fixtures().join("tiny-clipseg/config.json"), dir.join("config.json")).unwrap();
+    std::fs::copy(
+        fixtures().join("tiny-clipseg/config.json"),
+        dir.join("config.json"),
+    )
+    .unwrap();
     let mut tensors: Vec<_> = fixture_tensors()
         .into_iter()
-        .filter(|(n, _, _)| n != "clip.text_model.final_layer_norm.weight" && n != "decoder.film_add.bias")
+        .filter(|(n, _, _)| {
+            n != "clip.text_model.final_layer_norm.weight" && n != "decoder.film_add.bias"
+        })
         .collect();
-    tensors.push(("clip.text_model.extra_thing.weight".into(), vec![2], vec![0.0, 1.0]));
+    tensors.push((
+        "clip.text_model.extra_thing.weight".into(),
+        vec![2],
+        vec![0.0, 1.0],
+    ));
     write_checkpoint(&dir, tensors);
-    let err = build(&spec_text(&dir.display().to_string(), "frozen"), &Device::flex()).unwrap_err().to_string();
+    let err = build(
+        &spec_text(&dir.display().to_string(), "frozen"),
+        &Device::flex(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("text_model.final_layer_norm.gamma"), "{err}");
     assert!(err.contains("text_model.extra_thing.weight"), "{err}");
-    assert!(err.contains("missing") && err.contains("unexpected"), "{err}");
+    assert!(
+        err.contains("missing") && err.contains("unexpected"),
+        "{err}"
+    );
 }
 
 #[test]
 fn wrong_shapes_are_reported() {
     let dir = scratch("shapes");
     let config = std::fs::read_to_string(fixtures().join("tiny-clipseg/config.json")).unwrap();
-    std::fs::write(dir.join("config.json"), config.replace("\"intermediate_size\": 64", "\"intermediate_size\": 48")).unwrap();
-    std::fs::copy(fixtures().join("tiny-clipseg/model.safetensors"), dir.join("model.safetensors")).unwrap();
-    let err = build(&spec_text(&dir.display().to_string(), "frozen"), &Device::flex()).unwrap_err().to_string();
-    assert!(err.contains("mlp.fc1") && err.to_lowercase().contains("shape"), "{err}");
+    std::fs::write(
+        dir.join("config.json"),
+        config.replace("\"intermediate_size\": 64", "\"intermediate_size\": 48"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures().join("tiny-clipseg/model.safetensors"),
+        dir.join("model.safetensors"),
+    )
+    .unwrap();
+    let err = build(
+        &spec_text(&dir.display().to_string(), "frozen"),
+        &Device::flex(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("mlp.fc1") && err.to_lowercase().contains("shape"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_folder_without_checkpoint_is_a_clear_error() {
     let dir = scratch("empty");
-    std::fs::copy(fixtures().join("tiny-clipseg/config.json"), dir.join("config.json")).unwrap();
-    let err = build(&spec_text(&dir.display().to_string(), "frozen"), &Device::flex()).unwrap_err().to_string();
-    assert!(err.contains("no model.safetensors or pytorch_model.bin"), "{err}");
+    std::fs::copy(
+        fixtures().join("tiny-clipseg/config.json"),
+        dir.join("config.json"),
+    )
+    .unwrap();
+    let err = build(
+        &spec_text(&dir.display().to_string(), "frozen"),
+        &Device::flex(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("no model.safetensors or pytorch_model.bin"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -130,11 +214,18 @@ fn hf_export_round_trips() {
     let hf = read_names(&dir.join("model.safetensors"));
     let skipped: Vec<&String> = hf.iter().filter(|k| !ours.contains(k)).collect();
     assert!(ours.iter().all(|k| hf.contains(k)), "export invents keys");
-    assert!(skipped.iter().all(|k| k.contains("layers.4.") || k.contains("post_layernorm") || k.contains("visual_projection") || k.ends_with("logit_scale")), "{skipped:?}");
+    assert!(
+        skipped.iter().all(|k| k.contains("layers.4.")
+            || k.contains("post_layernorm")
+            || k.contains("visual_projection")
+            || k.ends_with("logit_scale")),
+        "{skipped:?}"
+    );
     let reference = dir.join("reference.safetensors");
     for (half, tol) in [(false, 1e-4), (true, 2e-2)] {
         vlsm_clipseg::export::export_hf(backbone, decoder, &out, half).unwrap();
-        let (_, reloaded) = build(&spec_text(&out.display().to_string(), "frozen"), &device).unwrap();
+        let (_, reloaded) =
+            build(&spec_text(&out.display().to_string(), "frozen"), &device).unwrap();
         let input = BackboneInput {
             pixels: float(&read_tensor(&reference, "pixel_values"), &device),
             input_ids: int(&read_tensor(&reference, "input_ids"), &device),
@@ -146,5 +237,10 @@ fn hf_export_round_trips() {
 
 fn read_names(path: &Path) -> Vec<String> {
     let bytes = std::fs::read(path).unwrap();
-    safetensors::SafeTensors::deserialize(&bytes).unwrap().names().into_iter().map(str::to_string).collect()
+    safetensors::SafeTensors::deserialize(&bytes)
+        .unwrap()
+        .names()
+        .into_iter()
+        .map(str::to_string)
+        .collect()
 }

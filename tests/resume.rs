@@ -4,7 +4,6 @@
 use std::path::Path;
 use vlsm_zoo_tests::*;
 
-
 #[test]
 fn resuming_reproduces_an_uninterrupted_run() {
     let dir = scratch("resume-exact");
@@ -12,22 +11,33 @@ fn resuming_reproduces_an_uninterrupted_run() {
     run(&straight, &dir.join("a"), &[]).unwrap();
     let one = dir.join("one");
     std::fs::create_dir_all(&one).unwrap();
-    let first = tiny_spec(&one, DENSE, "(epochs: 1, min_epochs: 1, batch: 4, lr: 1e-3)");
+    let first = tiny_spec(
+        &one,
+        DENSE,
+        "(epochs: 1, min_epochs: 1, batch: 4, lr: 1e-3)",
+    );
     let b = dir.join("b");
     run(&first, &b, &[]).unwrap();
     std::fs::remove_file(b.join("report.json")).unwrap();
     let state_path = b.join("checkpoint/state.json");
-    let mut state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
     state["finished"] = false.into();
     std::fs::write(&state_path, state.to_string()).unwrap();
     run(&straight, &b, &["--resume"]).unwrap();
     let weights = |d: &Path| {
         let bytes = std::fs::read(d.join("checkpoint/last.safetensors")).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        let mut all: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
+        let mut all: Vec<(String, Vec<u8>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, v)| (n, v.data().to_vec()))
+            .collect();
         all.sort();
         all
     };
-    assert!(weights(&dir.join("a")) == weights(&b), "weights after epoch 2 differ between straight and resumed runs");
+    assert!(
+        weights(&dir.join("a")) == weights(&b),
+        "weights after epoch 2 differ between straight and resumed runs"
+    );
 }
-

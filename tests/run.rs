@@ -3,7 +3,6 @@
 use std::path::Path;
 use vlsm_zoo_tests::*;
 
-
 fn report(out: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
 }
@@ -15,16 +14,33 @@ fn run_writes_the_report_files() {
     let out = dir.join("out");
     let line = run(&spec, &out, &[]).unwrap();
     assert!(line.contains("test DSC"), "{line}");
-    for f in ["spec.ron", "report.json", "report.md", "history.csv", "adapter.safetensors"] {
+    for f in [
+        "spec.ron",
+        "report.json",
+        "report.md",
+        "history.csv",
+        "adapter.safetensors",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     let r = report(&out);
-    for key in ["spec", "seed", "trainable_params", "total_params", "epochs_run", "best_epoch", "train_seconds"] {
+    for key in [
+        "spec",
+        "seed",
+        "trainable_params",
+        "total_params",
+        "epochs_run",
+        "best_epoch",
+        "train_seconds",
+    ] {
         assert!(!r[key].is_null(), "report.json lacks {key}");
     }
     assert_eq!(r["epochs_run"], 2);
     // DA on the tiny model: 3 blocks × 2 towers × 2 adapters + cond = 3·2·(2·32·8+40) + 3·2·(2·16·8+24) + (2·16·8+24)
-    assert_eq!(r["trainable_params"].as_u64(), Some(3 * 2 * 552 + 3 * 2 * 280 + 280));
+    assert_eq!(
+        r["trainable_params"].as_u64(),
+        Some(3 * 2 * 552 + 3 * 2 * 280 + 280)
+    );
     for metric in ["dice", "iou", "hd95"] {
         assert!(r["test"][metric]["mean"].is_number(), "test.{metric}.mean");
         assert!(r["test"][metric]["std"].is_number(), "test.{metric}.std");
@@ -32,8 +48,15 @@ fn run_writes_the_report_files() {
     let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
     assert_eq!(history.lines().count(), 3, "header + 2 epochs");
     let predictions = std::fs::read_dir(out.join("predictions")).unwrap().count();
-    assert_eq!(predictions, 6 + 1, "one mask per test image and overview.png");
-    assert_eq!(image::image_dimensions(out.join("predictions/overview.png")).unwrap(), (3 * 128, 6 * 128));
+    assert_eq!(
+        predictions,
+        6 + 1,
+        "one mask per test image and overview.png"
+    );
+    assert_eq!(
+        image::image_dimensions(out.join("predictions/overview.png")).unwrap(),
+        (3 * 128, 6 * 128)
+    );
     let err = run(&spec, &out, &[]).unwrap_err();
     assert!(err.contains("already holds a finished run"), "{err}");
 }
@@ -47,7 +70,8 @@ fn resume_continues_after_the_last_epoch() {
     // Make it look interrupted after epoch 1.
     std::fs::remove_file(out.join("report.json")).unwrap();
     let state_path = out.join("checkpoint/state.json");
-    let mut state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
     state["epoch"] = 1.into();
     state["finished"] = false.into();
     state["history"].as_array_mut().unwrap().truncate(1);
@@ -56,7 +80,13 @@ fn resume_continues_after_the_last_epoch() {
     assert!(err.contains("--resume"), "{err}");
     run(&spec, &out, &["--resume"]).unwrap();
     assert_eq!(report(&out)["epochs_run"], 2);
-    assert_eq!(std::fs::read_to_string(out.join("history.csv")).unwrap().lines().count(), 3);
+    assert_eq!(
+        std::fs::read_to_string(out.join("history.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
 }
 
 #[test]
@@ -66,14 +96,21 @@ fn zero_shot_spec_evaluates_without_training() {
     let out = dir.join("out");
     run(&spec, &out, &[]).unwrap();
     let r = report(&out);
-    assert_eq!((r["trainable_params"].as_u64(), r["epochs_run"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (r["trainable_params"].as_u64(), r["epochs_run"].as_u64()),
+        (Some(0), Some(0))
+    );
     assert!(!out.join("adapter.safetensors").exists());
 }
 
 #[test]
 fn non_finite_loss_stops_with_a_clear_error() {
     let dir = scratch("nan");
-    let spec = tiny_spec(&dir, DENSE, "(epochs: 2, min_epochs: 1, batch: 2, lr: 1e30, grad_clip: 0.0)");
+    let spec = tiny_spec(
+        &dir,
+        DENSE,
+        "(epochs: 2, min_epochs: 1, batch: 2, lr: 1e30, grad_clip: 0.0)",
+    );
     let out = dir.join("out");
     let err = run(&spec, &out, &[]).unwrap_err();
     assert!(err.contains("training loss became"), "{err}");
@@ -83,22 +120,46 @@ fn non_finite_loss_stops_with_a_clear_error() {
 #[test]
 fn bad_data_names_split_index_and_path_and_skip_bad_counts_it() {
     let dir = scratch("baddata");
-    cli(&["data", "synth", "--domain", "lesion", "--out", dir.join("ds").to_str().unwrap(), "--n-train", "6", "--n-val", "3", "--n-test", "3", "--size", "48"]).unwrap();
+    cli(&[
+        "data",
+        "synth",
+        "--domain",
+        "lesion",
+        "--out",
+        dir.join("ds").to_str().unwrap(),
+        "--n-train",
+        "6",
+        "--n-val",
+        "3",
+        "--n-test",
+        "3",
+        "--size",
+        "48",
+    ])
+    .unwrap();
     // Replace one training mask with a wrongly sized one.
     let mask = dir.join("ds/masks/train_00002.png");
     image::GrayImage::new(10, 10).save(&mask).unwrap();
     let err = cli(&["data", "check", dir.join("ds").to_str().unwrap()]).unwrap_err();
     assert!(err.contains("1 problem"), "{err}");
-    let spec_text = |skip: bool| format!(
-        "(backbone: (kind: \"clipseg\", weights: \"{}\", params: (image_size: 96)), placement: {DENSE}, head: (kind: \"clipseg-decoder\"), \
+    let spec_text = |skip: bool| {
+        format!(
+            "(backbone: (kind: \"clipseg\", weights: \"{}\", params: (image_size: 96)), placement: {DENSE}, head: (kind: \"clipseg-decoder\"), \
          data: (kind: \"folder\", params: (root: \"ds\", skip_bad: {skip})), train: {TWO_EPOCHS})",
-        fixtures().join("tiny-clipseg").display()
-    );
+            fixtures().join("tiny-clipseg").display()
+        )
+    };
     std::fs::write(dir.join("strict.ron"), spec_text(false)).unwrap();
     let out = dir.join("out");
     let err = run(&dir.join("strict.ron"), &out, &[]).unwrap_err();
-    assert!(err.contains("train[2]") && err.contains("train_00002.png") && err.contains("10×10"), "{err}");
-    assert!(!out.exists(), "nothing is written for a run that fails validation");
+    assert!(
+        err.contains("train[2]") && err.contains("train_00002.png") && err.contains("10×10"),
+        "{err}"
+    );
+    assert!(
+        !out.exists(),
+        "nothing is written for a run that fails validation"
+    );
     std::fs::write(dir.join("lenient.ron"), spec_text(true)).unwrap();
     run(&dir.join("lenient.ron"), &out, &[]).unwrap();
     assert_eq!(report(&out)["skipped_records"], 1);
@@ -114,29 +175,75 @@ fn data_init_pairs_by_stem_and_writes_template_prompts() {
     std::fs::create_dir_all(&images).unwrap();
     std::fs::create_dir_all(&masks).unwrap();
     for i in 0..10 {
-        image::RgbImage::new(20, 16).save(images.join(format!("case{i}.jpg"))).unwrap();
+        image::RgbImage::new(20, 16)
+            .save(images.join(format!("case{i}.jpg")))
+            .unwrap();
         let mut m = image::GrayImage::new(20, 16);
         if i % 3 != 0 {
             m.put_pixel(15, 2, image::Luma([255]));
         }
         m.save(masks.join(format!("case{i}.png"))).unwrap();
     }
-    image::RgbImage::new(20, 16).save(images.join("orphan.jpg")).unwrap();
+    image::RgbImage::new(20, 16)
+        .save(images.join("orphan.jpg"))
+        .unwrap();
     let root = dir.join("ds");
-    let msg = cli(&["data", "init", "--images", images.to_str().unwrap(), "--masks", masks.to_str().unwrap(), "--class", "polyp", "--out", root.to_str().unwrap(), "--seed", "3"]).unwrap();
-    assert!(msg.contains("train 8, val 1, test 1") && msg.contains("orphan"), "{msg}");
+    let msg = cli(&[
+        "data",
+        "init",
+        "--images",
+        images.to_str().unwrap(),
+        "--masks",
+        masks.to_str().unwrap(),
+        "--class",
+        "polyp",
+        "--out",
+        root.to_str().unwrap(),
+        "--seed",
+        "3",
+    ])
+    .unwrap();
+    assert!(
+        msg.contains("train 8, val 1, test 1") && msg.contains("orphan"),
+        "{msg}"
+    );
     let check = cli(&["data", "check", root.to_str().unwrap()]).unwrap();
     assert!(check.contains("train: 8 records"), "{check}");
     let all: Vec<serde_json::Value> = ["train", "val", "test"]
         .iter()
-        .flat_map(|s| serde_json::from_str::<Vec<serde_json::Value>>(&std::fs::read_to_string(root.join(format!("anns/{s}.json"))).unwrap()).unwrap())
+        .flat_map(|s| {
+            serde_json::from_str::<Vec<serde_json::Value>>(
+                &std::fs::read_to_string(root.join(format!("anns/{s}.json"))).unwrap(),
+            )
+            .unwrap()
+        })
         .collect();
     assert!(all.iter().any(|r| r["prompts"]["p1"] == "no polyp"));
-    assert!(all.iter().any(|r| r["prompts"]["p4"] == "one small polyp, located in top right of the image"));
+    assert!(
+        all.iter()
+            .any(|r| r["prompts"]["p4"] == "one small polyp, located in top right of the image")
+    );
     // same seed, same split
     let again = dir.join("ds2");
-    cli(&["data", "init", "--images", images.to_str().unwrap(), "--masks", masks.to_str().unwrap(), "--class", "polyp", "--out", again.to_str().unwrap(), "--seed", "3"]).unwrap();
-    assert_eq!(std::fs::read(root.join("anns/test.json")).unwrap(), std::fs::read(again.join("anns/test.json")).unwrap());
+    cli(&[
+        "data",
+        "init",
+        "--images",
+        images.to_str().unwrap(),
+        "--masks",
+        masks.to_str().unwrap(),
+        "--class",
+        "polyp",
+        "--out",
+        again.to_str().unwrap(),
+        "--seed",
+        "3",
+    ])
+    .unwrap();
+    assert_eq!(
+        std::fs::read(root.join("anns/test.json")).unwrap(),
+        std::fs::read(again.join("anns/test.json")).unwrap()
+    );
 }
 
 #[test]
@@ -145,15 +252,35 @@ fn predict_writes_a_mask_and_overlay_at_the_image_size() {
     let spec = tiny_spec(&dir, DENSE, TWO_EPOCHS);
     let out = dir.join("out");
     run(&spec, &out, &[]).unwrap();
-    let image = dir.join("data").read_dir().unwrap().next().unwrap().unwrap().path().join("images/test_00000.png");
+    let image = dir
+        .join("data")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("images/test_00000.png");
     let (mask, overlay) = (dir.join("mask.png"), dir.join("overlay.png"));
     let msg = cli(&[
-        "predict", "--run", out.to_str().unwrap(), "--image", image.to_str().unwrap(), "--prompt", "polyp",
-        "--out", mask.to_str().unwrap(), "--overlay", overlay.to_str().unwrap(),
+        "predict",
+        "--run",
+        out.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--prompt",
+        "polyp",
+        "--out",
+        mask.to_str().unwrap(),
+        "--overlay",
+        overlay.to_str().unwrap(),
     ])
     .unwrap();
     assert!(msg.contains("foreground pixels"), "{msg}");
-    assert_eq!(image::image_dimensions(&mask).unwrap(), image::image_dimensions(&image).unwrap());
+    assert_eq!(
+        image::image_dimensions(&mask).unwrap(),
+        image::image_dimensions(&image).unwrap()
+    );
     assert_eq!(image::image_dimensions(&overlay).unwrap(), (64, 64));
     // The saved prediction of the same test image agrees with predict's up to prompt choice:
     // both are binary 0/255 masks.
@@ -168,7 +295,9 @@ fn compare_runs_the_grid_once_and_tabulates_it() {
     let frozen_dir = dir.join("frozen");
     std::fs::create_dir_all(&frozen_dir).unwrap();
     let frozen = tiny_spec(&frozen_dir, "(kind: \"frozen\")", "(epochs: 1)");
-    let text = std::fs::read_to_string(&frozen).unwrap().replace("name: \"tiny\"", "name: \"tiny_frozen\"");
+    let text = std::fs::read_to_string(&frozen)
+        .unwrap()
+        .replace("name: \"tiny\"", "name: \"tiny_frozen\"");
     std::fs::write(frozen_dir.join("frozen.ron"), text).unwrap();
     let out = dir.join("cmp");
     let args = |extra: &[&str]| {
@@ -176,25 +305,49 @@ fn compare_runs_the_grid_once_and_tabulates_it() {
         let f = frozen_dir.join("frozen.ron");
         let f = f.to_str().unwrap().to_string();
         a.push(Box::leak(f.into_boxed_str()));
-        a.extend_from_slice(&["--seeds", "1,2", "--data", "polyp", "lesion", "--out", out.to_str().unwrap()]);
+        a.extend_from_slice(&[
+            "--seeds",
+            "1,2",
+            "--data",
+            "polyp",
+            "lesion",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         a.extend_from_slice(extra);
         cli(&a)
     };
     let md = args(&[]).unwrap();
     assert!(md.contains("| data set | tiny | tiny_frozen |"), "{md}");
-    assert!(md.contains("| polyp |") && md.contains("| lesion |"), "{md}");
+    assert!(
+        md.contains("| polyp |") && md.contains("| lesion |"),
+        "{md}"
+    );
     for f in ["table.md", "table.csv", "table.json"] {
         assert!(out.join(f).is_file());
     }
     let runs: Vec<_> = std::fs::read_dir(out.join("runs")).unwrap().collect();
     assert_eq!(runs.len(), 2 * 2 * 2, "specs × data × seeds");
-    let stamp = std::fs::metadata(out.join("runs/tiny-polyp-1/report.json")).unwrap().modified().unwrap();
+    let stamp = std::fs::metadata(out.join("runs/tiny-polyp-1/report.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
     args(&[]).unwrap();
-    let again = std::fs::metadata(out.join("runs/tiny-polyp-1/report.json")).unwrap().modified().unwrap();
+    let again = std::fs::metadata(out.join("runs/tiny-polyp-1/report.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
     assert_eq!(stamp, again, "finished runs are reused");
     let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 4, "two methods × two data sets");
-    let from_runs = cli(&["compare", "--runs", out.join("runs/tiny-polyp-1").to_str().unwrap(), "--out", dir.join("t2").to_str().unwrap()]).unwrap();
+    let from_runs = cli(&[
+        "compare",
+        "--runs",
+        out.join("runs/tiny-polyp-1").to_str().unwrap(),
+        "--out",
+        dir.join("t2").to_str().unwrap(),
+    ])
+    .unwrap();
     assert!(from_runs.contains("| polyp |"), "{from_runs}");
 }
 
@@ -210,32 +363,72 @@ fn export_merges_a_lora_run_into_a_plain_clipseg_folder() {
     let out = dir.join("out");
     run(&spec, &out, &[]).unwrap();
     let hf = dir.join("hf");
-    let line = cli(&["export", "--run", out.to_str().unwrap(), "--out", hf.to_str().unwrap()]).unwrap();
+    let line = cli(&[
+        "export",
+        "--run",
+        out.to_str().unwrap(),
+        "--out",
+        hf.to_str().unwrap(),
+    ])
+    .unwrap();
     assert!(line.contains("LoRA merged"), "{line}");
 
     let device = Device::flex();
     let (_, trained) = vlsm_zoo::load_run(&out, &device).unwrap();
     let trained = trained.valid();
     let (_, exported) = build(&spec_text(hf.to_str().unwrap(), "frozen"), &device).unwrap();
-    let (_, original) = build(&spec_text(fixtures().join("tiny-clipseg").to_str().unwrap(), "frozen"), &device).unwrap();
+    let (_, original) = build(
+        &spec_text(fixtures().join("tiny-clipseg").to_str().unwrap(), "frozen"),
+        &device,
+    )
+    .unwrap();
     let input = BackboneInput {
         pixels: Tensor::random([2, 3, 96, 96], Distribution::Normal(0.0, 1.0), &device),
-        input_ids: trained.tokenize(&["a polyp", "a small red polyp"], &device).unwrap(),
+        input_ids: trained
+            .tokenize(&["a polyp", "a small red polyp"], &device)
+            .unwrap(),
     };
     let logits = trained.forward(&input);
     let diff = |a: Tensor<4>, b: Tensor<4>| (a - b).abs().max().into_scalar::<f32>();
     let merged = diff(exported.forward(&input), logits.clone());
-    assert!(merged < 1e-4, "exported folder differs from the run by {merged}");
+    assert!(
+        merged < 1e-4,
+        "exported folder differs from the run by {merged}"
+    );
     let moved = diff(original.forward(&input), logits);
-    assert!(moved > 1e-3, "training moved the logits by only {moved}: the test would not see a lost merge");
+    assert!(
+        moved > 1e-3,
+        "training moved the logits by only {moved}: the test would not see a lost merge"
+    );
 
-    let again = cli(&["export", "--run", out.to_str().unwrap(), "--out", hf.to_str().unwrap()]).unwrap_err();
+    let again = cli(&[
+        "export",
+        "--run",
+        out.to_str().unwrap(),
+        "--out",
+        hf.to_str().unwrap(),
+    ])
+    .unwrap_err();
     assert!(again.contains("already holds"), "{again}");
 
     let dense_out = dir.join("dense");
-    let dense_spec = tiny_spec(&dir, DENSE, "(epochs: 1, min_epochs: 1, batch: 4, lr: 1e-3)");
+    let dense_spec = tiny_spec(
+        &dir,
+        DENSE,
+        "(epochs: 1, min_epochs: 1, batch: 4, lr: 1e-3)",
+    );
     run(&dense_spec, &dense_out, &[]).unwrap();
-    let err = cli(&["export", "--run", dense_out.to_str().unwrap(), "--out", dir.join("hf2").to_str().unwrap()]).unwrap_err();
-    assert!(err.contains("placement `dense`") && err.contains("predict --run"), "{err}");
+    let err = cli(&[
+        "export",
+        "--run",
+        dense_out.to_str().unwrap(),
+        "--out",
+        dir.join("hf2").to_str().unwrap(),
+    ])
+    .unwrap_err();
+    assert!(
+        err.contains("placement `dense`") && err.contains("predict --run"),
+        "{err}"
+    );
     assert!(!dir.join("hf2/model.safetensors").exists());
 }

@@ -1,7 +1,7 @@
 //! The CLIP tokenizer against transformers' `CLIPTokenizer` on 120 varied prompts (fixture
 //! cross-checked with open_clip's pure-Python tokenizer when generated).
-use vlsm_clipseg::tokenizer::EMBEDDED_TOKENIZER_JSON;
 use vlsm_clipseg::ClipTokenizer;
+use vlsm_clipseg::tokenizer::EMBEDDED_TOKENIZER_JSON;
 use vlsm_zoo_tests::*;
 
 fn cases() -> Vec<(String, Vec<i64>)> {
@@ -11,7 +11,12 @@ fn cases() -> Vec<(String, Vec<i64>)> {
         .unwrap()
         .iter()
         .map(|c| {
-            let ids = c["ids"].as_array().unwrap().iter().map(|i| i.as_i64().unwrap()).collect();
+            let ids = c["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_i64().unwrap())
+                .collect();
             (c["text"].as_str().unwrap().to_string(), ids)
         })
         .collect()
@@ -38,14 +43,24 @@ fn hf_vocab_and_merges_files_give_the_same_ids() {
     std::fs::write(dir.join("vocab.json"), json["model"]["vocab"].to_string()).unwrap();
     let mut merges = String::from("#version: 0.2\n");
     for pair in json["model"]["merges"].as_array().unwrap() {
-        merges += &format!("{} {}\n", pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+        merges += &format!(
+            "{} {}\n",
+            pair[0].as_str().unwrap(),
+            pair[1].as_str().unwrap()
+        );
     }
     std::fs::write(dir.join("merges.txt"), merges).unwrap();
-    let tok = ClipTokenizer::from_hf_dir(&dir, 77).unwrap().expect("vocab + merges found");
+    let tok = ClipTokenizer::from_hf_dir(&dir, 77)
+        .unwrap()
+        .expect("vocab + merges found");
     check_all(&tok);
 }
 
 #[test]
 fn folder_without_tokenizer_files_gives_none() {
-    assert!(ClipTokenizer::from_hf_dir(&scratch("no-tokenizer"), 77).unwrap().is_none());
+    assert!(
+        ClipTokenizer::from_hf_dir(&scratch("no-tokenizer"), 77)
+            .unwrap()
+            .is_none()
+    );
 }

@@ -8,17 +8,21 @@
 //! * `vlsm-zoo time --spec S` — seconds per training step or forward pass on a device.
 //!
 //! Every command that computes takes `--device cpu|wgpu[:N]|cuda[:N]`.
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
-use vlsm_zoo::core::registry;
 use vlsm_zoo::core::LoadedSpec;
-use vlsm_zoo::{inspect, DeviceChoice, ZooModel};
+use vlsm_zoo::core::registry;
+use vlsm_zoo::{DeviceChoice, ZooModel, inspect};
 
 /// Parsed command line.
 #[derive(Parser)]
-#[command(name = "vlsm-zoo", version, about = "Parameter-efficient fine-tuning of vision-language segmentation models")]
+#[command(
+    name = "vlsm-zoo",
+    version,
+    about = "Parameter-efficient fine-tuning of vision-language segmentation models"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -269,10 +273,15 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     vlsm_zoo::memory::retain_freed_memory();
     match cli.command {
         Command::List { defaults } => list(defaults, out),
-        Command::Inspect { spec, json, device: d } => {
+        Command::Inspect {
+            spec,
+            json,
+            device: d,
+        } => {
             let loaded = LoadedSpec::from_file(&spec)?;
             let device = d.open()?.autodiff();
-            let model = ZooModel::build(&loaded, &device).with_context(|| format!("building {}", spec.display()))?;
+            let model = ZooModel::build(&loaded, &device)
+                .with_context(|| format!("building {}", spec.display()))?;
             let report = inspect(&loaded, &model);
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
@@ -281,9 +290,23 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             }
             Ok(())
         }
-        Command::Run { spec, out: run_out, seed, resume, quiet, skip_bad, device: d } => {
+        Command::Run {
+            spec,
+            out: run_out,
+            seed,
+            resume,
+            quiet,
+            skip_bad,
+            device: d,
+        } => {
             let loaded = LoadedSpec::from_file(&spec)?;
-            let opts = vlsm_zoo::run::RunOptions { out: run_out, seed, resume, quiet, skip_bad };
+            let opts = vlsm_zoo::run::RunOptions {
+                out: run_out,
+                seed,
+                resume,
+                quiet,
+                skip_bad,
+            };
             let (report, dir) = vlsm_zoo::run::run(&loaded, &opts, &d.open()?)?;
             writeln!(
                 out,
@@ -300,12 +323,31 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             Ok(())
         }
         Command::Data(cmd) => data(cmd, out),
-        Command::Time { spec, infer, batch, warmup, steps, json, row, device: d } => {
-            use vlsm_zoo::timing::{time_spec, TimingOptions, Workload};
+        Command::Time {
+            spec,
+            infer,
+            batch,
+            warmup,
+            steps,
+            json,
+            row,
+            device: d,
+        } => {
+            use vlsm_zoo::timing::{TimingOptions, Workload, time_spec};
             let loaded = LoadedSpec::from_file(&spec)?;
-            let workload = if infer { Workload::Infer } else { Workload::Train };
-            let o = TimingOptions { workload, batch, warmup, steps };
-            let t = time_spec(&loaded, &o, &d.open()?).with_context(|| format!("timing {}", spec.display()))?;
+            let workload = if infer {
+                Workload::Infer
+            } else {
+                Workload::Train
+            };
+            let o = TimingOptions {
+                workload,
+                batch,
+                warmup,
+                steps,
+            };
+            let t = time_spec(&loaded, &o, &d.open()?)
+                .with_context(|| format!("timing {}", spec.display()))?;
             let mib = |m: Option<f64>| m.map_or("-".to_string(), |m| format!("{m:.0}"));
             if json {
                 writeln!(out, "{}", serde_json::to_string(&t)?)?;
@@ -313,30 +355,62 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 writeln!(
                     out,
                     "| {} | {:?} | {} | {} | {:.4} | {:.4} | {} | {} |",
-                    t.spec, t.workload, d.choice, t.batch, t.median_step_seconds, t.seconds_per_image,
-                    mib(t.peak_rss_mib), mib(t.device_reserved_mib)
+                    t.spec,
+                    t.workload,
+                    d.choice,
+                    t.batch,
+                    t.median_step_seconds,
+                    t.seconds_per_image,
+                    mib(t.peak_rss_mib),
+                    mib(t.device_reserved_mib)
                 )?;
             } else {
                 writeln!(
                     out,
                     "{} {:?} on {}: batch {} at {}², {:.4} s/step, {:.4} s/img (median of {}); peak RSS {} MiB, device pool {} MiB",
-                    t.spec, t.workload, d.choice, t.batch, t.image_size, t.median_step_seconds, t.seconds_per_image,
-                    t.step_seconds.len(), mib(t.peak_rss_mib), mib(t.device_reserved_mib)
+                    t.spec,
+                    t.workload,
+                    d.choice,
+                    t.batch,
+                    t.image_size,
+                    t.median_step_seconds,
+                    t.seconds_per_image,
+                    t.step_seconds.len(),
+                    mib(t.peak_rss_mib),
+                    mib(t.device_reserved_mib)
                 )?;
             }
             Ok(())
         }
-        Command::Compare { specs, runs, seeds, data, out: dir, quiet, device: d } => {
+        Command::Compare {
+            specs,
+            runs,
+            seeds,
+            data,
+            out: dir,
+            quiet,
+            device: d,
+        } => {
             use vlsm_zoo::compare::{read_run, run_grid, table};
             let rows = if !runs.is_empty() {
-                runs.iter().filter(|r| r.join("report.json").is_file()).map(|r| read_run(r)).collect::<Result<Vec<_>, _>>()?
+                runs.iter()
+                    .filter(|r| r.join("report.json").is_file())
+                    .map(|r| read_run(r))
+                    .collect::<Result<Vec<_>, _>>()?
             } else {
                 if specs.is_empty() {
                     bail!("give --specs a.ron b.ron … (or --runs DIR … to tabulate finished runs)");
                 }
-                let seeds: Vec<u64> = seeds.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()
+                let seeds: Vec<u64> = seeds
+                    .split(',')
+                    .map(|s| s.trim().parse())
+                    .collect::<Result<_, _>>()
                     .with_context(|| format!("--seeds {seeds}: expected numbers like 41,42,43"))?;
-                run_grid(&specs, &data, &seeds, &dir, &d.open()?, quiet, &mut |m| if !quiet { eprintln!("{m}") })?
+                run_grid(&specs, &data, &seeds, &dir, &d.open()?, quiet, &mut |m| {
+                    if !quiet {
+                        eprintln!("{m}")
+                    }
+                })?
             };
             if rows.is_empty() {
                 bail!("no finished runs (report.json) found");
@@ -347,25 +421,78 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             write!(out, "{}", t.to_markdown())?;
             Ok(())
         }
-        Command::Export { run, out: dir, f16, device: d } => {
+        Command::Export {
+            run,
+            out: dir,
+            f16,
+            device: d,
+        } => {
             let summary = vlsm_zoo::export::export_run(&run, &dir, f16, &d.open()?)?;
-            let how = if summary.merged_lora { " (LoRA merged into the weights)" } else { "" };
-            writeln!(out, "exported {} run {} to {}{how}", summary.placement, run.display(), dir.display())?;
+            let how = if summary.merged_lora {
+                " (LoRA merged into the weights)"
+            } else {
+                ""
+            };
+            writeln!(
+                out,
+                "exported {} run {} to {}{how}",
+                summary.placement,
+                run.display(),
+                dir.display()
+            )?;
             Ok(())
         }
-        Command::Predict { run, image, prompt, out: mask_path, overlay, device: d } => {
+        Command::Predict {
+            run,
+            image,
+            prompt,
+            out: mask_path,
+            overlay,
+            device: d,
+        } => {
             let predictor = vlsm_zoo::predict::Predictor::from_run(&run, &d.open()?)?;
-            let img = image::open(&image).with_context(|| format!("reading {}", image.display()))?.to_rgb8();
+            let img = image::open(&image)
+                .with_context(|| format!("reading {}", image.display()))?
+                .to_rgb8();
             let mask = predictor.predict(&img, &prompt)?;
-            vlsm_zoo::predict::mask_image(&mask).save(&mask_path).with_context(|| format!("writing {}", mask_path.display()))?;
+            vlsm_zoo::predict::mask_image(&mask)
+                .save(&mask_path)
+                .with_context(|| format!("writing {}", mask_path.display()))?;
             if let Some(path) = &overlay {
-                vlsm_zoo::predict::overlay(&img, &mask).save(path).with_context(|| format!("writing {}", path.display()))?;
+                vlsm_zoo::predict::overlay(&img, &mask)
+                    .save(path)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
-            writeln!(out, "{}: {} foreground pixels of {}", mask_path.display(), mask.area(), mask.data.len())?;
+            writeln!(
+                out,
+                "{}: {} foreground pixels of {}",
+                mask_path.display(),
+                mask.area(),
+                mask.data.len()
+            )?;
             Ok(())
         }
-        Command::Pretrain { out: dir, n_train, epochs, batch, lr, seed, work, quiet, device: d } => {
-            let o = vlsm_zoo::pretrain::PretrainOptions { out: dir.clone(), n_train, epochs, batch, lr, seed, work, quiet };
+        Command::Pretrain {
+            out: dir,
+            n_train,
+            epochs,
+            batch,
+            lr,
+            seed,
+            work,
+            quiet,
+            device: d,
+        } => {
+            let o = vlsm_zoo::pretrain::PretrainOptions {
+                out: dir.clone(),
+                n_train,
+                epochs,
+                batch,
+                lr,
+                seed,
+                work,
+                quiet,
+            };
             let report = vlsm_zoo::pretrain::pretrain(&o, &d.open()?)?;
             writeln!(
                 out,
@@ -382,20 +509,68 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
 fn data(cmd: DataCommand, out: &mut dyn Write) -> Result<()> {
     use vlsm_zoo::data::{check, init, synth::Domain, write};
     match cmd {
-        DataCommand::Synth { domain, out: root, n_train, n_val, n_test, size, seed } => {
+        DataCommand::Synth {
+            domain,
+            out: root,
+            n_train,
+            n_val,
+            n_test,
+            size,
+            seed,
+        } => {
             let domain = Domain::parse(&domain).map_err(anyhow::Error::msg)?;
-            let counts = write::SynthCounts { train: n_train, val: n_val, test: n_test };
-            write::write_synthetic(&root, domain, counts, size, seed, &|| {}).map_err(anyhow::Error::msg)?;
-            writeln!(out, "wrote {} synthetic {} images to {}", n_train + n_val + n_test, domain.name(), root.display())?;
+            let counts = write::SynthCounts {
+                train: n_train,
+                val: n_val,
+                test: n_test,
+            };
+            write::write_synthetic(&root, domain, counts, size, seed, &|| {})
+                .map_err(anyhow::Error::msg)?;
+            writeln!(
+                out,
+                "wrote {} synthetic {} images to {}",
+                n_train + n_val + n_test,
+                domain.name(),
+                root.display()
+            )?;
         }
-        DataCommand::Init { images, masks, class, out: root, split, seed } => {
-            let parts: Vec<f64> = split.split(',').map(|s| s.trim().parse::<f64>()).collect::<Result<_, _>>()
-                .with_context(|| format!("--split {split}: expected three fractions like 0.8,0.1,0.1"))?;
-            let [a, b, c] = parts[..] else { bail!("--split {split}: expected three fractions like 0.8,0.1,0.1") };
-            let s = init::init(&images, &masks, &class, &root, [a, b, c], seed).map_err(anyhow::Error::msg)?;
-            writeln!(out, "wrote {}: train {}, val {}, test {}", root.display(), s.counts[0], s.counts[1], s.counts[2])?;
+        DataCommand::Init {
+            images,
+            masks,
+            class,
+            out: root,
+            split,
+            seed,
+        } => {
+            let parts: Vec<f64> = split
+                .split(',')
+                .map(|s| s.trim().parse::<f64>())
+                .collect::<Result<_, _>>()
+                .with_context(|| {
+                    format!("--split {split}: expected three fractions like 0.8,0.1,0.1")
+                })?;
+            let [a, b, c] = parts[..] else {
+                bail!("--split {split}: expected three fractions like 0.8,0.1,0.1")
+            };
+            let s = init::init(&images, &masks, &class, &root, [a, b, c], seed)
+                .map_err(anyhow::Error::msg)?;
+            writeln!(
+                out,
+                "wrote {}: train {}, val {}, test {}",
+                root.display(),
+                s.counts[0],
+                s.counts[1],
+                s.counts[2]
+            )?;
             if !s.unpaired_images.is_empty() || !s.unpaired_masks.is_empty() {
-                writeln!(out, "unpaired (skipped): {} images {:?}, {} masks {:?}", s.unpaired_images.len(), s.unpaired_images, s.unpaired_masks.len(), s.unpaired_masks)?;
+                writeln!(
+                    out,
+                    "unpaired (skipped): {} images {:?}, {} masks {:?}",
+                    s.unpaired_images.len(),
+                    s.unpaired_images,
+                    s.unpaired_masks.len(),
+                    s.unpaired_masks
+                )?;
             }
         }
         DataCommand::Check { root } => {
@@ -403,9 +578,17 @@ fn data(cmd: DataCommand, out: &mut dyn Write) -> Result<()> {
             let mut problems = 0;
             for s in &summaries {
                 writeln!(out, "{}: {} records", s.name, s.records)?;
-                let keys: Vec<String> = s.prompt_keys.iter().map(|(k, n)| format!("{k}×{n}")).collect();
+                let keys: Vec<String> = s
+                    .prompt_keys
+                    .iter()
+                    .map(|(k, n)| format!("{k}×{n}"))
+                    .collect();
                 writeln!(out, "  prompt keys: {}", keys.join(" "))?;
-                let sizes: Vec<String> = s.sizes.iter().map(|((w, h), n)| format!("{w}×{h} ({n})")).collect();
+                let sizes: Vec<String> = s
+                    .sizes
+                    .iter()
+                    .map(|((w, h), n)| format!("{w}×{h} ({n})"))
+                    .collect();
                 writeln!(out, "  image sizes: {}", sizes.join(", "))?;
                 for p in &s.problems {
                     writeln!(out, "  problem: {p}")?;
@@ -425,11 +608,29 @@ fn list(defaults: bool, out: &mut dyn Write) -> Result<()> {
     if entries.is_empty() {
         bail!("no plugins are linked into this binary");
     }
-    writeln!(out, "{:<10} {:<16} {:<16} DESCRIPTION", "KIND", "NAME", "CRATE")?;
+    writeln!(
+        out,
+        "{:<10} {:<16} {:<16} DESCRIPTION",
+        "KIND", "NAME", "CRATE"
+    )?;
     for e in entries {
-        writeln!(out, "{:<10} {:<16} {:<16} {}", e.kind().to_string(), e.name, e.crate_name, e.description)?;
+        writeln!(
+            out,
+            "{:<10} {:<16} {:<16} {}",
+            e.kind().to_string(),
+            e.name,
+            e.crate_name,
+            e.description
+        )?;
         if defaults {
-            writeln!(out, "{:<10} {:<16} {:<16} defaults: {}", "", "", "", (e.default_params)())?;
+            writeln!(
+                out,
+                "{:<10} {:<16} {:<16} defaults: {}",
+                "",
+                "",
+                "",
+                (e.default_params)()
+            )?;
         }
     }
     Ok(())

@@ -1,8 +1,8 @@
 //! The backbone contract: image + prompt tokens in, decoder features out, calling hooks at sites.
+use crate::Erased;
 use crate::error::CoreError;
 use crate::hooks::Hooks;
 use crate::site::{BlockPoint, Site, Tower};
-use crate::Erased;
 use burn::tensor::{Int, Tensor};
 
 /// What a backbone tells placements and heads about its shape.
@@ -51,19 +51,25 @@ impl BackboneInfo {
     pub fn site_width(&self, site: &Site) -> Result<usize, String> {
         let taps = self.extract_layers.len();
         match *site {
-            Site::Block { tower, layer, point } => {
+            Site::Block {
+                tower,
+                layer,
+                point,
+            } => {
                 let (layers, width, mlp) = match tower {
                     Tower::Vision => (self.vision_layers, self.vision_width, self.vision_mlp_width),
                     Tower::Text => (self.text_layers, self.text_width, self.text_mlp_width),
                 };
                 if layer >= layers {
-                    return Err(format!("site {site}: the {tower} tower runs blocks 0..{layers}"));
+                    return Err(format!(
+                        "site {site}: the {tower} tower runs blocks 0..{layers}"
+                    ));
                 }
                 Ok(if point == BlockPoint::Fc1 { mlp } else { width })
             }
-            Site::Tap(k) | Site::TextEos(k) if k >= taps => {
-                Err(format!("site {site}: the backbone has {taps} taps (0..{taps})"))
-            }
+            Site::Tap(k) | Site::TextEos(k) if k >= taps => Err(format!(
+                "site {site}: the backbone has {taps} taps (0..{taps})"
+            )),
             Site::Tap(_) => Ok(self.vision_width),
             Site::TextEos(_) | Site::Cond => Ok(self.cond_dim),
         }

@@ -55,13 +55,23 @@ pub struct Bottleneck {
 
 impl Bottleneck {
     /// A block for width `dim` with `hidden` units.
-    pub fn init(dim: usize, hidden: usize, activation: AdapterActivation, init: AdapterInit, device: &Device) -> Self {
+    pub fn init(
+        dim: usize,
+        hidden: usize,
+        activation: AdapterActivation,
+        init: AdapterInit,
+        device: &Device,
+    ) -> Self {
         let up = LinearConfig::new(hidden, dim);
         let up = match init {
             AdapterInit::Default => up,
             AdapterInit::ZeroUp => up.with_initializer(Initializer::Zeros),
         };
-        Self { fc1: LinearConfig::new(dim, hidden).init(device), fc2: up.init(device), activation }
+        Self {
+            fc1: LinearConfig::new(dim, hidden).init(device),
+            fc2: up.init(device),
+            activation,
+        }
     }
 
     /// Parameters of a block: `2·d·r + d + r`.
@@ -129,13 +139,25 @@ mod tests {
         let device = Device::flex();
         let x = Tensor::<3>::random([2, 5, 16], Distribution::Normal(0.0, 1.0), &device);
         let zero = Bottleneck::init(16, 4, AdapterActivation::None, AdapterInit::ZeroUp, &device);
-        let d: f32 = (zero.forward(x.clone()) - x.clone()).abs().max().into_scalar();
+        let d: f32 = (zero.forward(x.clone()) - x.clone())
+            .abs()
+            .max()
+            .into_scalar();
         assert_eq!(d, 0.0);
-        let default = Bottleneck::init(16, 4, AdapterActivation::Relu, AdapterInit::Default, &device);
+        let default = Bottleneck::init(
+            16,
+            4,
+            AdapterActivation::Relu,
+            AdapterInit::Default,
+            &device,
+        );
         let delta = default.delta(x);
         let min: f32 = delta.clone().min().into_scalar();
         let max: f32 = delta.max().into_scalar();
-        assert!(min >= 0.0, "ReLU after the up-projection only adds non-negative values");
+        assert!(
+            min >= 0.0,
+            "ReLU after the up-projection only adds non-negative values"
+        );
         assert!(max > 0.0);
     }
 }

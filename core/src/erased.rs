@@ -75,13 +75,25 @@ impl ModuleMapper for MapperToDyn<'_> {
         self.0.exit_module(n, c)
     }
     fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        *self.0.map_float(D, Box::new(p)).downcast().expect("erased mapper changed a float param's type")
+        *self
+            .0
+            .map_float(D, Box::new(p))
+            .downcast()
+            .expect("erased mapper changed a float param's type")
     }
     fn map_int<const D: usize>(&mut self, p: Param<Tensor<D, Int>>) -> Param<Tensor<D, Int>> {
-        *self.0.map_int(D, Box::new(p)).downcast().expect("erased mapper changed an int param's type")
+        *self
+            .0
+            .map_int(D, Box::new(p))
+            .downcast()
+            .expect("erased mapper changed an int param's type")
     }
     fn map_bool<const D: usize>(&mut self, p: Param<Tensor<D, Bool>>) -> Param<Tensor<D, Bool>> {
-        *self.0.map_bool(D, Box::new(p)).downcast().expect("erased mapper changed a bool param's type")
+        *self
+            .0
+            .map_bool(D, Box::new(p))
+            .downcast()
+            .expect("erased mapper changed a bool param's type")
     }
     fn map_flag(&mut self, f: Param<Flag>) -> Param<Flag> {
         self.0.map_flag(f)
@@ -120,7 +132,8 @@ impl<V: ModuleVisitor> DynVisitor for DynFromVisitor<'_, V> {
     fn visit_float(&mut self, rank: usize, p: &dyn Any) {
         macro_rules! go {
             ($d:literal) => {
-                self.0.visit_float::<$d>(p.downcast_ref::<Param<Tensor<$d>>>().expect(WRONG_TYPE))
+                self.0
+                    .visit_float::<$d>(p.downcast_ref::<Param<Tensor<$d>>>().expect(WRONG_TYPE))
             };
         }
         by_rank!(rank, go)
@@ -128,7 +141,10 @@ impl<V: ModuleVisitor> DynVisitor for DynFromVisitor<'_, V> {
     fn visit_int(&mut self, rank: usize, p: &dyn Any) {
         macro_rules! go {
             ($d:literal) => {
-                self.0.visit_int::<$d>(p.downcast_ref::<Param<Tensor<$d, Int>>>().expect(WRONG_TYPE))
+                self.0.visit_int::<$d>(
+                    p.downcast_ref::<Param<Tensor<$d, Int>>>()
+                        .expect(WRONG_TYPE),
+                )
             };
         }
         by_rank!(rank, go)
@@ -136,7 +152,10 @@ impl<V: ModuleVisitor> DynVisitor for DynFromVisitor<'_, V> {
     fn visit_bool(&mut self, rank: usize, p: &dyn Any) {
         macro_rules! go {
             ($d:literal) => {
-                self.0.visit_bool::<$d>(p.downcast_ref::<Param<Tensor<$d, Bool>>>().expect(WRONG_TYPE))
+                self.0.visit_bool::<$d>(
+                    p.downcast_ref::<Param<Tensor<$d, Bool>>>()
+                        .expect(WRONG_TYPE),
+                )
             };
         }
         by_rank!(rank, go)
@@ -156,7 +175,10 @@ impl<M: ModuleMapper> DynMapper for DynFromMapper<'_, M> {
     fn map_float(&mut self, rank: usize, p: Box<dyn Any>) -> Box<dyn Any> {
         macro_rules! go {
             ($d:literal) => {
-                Box::new(self.0.map_float::<$d>(*p.downcast::<Param<Tensor<$d>>>().expect(WRONG_TYPE)))
+                Box::new(
+                    self.0
+                        .map_float::<$d>(*p.downcast::<Param<Tensor<$d>>>().expect(WRONG_TYPE)),
+                )
             };
         }
         by_rank!(rank, go)
@@ -164,7 +186,10 @@ impl<M: ModuleMapper> DynMapper for DynFromMapper<'_, M> {
     fn map_int(&mut self, rank: usize, p: Box<dyn Any>) -> Box<dyn Any> {
         macro_rules! go {
             ($d:literal) => {
-                Box::new(self.0.map_int::<$d>(*p.downcast::<Param<Tensor<$d, Int>>>().expect(WRONG_TYPE)))
+                Box::new(
+                    self.0
+                        .map_int::<$d>(*p.downcast::<Param<Tensor<$d, Int>>>().expect(WRONG_TYPE)),
+                )
             };
         }
         by_rank!(rank, go)
@@ -172,7 +197,11 @@ impl<M: ModuleMapper> DynMapper for DynFromMapper<'_, M> {
     fn map_bool(&mut self, rank: usize, p: Box<dyn Any>) -> Box<dyn Any> {
         macro_rules! go {
             ($d:literal) => {
-                Box::new(self.0.map_bool::<$d>(*p.downcast::<Param<Tensor<$d, Bool>>>().expect(WRONG_TYPE)))
+                Box::new(
+                    self.0.map_bool::<$d>(
+                        *p.downcast::<Param<Tensor<$d, Bool>>>().expect(WRONG_TYPE),
+                    ),
+                )
             };
         }
         by_rank!(rank, go)

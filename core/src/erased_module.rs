@@ -65,9 +65,13 @@ macro_rules! erasable_kind {
             #[doc(hidden)]
             fn ops_visit(&self, visitor: &mut dyn $crate::erased::DynVisitor);
             #[doc(hidden)]
-            fn ops_map(self: Box<Self>, mapper: &mut dyn $crate::erased::DynMapper) -> Box<dyn $tr>;
+            fn ops_map(self: Box<Self>, mapper: &mut dyn $crate::erased::DynMapper)
+            -> Box<dyn $tr>;
             #[doc(hidden)]
-            fn ops_collect_devices(&self, devices: ::burn::module::Devices) -> ::burn::module::Devices;
+            fn ops_collect_devices(
+                &self,
+                devices: ::burn::module::Devices,
+            ) -> ::burn::module::Devices;
             #[doc(hidden)]
             fn ops_fork(self: Box<Self>, device: &::burn::tensor::Device) -> Box<dyn $tr>;
             #[doc(hidden)]
@@ -96,10 +100,19 @@ macro_rules! erasable_kind {
             fn ops_visit(&self, visitor: &mut dyn $crate::erased::DynVisitor) {
                 ::burn::module::Module::visit(self, &mut $crate::erased::VisitorToDyn(visitor))
             }
-            fn ops_map(self: Box<Self>, mapper: &mut dyn $crate::erased::DynMapper) -> Box<dyn $tr> {
-                Box::new(::burn::module::Module::map(*self, &mut $crate::erased::MapperToDyn(mapper)))
+            fn ops_map(
+                self: Box<Self>,
+                mapper: &mut dyn $crate::erased::DynMapper,
+            ) -> Box<dyn $tr> {
+                Box::new(::burn::module::Module::map(
+                    *self,
+                    &mut $crate::erased::MapperToDyn(mapper),
+                ))
             }
-            fn ops_collect_devices(&self, devices: ::burn::module::Devices) -> ::burn::module::Devices {
+            fn ops_collect_devices(
+                &self,
+                devices: ::burn::module::Devices,
+            ) -> ::burn::module::Devices {
                 ::burn::module::Module::collect_devices(self, devices)
             }
             fn ops_fork(self: Box<Self>, device: &::burn::tensor::Device) -> Box<dyn $tr> {
@@ -135,10 +148,16 @@ macro_rules! erasable_kind {
             fn visit_erased(&self, visitor: &mut dyn $crate::erased::DynVisitor) {
                 self.ops_visit(visitor)
             }
-            fn map_erased(self: Box<Self>, mapper: &mut dyn $crate::erased::DynMapper) -> Box<Self> {
+            fn map_erased(
+                self: Box<Self>,
+                mapper: &mut dyn $crate::erased::DynMapper,
+            ) -> Box<Self> {
                 self.ops_map(mapper)
             }
-            fn collect_devices_erased(&self, devices: ::burn::module::Devices) -> ::burn::module::Devices {
+            fn collect_devices_erased(
+                &self,
+                devices: ::burn::module::Devices,
+            ) -> ::burn::module::Devices {
                 self.ops_collect_devices(devices)
             }
             fn fork_erased(self: Box<Self>, device: &::burn::tensor::Device) -> Box<Self> {

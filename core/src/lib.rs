@@ -27,7 +27,7 @@ pub use erased_module::{Erased, ModuleOps};
 pub use error::CoreError;
 pub use head::{BackboneAccess, Head, HeadBox};
 pub use hooks::{Hooks, NoHooks};
-pub use params::{count_params, list_params, ParamCount, ParamInfo};
+pub use params::{ParamCount, ParamInfo, count_params, list_params};
 pub use placement::{Attachment, Placement, PlacementBox, TrainPolicy, Training};
 pub use registry::{BackboneCtx, HeadCtx, Kind, PlacementCtx};
 pub use site::{BlockPoint, Site, Tower};

@@ -14,7 +14,10 @@ pub struct ParamCount {
 impl std::ops::Add for ParamCount {
     type Output = ParamCount;
     fn add(self, o: ParamCount) -> ParamCount {
-        ParamCount { total: self.total + o.total, trainable: self.trainable + o.trainable }
+        ParamCount {
+            total: self.total + o.total,
+            trainable: self.trainable + o.trainable,
+        }
     }
 }
 

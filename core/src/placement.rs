@@ -1,7 +1,7 @@
 //! The placement contract: which trainable blocks sit at which sites, and what stays frozen.
+use crate::Erased;
 use crate::hooks::Hooks;
 use crate::site::Site;
-use crate::Erased;
 
 /// Whether a pretrained component keeps training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,10 @@ pub struct TrainPolicy {
 
 impl TrainPolicy {
     /// Backbone and head frozen: only the placement's own blocks train.
-    pub const ADAPTERS_ONLY: TrainPolicy = TrainPolicy { backbone: Training::Frozen, head: Training::Frozen };
+    pub const ADAPTERS_ONLY: TrainPolicy = TrainPolicy {
+        backbone: Training::Frozen,
+        head: Training::Frozen,
+    };
 }
 
 /// One block a placement attached, for `inspect`.

@@ -6,8 +6,8 @@
 use crate::error::CoreError;
 use crate::{BackboneBox, BackboneInfo, HeadBox, PlacementBox, WeightSource};
 use burn::tensor::Device;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::fmt;
 
 /// The three kinds of plugin.
@@ -109,7 +109,14 @@ pub fn struct_syntax(value: &ron::Value) -> Result<String, ron::Error> {
             format!("({})", fields.join(", "))
         }
         Value::Seq(items) => {
-            format!("[{}]", items.iter().map(struct_syntax).collect::<Result<Vec<_>, _>>()?.join(", "))
+            format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(struct_syntax)
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(", ")
+            )
         }
         Value::Option(Some(inner)) => format!("Some({})", struct_syntax(inner)?),
         other => ron::to_string(other)?,
@@ -135,7 +142,11 @@ impl PlacementCtx<'_> {
     }
     /// An [`CoreError::InvalidParams`] naming this placement.
     pub fn invalid(&self, message: impl Into<String>) -> CoreError {
-        CoreError::InvalidParams { kind: Kind::Placement, name: self.name.to_string(), message: message.into() }
+        CoreError::InvalidParams {
+            kind: Kind::Placement,
+            name: self.name.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -237,13 +248,18 @@ fn sorted_unique(mut all: Vec<&'static Entry>) -> Result<Vec<&'static Entry>, Co
 /// The entry of `kind` called `name`; unknown names list the known ones.
 pub fn find(kind: Kind, name: &str) -> Result<&'static Entry, CoreError> {
     let all = entries()?;
-    all.iter().find(|e| e.kind() == kind && e.name == name).copied().ok_or_else(|| {
-        CoreError::UnknownPlugin {
+    all.iter()
+        .find(|e| e.kind() == kind && e.name == name)
+        .copied()
+        .ok_or_else(|| CoreError::UnknownPlugin {
             kind,
             name: name.to_string(),
-            known: all.iter().filter(|e| e.kind() == kind).map(|e| e.name.to_string()).collect(),
-        }
-    })
+            known: all
+                .iter()
+                .filter(|e| e.kind() == kind)
+                .map(|e| e.name.to_string())
+                .collect(),
+        })
 }
 
 #[cfg(test)]
@@ -265,16 +281,27 @@ mod tests {
 
     #[test]
     fn duplicate_names_are_an_error_naming_both_crates() {
-        let err = sorted_unique(vec![entry("a", "crate-one"), entry("b", "x"), entry("a", "crate-two")])
-            .err()
-            .expect("duplicate accepted");
+        let err = sorted_unique(vec![
+            entry("a", "crate-one"),
+            entry("b", "x"),
+            entry("a", "crate-two"),
+        ])
+        .err()
+        .expect("duplicate accepted");
         let text = err.to_string();
-        assert!(text.contains("crate-one") && text.contains("crate-two") && text.contains("`a`"), "{text}");
+        assert!(
+            text.contains("crate-one") && text.contains("crate-two") && text.contains("`a`"),
+            "{text}"
+        );
     }
 
     #[test]
     fn entries_come_sorted_by_name() {
-        let names: Vec<_> = sorted_unique(vec![entry("b", "x"), entry("a", "y")]).unwrap().iter().map(|e| e.name).collect();
+        let names: Vec<_> = sorted_unique(vec![entry("b", "x"), entry("a", "y")])
+            .unwrap()
+            .iter()
+            .map(|e| e.name)
+            .collect();
         assert_eq!(names, ["a", "b"]);
     }
 
@@ -289,17 +316,36 @@ mod tests {
         }
         let value: ron::Value = ron::from_str("(dim: 8, layers: [0, 2], name: \"x\")").unwrap();
         let p: P = parse_params(Kind::Placement, "p", &value).unwrap();
-        assert_eq!(p, P { dim: 8, layers: Some(vec![0, 2]), name: "x".into() });
+        assert_eq!(
+            p,
+            P {
+                dim: 8,
+                layers: Some(vec![0, 2]),
+                name: "x".into()
+            }
+        );
         let empty = ron::Value::Map(ron::Map::new());
-        assert_eq!(parse_params::<P>(Kind::Placement, "p", &empty).unwrap(), P::default());
+        assert_eq!(
+            parse_params::<P>(Kind::Placement, "p", &empty).unwrap(),
+            P::default()
+        );
         let bad: ron::Value = ron::from_str("(dimm: 8)").unwrap();
-        let err = parse_params::<P>(Kind::Placement, "p", &bad).unwrap_err().to_string();
-        assert!(err.contains("dimm") && err.contains("placement `p`"), "{err}");
+        let err = parse_params::<P>(Kind::Placement, "p", &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dimm") && err.contains("placement `p`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_names_list_the_known_ones() {
         let err = find(Kind::Head, "no-such-head").err().unwrap();
-        assert!(err.to_string().starts_with("unknown head `no-such-head`; known heads:"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("unknown head `no-such-head`; known heads:"),
+            "{err}"
+        );
     }
 }

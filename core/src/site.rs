@@ -92,7 +92,11 @@ pub enum Site {
 impl Site {
     /// Shorthand for a block site.
     pub fn block(tower: Tower, layer: usize, point: BlockPoint) -> Self {
-        Site::Block { tower, layer, point }
+        Site::Block {
+            tower,
+            layer,
+            point,
+        }
     }
 }
 
@@ -108,7 +112,11 @@ impl fmt::Display for Tower {
 impl fmt::Display for Site {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Site::Block { tower, layer, point } => write!(f, "{tower}.{layer}.{}", point.as_str()),
+            Site::Block {
+                tower,
+                layer,
+                point,
+            } => write!(f, "{tower}.{layer}.{}", point.as_str()),
             Site::Tap(k) => write!(f, "tap.{k}"),
             Site::TextEos(k) => write!(f, "text_eos.{k}"),
             Site::Cond => f.write_str("cond"),
@@ -169,7 +177,15 @@ mod tests {
 
     #[test]
     fn bad_site_names_are_rejected() {
-        for bad in ["", "vision", "vision.x.fc1", "vision.1.fc3", "audio.1.fc1", "tap", "cond.1"] {
+        for bad in [
+            "",
+            "vision",
+            "vision.x.fc1",
+            "vision.1.fc3",
+            "audio.1.fc1",
+            "tap",
+            "cond.1",
+        ] {
             assert!(bad.parse::<Site>().is_err(), "{bad} parsed");
         }
     }

@@ -146,7 +146,11 @@ pub struct EvalSpec {
 
 impl Default for EvalSpec {
     fn default() -> Self {
-        Self { metrics: vec!["dice".into(), "iou".into(), "hd95".into()], prompt: "random".into(), threshold: 0.0 }
+        Self {
+            metrics: vec!["dice".into(), "iou".into(), "hd95".into()],
+            prompt: "random".into(),
+            threshold: 0.0,
+        }
     }
 }
 
@@ -164,15 +168,25 @@ pub struct LoadedSpec {
 impl LoadedSpec {
     /// Reads and parses a spec file.
     pub fn from_file(path: &Path) -> Result<Self, CoreError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| CoreError::SpecRead { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| CoreError::SpecRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let spec = parse(&text, &path.display().to_string())?;
-        Ok(Self { spec, text, path: Some(path.to_path_buf()) })
+        Ok(Self {
+            spec,
+            text,
+            path: Some(path.to_path_buf()),
+        })
     }
 
     /// Parses spec text (`origin` names it in errors).
     pub fn from_str(text: &str, origin: &str) -> Result<Self, CoreError> {
-        Ok(Self { spec: parse(text, origin)?, text: text.to_string(), path: None })
+        Ok(Self {
+            spec: parse(text, origin)?,
+            text: text.to_string(),
+            path: None,
+        })
     }
 
     /// Display name: the `name` field, else the file stem, else `spec`.
@@ -207,12 +221,13 @@ impl LoadedSpec {
 fn parse(text: &str, origin: &str) -> Result<Spec, CoreError> {
     ron::Options::default()
         .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
-        .from_str::<Spec>(text).map_err(|e| CoreError::SpecSyntax {
-        file: origin.to_string(),
-        line: e.span.start.line,
-        col: e.span.start.col,
-        message: e.code.to_string(),
-    })
+        .from_str::<Spec>(text)
+        .map_err(|e| CoreError::SpecSyntax {
+            file: origin.to_string(),
+            line: e.span.start.line,
+            col: e.span.start.col,
+            message: e.code.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -246,14 +261,17 @@ mod tests {
     #[test]
     fn unknown_field_names_field_line_and_column() {
         let text = "(\n  backbone: (kind: \"clipseg\", wieghts: \"random\"),\n  placement: (kind: \"frozen\"),\n  head: (kind: \"clipseg-decoder\"),\n)";
-        let err = LoadedSpec::from_str(text, "bad.ron").unwrap_err().to_string();
+        let err = LoadedSpec::from_str(text, "bad.ron")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("bad.ron:2:"), "{err}");
         assert!(err.contains("wieghts"), "{err}");
     }
 
     #[test]
     fn malformed_ron_reports_position() {
-        let err = LoadedSpec::from_str("(\n  backbone: (kind: \"clipseg\"\n", "broken.ron").unwrap_err();
+        let err =
+            LoadedSpec::from_str("(\n  backbone: (kind: \"clipseg\"\n", "broken.ron").unwrap_err();
         match err {
             CoreError::SpecSyntax { file, line, .. } => {
                 assert_eq!(file, "broken.ron");
@@ -265,7 +283,11 @@ mod tests {
 
     #[test]
     fn missing_section_is_named() {
-        let err = LoadedSpec::from_str("(backbone: (kind: \"clipseg\"), head: (kind: \"h\"))", "x.ron").unwrap_err();
+        let err = LoadedSpec::from_str(
+            "(backbone: (kind: \"clipseg\"), head: (kind: \"h\"))",
+            "x.ron",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("placement"), "{err}");
     }
 
@@ -274,7 +296,10 @@ mod tests {
         let mut s = LoadedSpec::from_str(MINIMAL, "x").unwrap();
         s.spec.backbone.weights = "hf:models/tiny".into();
         s.path = Some(PathBuf::from("/specs/a.ron"));
-        assert_eq!(s.backbone_weights(), WeightSource::Dir(PathBuf::from("/specs/models/tiny")));
+        assert_eq!(
+            s.backbone_weights(),
+            WeightSource::Dir(PathBuf::from("/specs/models/tiny"))
+        );
         assert_eq!(s.name(), "a");
     }
 }

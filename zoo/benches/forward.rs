@@ -1,7 +1,7 @@
 //! Forward-pass benchmarks: the CIDAS-size CLIPSeg at 352², batch 1 (random weights, frozen
 //! placement), the same backbone with the `san` head, and the tiny fixture model. Compare with `scripts/bench_torch.py` on the same machine.
 use burn::tensor::{Device, Distribution, Tensor};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use std::path::Path;
 use std::time::Duration;
 use vlsm_core::{BackboneInput, LoadedSpec};
@@ -14,7 +14,12 @@ fn model(spec: &str, device: &Device) -> ZooModel {
 fn input(model: &ZooModel, side: usize, device: &Device) -> BackboneInput {
     BackboneInput {
         pixels: Tensor::random([1, 3, side, side], Distribution::Normal(0.0, 1.0), device),
-        input_ids: model.tokenize(&["one medium yellow round polyp, located in right of the image"], device).unwrap(),
+        input_ids: model
+            .tokenize(
+                &["one medium yellow round polyp, located in right of the image"],
+                device,
+            )
+            .unwrap(),
     }
 }
 
@@ -22,7 +27,9 @@ fn forward(c: &mut Criterion) {
     vlsm_zoo::memory::retain_freed_memory();
     let device = Device::flex();
     let mut group = c.benchmark_group("forward");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
 
     let full = model(
         r#"(backbone: (kind: "clipseg", weights: "random"), placement: (kind: "frozen"), head: (kind: "clipseg-decoder"))"#,
@@ -32,9 +39,14 @@ fn forward(c: &mut Criterion) {
     group.bench_function("cidas_352_b1", |b| b.iter(|| full.forward(&x).into_data()));
 
     // The same backbone with the paper-size `san` head instead of the CLIPSeg decoder.
-    let san_spec = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/paper/san.ron")).unwrap();
+    let san_spec = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/paper/san.ron"),
+    )
+    .unwrap();
     let san = model(&san_spec, &device);
-    group.bench_function("cidas_352_b1_san", |b| b.iter(|| san.forward(&x).into_data()));
+    group.bench_function("cidas_352_b1_san", |b| {
+        b.iter(|| san.forward(&x).into_data())
+    });
 
     let tiny_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-clipseg");
     let tiny = model(

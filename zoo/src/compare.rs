@@ -3,13 +3,13 @@
 //! mean ± std over seeds, and a header row with each method's trainable parameters.
 use crate::data::write::write_atomic;
 use crate::error::ZooError;
-use crate::run::{run, RunOptions};
+use crate::run::{RunOptions, run};
 use burn::tensor::Device;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use vlsm_core::spec::ComponentSpec;
 use vlsm_core::LoadedSpec;
+use vlsm_core::spec::ComponentSpec;
 
 /// One finished run as the table needs it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,9 +33,16 @@ pub struct RunRow {
 /// Reads `report.json` of a run folder.
 pub fn read_run(dir: &Path) -> Result<RunRow, ZooError> {
     let path = dir.join("report.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| ZooError::Invalid(format!("{}: {e}", path.display())))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| ZooError::Invalid(format!("{}: {e}", path.display())))?;
-    let num = |p: &[&str]| p.iter().fold(&v, |acc, k| &acc[*k]).as_f64().unwrap_or(f64::NAN);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ZooError::Invalid(format!("{}: {e}", path.display())))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| ZooError::Invalid(format!("{}: {e}", path.display())))?;
+    let num = |p: &[&str]| {
+        p.iter()
+            .fold(&v, |acc, k| &acc[*k])
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    };
     Ok(RunRow {
         method: v["spec"].as_str().unwrap_or("?").to_string(),
         data: v["data"].as_str().unwrap_or("?").to_string(),
@@ -55,14 +62,23 @@ fn data_override(base: &Option<ComponentSpec>, data: &str) -> Result<ComponentSp
             _ => ron::Value::Map(ron::Map::new()),
         };
         if let ron::Value::Map(m) = &mut params {
-            m.insert(ron::Value::String("domain".into()), ron::Value::String(data.into()));
+            m.insert(
+                ron::Value::String("domain".into()),
+                ron::Value::String(data.into()),
+            );
         }
-        return Ok(ComponentSpec { kind: "synthetic".into(), params });
+        return Ok(ComponentSpec {
+            kind: "synthetic".into(),
+            params,
+        });
     } else {
         format!("(root: {data:?})")
     };
     let params: ron::Value = ron::from_str(&text).map_err(|e| ZooError::Invalid(e.to_string()))?;
-    Ok(ComponentSpec { kind: "folder".into(), params })
+    Ok(ComponentSpec {
+        kind: "folder".into(),
+        params,
+    })
 }
 
 /// Runs what is missing and returns every row.
@@ -78,20 +94,45 @@ pub fn run_grid(
     let mut rows = Vec::new();
     for spec_path in specs {
         let base = LoadedSpec::from_file(spec_path)?;
-        let datas: Vec<Option<String>> = if data.is_empty() { vec![None] } else { data.iter().cloned().map(Some).collect() };
+        let datas: Vec<Option<String>> = if data.is_empty() {
+            vec![None]
+        } else {
+            data.iter().cloned().map(Some).collect()
+        };
         for d in &datas {
             let mut spec = base.clone();
             if let Some(d) = d {
                 spec.spec.data = Some(data_override(&base.spec.data, d)?);
-                spec.text = format!("// data overridden by compare: {d}\n{}", ron::to_string(&spec.spec).unwrap_or_default());
+                spec.text = format!(
+                    "// data overridden by compare: {d}\n{}",
+                    ron::to_string(&spec.spec).unwrap_or_default()
+                );
             }
             for &seed in seeds {
-                let tag = d.clone().unwrap_or_else(|| "spec-data".into()).replace(['/', '\\'], "_");
-                let dir = out.join("runs").join(format!("{}-{tag}-{seed}", base.name()));
+                let tag = d
+                    .clone()
+                    .unwrap_or_else(|| "spec-data".into())
+                    .replace(['/', '\\'], "_");
+                let dir = out
+                    .join("runs")
+                    .join(format!("{}-{tag}-{seed}", base.name()));
                 if !dir.join("report.json").is_file() {
-                    log(&format!("running {} on {tag} with seed {seed}", base.name()));
+                    log(&format!(
+                        "running {} on {tag} with seed {seed}",
+                        base.name()
+                    ));
                     let resume = dir.join("checkpoint/state.json").is_file();
-                    run(&spec, &RunOptions { out: Some(dir.clone()), seed: Some(seed), resume, quiet, skip_bad: false }, device)?;
+                    run(
+                        &spec,
+                        &RunOptions {
+                            out: Some(dir.clone()),
+                            seed: Some(seed),
+                            resume,
+                            quiet,
+                            skip_bad: false,
+                        },
+                        device,
+                    )?;
                 } else {
                     log(&format!("reusing {}", dir.display()));
                 }
@@ -108,7 +149,10 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
         return (f64::NAN, f64::NAN);
     }
     let m = v.iter().sum::<f64>() / v.len() as f64;
-    (m, (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt())
+    (
+        m,
+        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt(),
+    )
 }
 
 /// One cell: means and stds over seeds.
@@ -147,19 +191,41 @@ pub fn table(rows: &[RunRow]) -> Table {
         if !datasets.contains(&r.data) {
             datasets.push(r.data.clone());
         }
-        groups.entry((r.data.clone(), r.method.clone())).or_default().push(r);
+        groups
+            .entry((r.data.clone(), r.method.clone()))
+            .or_default()
+            .push(r);
     }
     let mut cells: BTreeMap<String, BTreeMap<String, Cell>> = BTreeMap::new();
     for ((d, m), rs) in groups {
-        let pct = |f: fn(&RunRow) -> f64| mean_std(&rs.iter().map(|r| 100.0 * f(r)).collect::<Vec<_>>());
+        let pct =
+            |f: fn(&RunRow) -> f64| mean_std(&rs.iter().map(|r| 100.0 * f(r)).collect::<Vec<_>>());
         let hd = mean_std(&rs.iter().map(|r| r.hd95).collect::<Vec<_>>());
-        cells.entry(d).or_default().insert(m, Cell { dice: pct(|r| r.dice), iou: pct(|r| r.iou), hd95: hd, seeds: rs.len() });
+        cells.entry(d).or_default().insert(
+            m,
+            Cell {
+                dice: pct(|r| r.dice),
+                iou: pct(|r| r.iou),
+                hd95: hd,
+                seeds: rs.len(),
+            },
+        );
     }
-    Table { methods, datasets, cells }
+    Table {
+        methods,
+        datasets,
+        cells,
+    }
 }
 
 fn params(n: u64) -> String {
-    if n >= 1_000_000 { format!("{:.2}M", n as f64 / 1e6) } else if n >= 1000 { format!("{:.1}k", n as f64 / 1e3) } else { n.to_string() }
+    if n >= 1_000_000 {
+        format!("{:.2}M", n as f64 / 1e6)
+    } else if n >= 1000 {
+        format!("{:.1}k", n as f64 / 1e3)
+    } else {
+        n.to_string()
+    }
 }
 
 impl Table {
@@ -192,7 +258,9 @@ impl Table {
 
     /// CSV, one line per (data set, method).
     pub fn to_csv(&self) -> String {
-        let mut csv = String::from("data,method,trainable_params,seeds,dice_mean,dice_std,iou_mean,iou_std,hd95_mean,hd95_std\n");
+        let mut csv = String::from(
+            "data,method,trainable_params,seeds,dice_mean,dice_std,iou_mean,iou_std,hd95_mean,hd95_std\n",
+        );
         for d in &self.datasets {
             for (m, n) in &self.methods {
                 if let Some(c) = self.cells.get(d).and_then(|c| c.get(m)) {
@@ -209,8 +277,13 @@ impl Table {
     /// Writes `table.md`, `table.csv`, `table.json` into `dir`, atomically.
     pub fn write(&self, dir: &Path) -> Result<(), ZooError> {
         let io = |p: &Path, e: std::io::Error| ZooError::Invalid(format!("{}: {e}", p.display()));
-        let json = serde_json::to_string_pretty(self).map_err(|e| ZooError::Invalid(e.to_string()))?;
-        for (name, text) in [("table.md", self.to_markdown()), ("table.csv", self.to_csv()), ("table.json", json)] {
+        let json =
+            serde_json::to_string_pretty(self).map_err(|e| ZooError::Invalid(e.to_string()))?;
+        for (name, text) in [
+            ("table.md", self.to_markdown()),
+            ("table.csv", self.to_csv()),
+            ("table.json", json),
+        ] {
             let p = dir.join(name);
             write_atomic(&p, text.as_bytes()).map_err(|e| io(&p, e))?;
         }
@@ -223,12 +296,24 @@ mod tests {
     use super::*;
 
     fn row(method: &str, data: &str, seed: u64, dice: f64) -> RunRow {
-        RunRow { method: method.into(), data: data.into(), seed, trainable_params: 1234, dice, iou: dice / 2.0, hd95: 10.0 }
+        RunRow {
+            method: method.into(),
+            data: data.into(),
+            seed,
+            trainable_params: 1234,
+            dice,
+            iou: dice / 2.0,
+            hd95: 10.0,
+        }
     }
 
     #[test]
     fn aggregates_over_seeds_into_the_paper_layout() {
-        let t = table(&[row("dense", "polyp", 1, 0.8), row("dense", "polyp", 2, 0.9), row("frozen", "polyp", 1, 0.1)]);
+        let t = table(&[
+            row("dense", "polyp", 1, 0.8),
+            row("dense", "polyp", 2, 0.9),
+            row("frozen", "polyp", 1, 0.1),
+        ]);
         let c = &t.cells["polyp"]["dense"];
         assert!((c.dice.0 - 85.0).abs() < 1e-9 && (c.dice.1 - 5.0).abs() < 1e-9 && c.seeds == 2);
         let md = t.to_markdown();

@@ -2,13 +2,13 @@
 //! resolution (pixels), under a prompt mode.
 use crate::data::prompts::{fixed, sample};
 use crate::error::ZooError;
-use crate::metrics::{dice, hd95, iou, Mask};
+use crate::metrics::{Mask, dice, hd95, iou};
 use crate::model::ZooModel;
 use crate::train::batch::{binarize, make_batch};
 use crate::train::trainer::SplitData;
 use burn::tensor::Device;
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -69,12 +69,24 @@ pub fn evaluate(
     let passes: Vec<(String, Vec<Option<String>>)> = match choice {
         PromptChoice::Random(seed) => {
             let mut rng = StdRng::seed_from_u64(*seed ^ 0x7E57);
-            vec![("random".into(), data.records.iter().map(|r| sample(r, &mut rng).map(str::to_string)).collect())]
+            vec![(
+                "random".into(),
+                data.records
+                    .iter()
+                    .map(|r| sample(r, &mut rng).map(str::to_string))
+                    .collect(),
+            )]
         }
         PromptChoice::Key(key) => {
-            let prompts: Vec<Option<String>> = data.records.iter().map(|r| fixed(r, key).map(str::to_string)).collect();
+            let prompts: Vec<Option<String>> = data
+                .records
+                .iter()
+                .map(|r| fixed(r, key).map(str::to_string))
+                .collect();
             if let Some(i) = prompts.iter().position(Option::is_none) {
-                return Err(ZooError::Invalid(format!("eval.prompt `{key}`: test record {i} has no such prompt")));
+                return Err(ZooError::Invalid(format!(
+                    "eval.prompt `{key}`: test record {i} has no such prompt"
+                )));
             }
             vec![(key.clone(), prompts)]
         }
@@ -82,18 +94,37 @@ pub fn evaluate(
             let keys: BTreeSet<&str> = data.records.iter().flat_map(|r| r.prompt_keys()).collect();
             let mut keys: Vec<&str> = keys.into_iter().collect();
             keys.sort_by_key(|k| k.trim_start_matches('p').parse::<u64>().unwrap_or(u64::MAX));
-            keys.iter().map(|k| (k.to_string(), data.records.iter().map(|r| fixed(r, k).map(str::to_string)).collect())).collect()
+            keys.iter()
+                .map(|k| {
+                    (
+                        k.to_string(),
+                        data.records
+                            .iter()
+                            .map(|r| fixed(r, k).map(str::to_string))
+                            .collect(),
+                    )
+                })
+                .collect()
         }
     };
     let mut scores = Vec::new();
     let mut predictions: Vec<Option<Mask>> = vec![None; data.samples.len()];
     for (key, prompts) in passes {
-        let idx: Vec<usize> = (0..data.samples.len()).filter(|&i| prompts[i].is_some()).collect();
+        let idx: Vec<usize> = (0..data.samples.len())
+            .filter(|&i| prompts[i].is_some())
+            .collect();
         for chunk in idx.chunks(batch.max(1)) {
             let samples: Vec<_> = chunk.iter().map(|&i| &data.samples[i]).collect();
-            let ps: Vec<&str> = chunk.iter().map(|&i| prompts[i].as_deref().unwrap_or("")).collect();
+            let ps: Vec<&str> = chunk
+                .iter()
+                .map(|&i| prompts[i].as_deref().unwrap_or(""))
+                .collect();
             let (input, _) = make_batch(model, &samples, &ps, size, device)?;
-            for ((pred, &i), prompt) in binarize(model.forward(&input), threshold).into_iter().zip(chunk).zip(&ps) {
+            for ((pred, &i), prompt) in binarize(model.forward(&input), threshold)
+                .into_iter()
+                .zip(chunk)
+                .zip(&ps)
+            {
                 let s = &data.samples[i];
                 let small = Mask::new(size, size, pred);
                 let gt_small = Mask::new(size, size, s.target.iter().map(|&v| v > 0.5).collect());
@@ -115,7 +146,15 @@ pub fn evaluate(
     let predictions = predictions
         .into_iter()
         .zip(&data.samples)
-        .map(|(p, s)| p.unwrap_or_else(|| Mask::new(s.original.height, s.original.width, vec![false; s.original.data.len()])))
+        .map(|(p, s)| {
+            p.unwrap_or_else(|| {
+                Mask::new(
+                    s.original.height,
+                    s.original.width,
+                    vec![false; s.original.data.len()],
+                )
+            })
+        })
         .collect();
     Ok((scores, predictions))
 }

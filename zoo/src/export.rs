@@ -25,7 +25,12 @@ pub struct ExportSummary {
 /// Writes `out/{config.json, preprocessor_config.json, model.safetensors}` from `run_dir`;
 /// `half` stores float16; the run is loaded (and LoRA merged) on `device`. Refuses to overwrite
 /// an existing `model.safetensors`.
-pub fn export_run(run_dir: &Path, out: &Path, half: bool, device: &Device) -> Result<ExportSummary, ZooError> {
+pub fn export_run(
+    run_dir: &Path,
+    out: &Path,
+    half: bool,
+    device: &Device,
+) -> Result<ExportSummary, ZooError> {
     if out.join("model.safetensors").exists() {
         return Err(ZooError::Invalid(format!(
             "export: {} already holds a model.safetensors; pick another folder or delete it",
@@ -35,7 +40,11 @@ pub fn export_run(run_dir: &Path, out: &Path, half: bool, device: &Device) -> Re
     let (spec, model) = load_run(run_dir, device)?;
     let placement = spec.spec.placement.kind.clone();
     let merged_lora = model.placement.downcast_ref::<Lora>().is_some();
-    let model = if merged_lora { merge_lora(model)? } else { model };
+    let model = if merged_lora {
+        merge_lora(model)?
+    } else {
+        model
+    };
     let attachments = vlsm_core::Placement::attachments(&*model.placement);
     if !attachments.is_empty() {
         return Err(ZooError::Invalid(format!(
@@ -46,13 +55,21 @@ pub fn export_run(run_dir: &Path, out: &Path, half: bool, device: &Device) -> Re
         )));
     }
     let model = model.valid();
-    let backbone: &ClipSegBackbone = model
-        .backbone
-        .downcast_ref()
-        .ok_or_else(|| ZooError::Invalid(format!("export: backbone `{}` is not `clipseg`", spec.spec.backbone.kind)))?;
+    let backbone: &ClipSegBackbone = model.backbone.downcast_ref().ok_or_else(|| {
+        ZooError::Invalid(format!(
+            "export: backbone `{}` is not `clipseg`",
+            spec.spec.backbone.kind
+        ))
+    })?;
     let decoder: &ClipSegDecoder = model.head.downcast_ref().ok_or_else(|| {
-        ZooError::Invalid(format!("export: head `{}` is not `clipseg-decoder`", spec.spec.head.kind))
+        ZooError::Invalid(format!(
+            "export: head `{}` is not `clipseg-decoder`",
+            spec.spec.head.kind
+        ))
     })?;
     vlsm_clipseg::export::export_hf(backbone, decoder, out, half)?;
-    Ok(ExportSummary { placement, merged_lora })
+    Ok(ExportSummary {
+        placement,
+        merged_lora,
+    })
 }

@@ -1,7 +1,7 @@
 //! Parameter report of a composed model (`vlsm-zoo inspect`).
 use crate::model::ZooModel;
 use serde::Serialize;
-use vlsm_core::{count_params, list_params, LoadedSpec, ParamCount};
+use vlsm_core::{LoadedSpec, ParamCount, count_params, list_params};
 
 /// Counts of one component.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -60,13 +60,19 @@ pub struct Inspection {
 fn head_parts(model: &ZooModel) -> Vec<HeadPartReport> {
     let mut parts: Vec<HeadPartReport> = Vec::new();
     for p in list_params(model) {
-        let Some(rest) = p.path.strip_prefix("head.") else { continue };
+        let Some(rest) = p.path.strip_prefix("head.") else {
+            continue;
+        };
         let name = rest.split('.').next().unwrap_or(rest).to_string();
         let n: usize = p.shape.iter().product();
         let i = match parts.iter().position(|q| q.part == name) {
             Some(i) => i,
             None => {
-                parts.push(HeadPartReport { part: name, total_params: 0, trainable_params: 0 });
+                parts.push(HeadPartReport {
+                    part: name,
+                    total_params: 0,
+                    trainable_params: 0,
+                });
                 parts.len() - 1
             }
         };
@@ -83,7 +89,11 @@ pub fn inspect(spec: &LoadedSpec, model: &ZooModel) -> Inspection {
     let s = &spec.spec;
     let parts: [(&str, &str, ParamCount); 3] = [
         ("backbone", &s.backbone.kind, count_params(&model.backbone)),
-        ("placement", &s.placement.kind, count_params(&model.placement)),
+        (
+            "placement",
+            &s.placement.kind,
+            count_params(&model.placement),
+        ),
         ("head", &s.head.kind, count_params(&model.head)),
     ];
     let sum = parts.iter().fold(ParamCount::default(), |acc, p| acc + p.2);
@@ -91,7 +101,11 @@ pub fn inspect(spec: &LoadedSpec, model: &ZooModel) -> Inspection {
         spec: spec.name(),
         total_params: sum.total,
         trainable_params: sum.trainable,
-        trainable_percent: if sum.total == 0 { 0.0 } else { 100.0 * sum.trainable as f64 / sum.total as f64 },
+        trainable_percent: if sum.total == 0 {
+            0.0
+        } else {
+            100.0 * sum.trainable as f64 / sum.total as f64
+        },
         components: parts
             .iter()
             .map(|(role, plugin, c)| ComponentReport {
@@ -105,7 +119,11 @@ pub fn inspect(spec: &LoadedSpec, model: &ZooModel) -> Inspection {
             .placement
             .attachments()
             .into_iter()
-            .map(|a| AttachmentReport { site: a.site.to_string(), what: a.what, params: a.params })
+            .map(|a| AttachmentReport {
+                site: a.site.to_string(),
+                what: a.what,
+                params: a.params,
+            })
             .collect(),
         head_parts: head_parts(model),
     }
@@ -115,8 +133,17 @@ impl Inspection {
     /// Human-readable table.
     pub fn to_table(&self) -> String {
         let mut out = format!("spec: {}\n\n", self.spec);
-        out += &format!("{:<10} {:<18} {:>14} {:>14} {:>11}\n", "component", "plugin", "total", "trainable", "% trainable");
-        let pct = |t: usize, n: usize| if n == 0 { 0.0 } else { 100.0 * t as f64 / n as f64 };
+        out += &format!(
+            "{:<10} {:<18} {:>14} {:>14} {:>11}\n",
+            "component", "plugin", "total", "trainable", "% trainable"
+        );
+        let pct = |t: usize, n: usize| {
+            if n == 0 {
+                0.0
+            } else {
+                100.0 * t as f64 / n as f64
+            }
+        };
         for c in &self.components {
             out += &format!(
                 "{:<10} {:<18} {:>14} {:>14} {:>10.3}%\n",
@@ -142,9 +169,17 @@ impl Inspection {
             }
         }
         if self.head_parts.len() > 1 {
-            out += &format!("\n{:<22} {:>14} {:>14}\n", "head part", "total", "trainable");
+            out += &format!(
+                "\n{:<22} {:>14} {:>14}\n",
+                "head part", "total", "trainable"
+            );
             for p in &self.head_parts {
-                out += &format!("{:<22} {:>14} {:>14}\n", p.part, group(p.total_params), group(p.trainable_params));
+                out += &format!(
+                    "{:<22} {:>14} {:>14}\n",
+                    p.part,
+                    group(p.total_params),
+                    group(p.trainable_params)
+                );
             }
         }
         out

@@ -47,10 +47,19 @@ pub fn merge_lora(model: ZooModel) -> Result<ZooModel, ZooError> {
         deltas.insert(path, branch.delta() * scale);
     }
     let policy = vlsm_core::Placement::policy(lora);
-    let mut mapper = AddDeltas { path: Vec::new(), deltas };
+    let mut mapper = AddDeltas {
+        path: Vec::new(),
+        deltas,
+    };
     let backbone = model.backbone.map(&mut mapper);
     if let Some(left) = mapper.deltas.keys().next() {
-        return Err(ZooError::Invalid(format!("merge: the backbone has no parameter `{left}`")));
+        return Err(ZooError::Invalid(format!(
+            "merge: the backbone has no parameter `{left}`"
+        )));
     }
-    Ok(ZooModel { backbone, placement: PlacementBox::from_placement(PolicyOnly::new(policy)), head: model.head })
+    Ok(ZooModel {
+        backbone,
+        placement: PlacementBox::from_placement(PolicyOnly::new(policy)),
+        head: model.head,
+    })
 }

@@ -27,8 +27,16 @@ pub struct Mask {
 impl Mask {
     /// A mask from row-major flags.
     pub fn new(height: usize, width: usize, data: Vec<bool>) -> Self {
-        assert_eq!(data.len(), height * width, "mask data does not match {height}×{width}");
-        Self { height, width, data }
+        assert_eq!(
+            data.len(),
+            height * width,
+            "mask data does not match {height}×{width}"
+        );
+        Self {
+            height,
+            width,
+            data,
+        }
     }
 
     /// Foreground pixel count.
@@ -37,7 +45,11 @@ impl Mask {
     }
 
     fn at(&self, y: isize, x: isize) -> bool {
-        y >= 0 && x >= 0 && (y as usize) < self.height && (x as usize) < self.width && self.data[y as usize * self.width + x as usize]
+        y >= 0
+            && x >= 0
+            && (y as usize) < self.height
+            && (x as usize) < self.width
+            && self.data[y as usize * self.width + x as usize]
     }
 
     /// Boundary pixels `(y, x)`: foreground pixels with a 4-neighbour outside the foreground.
@@ -47,7 +59,10 @@ impl Mask {
             for x in 0..self.width {
                 let (yi, xi) = (y as isize, x as isize);
                 if self.at(yi, xi)
-                    && !(self.at(yi - 1, xi) && self.at(yi + 1, xi) && self.at(yi, xi - 1) && self.at(yi, xi + 1))
+                    && !(self.at(yi - 1, xi)
+                        && self.at(yi + 1, xi)
+                        && self.at(yi, xi - 1)
+                        && self.at(yi, xi + 1))
                 {
                     out.push((y, x));
                 }
@@ -66,27 +81,48 @@ impl Mask {
                 data.push(self.data[sy * self.width + sx]);
             }
         }
-        Mask { height, width, data }
+        Mask {
+            height,
+            width,
+            data,
+        }
     }
 }
 
 fn counts(pred: &Mask, gt: &Mask) -> (usize, usize, usize) {
-    assert_eq!((pred.height, pred.width), (gt.height, gt.width), "prediction and ground truth sizes differ");
-    let inter = pred.data.iter().zip(&gt.data).filter(|(p, g)| **p && **g).count();
+    assert_eq!(
+        (pred.height, pred.width),
+        (gt.height, gt.width),
+        "prediction and ground truth sizes differ"
+    );
+    let inter = pred
+        .data
+        .iter()
+        .zip(&gt.data)
+        .filter(|(p, g)| **p && **g)
+        .count();
     (inter, pred.area(), gt.area())
 }
 
 /// Dice similarity coefficient `2|P∩G| / (|P| + |G|)`; 1 when both are empty.
 pub fn dice(pred: &Mask, gt: &Mask) -> f64 {
     let (inter, p, g) = counts(pred, gt);
-    if p + g == 0 { 1.0 } else { 2.0 * inter as f64 / (p + g) as f64 }
+    if p + g == 0 {
+        1.0
+    } else {
+        2.0 * inter as f64 / (p + g) as f64
+    }
 }
 
 /// Intersection over union; 1 when both are empty.
 pub fn iou(pred: &Mask, gt: &Mask) -> f64 {
     let (inter, p, g) = counts(pred, gt);
     let union = p + g - inter;
-    if union == 0 { 1.0 } else { inter as f64 / union as f64 }
+    if union == 0 {
+        1.0
+    } else {
+        inter as f64 / union as f64
+    }
 }
 
 /// numpy's `percentile(values, q)` with linear interpolation; `values` must be non-empty.
@@ -100,9 +136,18 @@ pub fn percentile(values: &mut [f64], q: f64) -> f64 {
 
 /// The `q`-th percentile over `from` of the distance to the nearest pixel of `to`, read off the
 /// exact Euclidean distance transform of `to` (`height × width` grid).
-fn directed(from: &[(usize, usize)], to: &[(usize, usize)], height: usize, width: usize, q: f64) -> f64 {
+fn directed(
+    from: &[(usize, usize)],
+    to: &[(usize, usize)],
+    height: usize,
+    width: usize,
+    q: f64,
+) -> f64 {
     let field = squared_distance_field(to, height, width);
-    let mut d: Vec<f64> = from.iter().map(|&(y, x)| field[y * width + x].sqrt()).collect();
+    let mut d: Vec<f64> = from
+        .iter()
+        .map(|&(y, x)| field[y * width + x].sqrt())
+        .collect();
     percentile(&mut d, q)
 }
 
@@ -150,7 +195,9 @@ fn distance_1d(f: &[f64], d: &mut [f64]) {
         if !f[q].is_finite() {
             continue;
         }
-        let intersect = |p: usize| ((f[q] + (q * q) as f64) - (f[p] + (p * p) as f64)) / (2.0 * q as f64 - 2.0 * p as f64);
+        let intersect = |p: usize| {
+            ((f[q] + (q * q) as f64) - (f[p] + (p * p) as f64)) / (2.0 * q as f64 - 2.0 * p as f64)
+        };
         let mut s = intersect(v[k]);
         while s <= z[k] {
             k -= 1;
@@ -173,7 +220,11 @@ fn distance_1d(f: &[f64], d: &mut [f64]) {
 
 /// Symmetric 95th-percentile Hausdorff distance in pixels; `None` when either mask is empty.
 pub fn hd95(pred: &Mask, gt: &Mask) -> Option<f64> {
-    assert_eq!((pred.height, pred.width), (gt.height, gt.width), "prediction and ground truth sizes differ");
+    assert_eq!(
+        (pred.height, pred.width),
+        (gt.height, gt.width),
+        "prediction and ground truth sizes differ"
+    );
     let (bp, bg) = (pred.boundary(), gt.boundary());
     if bp.is_empty() || bg.is_empty() {
         return None;
@@ -242,7 +293,9 @@ mod tests {
             let mut sites = Vec::new();
             for y in 0..h {
                 for x in 0..w {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     if (seed >> 33) % 97 < 1 + round as u64 {
                         sites.push((y, x));
                     }
@@ -256,13 +309,19 @@ mod tests {
                 for x in 0..w {
                     let brute = sites
                         .iter()
-                        .map(|&(v, u)| (y as f64 - v as f64).powi(2) + (x as f64 - u as f64).powi(2))
+                        .map(|&(v, u)| {
+                            (y as f64 - v as f64).powi(2) + (x as f64 - u as f64).powi(2)
+                        })
                         .fold(f64::INFINITY, f64::min);
                     assert_eq!(field[y * w + x], brute, "round {round}, pixel ({y}, {x})");
                 }
             }
         }
-        assert!(squared_distance_field(&[], 3, 4).iter().all(|d| d.is_infinite()));
+        assert!(
+            squared_distance_field(&[], 3, 4)
+                .iter()
+                .all(|d| d.is_infinite())
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use vlsm_core::registry::{self, Constructor};
 use vlsm_core::{
-    BackboneAccess, BackboneBox, BackboneCtx, BackboneInput, HeadBox, HeadCtx, Hooks, Kind, LoadedSpec, PlacementBox,
-    PlacementCtx, Training,
+    BackboneAccess, BackboneBox, BackboneCtx, BackboneInput, HeadBox, HeadCtx, Hooks, Kind,
+    LoadedSpec, PlacementBox, PlacementCtx, Training,
 };
 
 /// Backbone, placement and head. Field names are the parameter-path prefixes
@@ -26,7 +26,9 @@ impl ZooModel {
     pub fn build(spec: &LoadedSpec, device: &Device) -> Result<Self, ZooError> {
         let s = &spec.spec;
         let backbone_weights = spec.backbone_weights();
-        let Constructor::Backbone(build_backbone) = registry::find(Kind::Backbone, &s.backbone.kind)?.build else {
+        let Constructor::Backbone(build_backbone) =
+            registry::find(Kind::Backbone, &s.backbone.kind)?.build
+        else {
             unreachable!("registry::find returns entries of the requested kind")
         };
         let backbone: BackboneBox = build_backbone(&BackboneCtx {
@@ -48,23 +50,47 @@ impl ZooModel {
             device,
         })?;
 
-        let Constructor::Placement(build_placement) = registry::find(Kind::Placement, &s.placement.kind)?.build else {
+        let Constructor::Placement(build_placement) =
+            registry::find(Kind::Placement, &s.placement.kind)?.build
+        else {
             unreachable!("registry::find returns entries of the requested kind")
         };
-        let placement: PlacementBox =
-            build_placement(&PlacementCtx { name: &s.placement.kind, params: &s.placement.params, backbone: &info, device })?;
+        let placement: PlacementBox = build_placement(&PlacementCtx {
+            name: &s.placement.kind,
+            params: &s.placement.params,
+            backbone: &info,
+            device,
+        })?;
 
         let policy = placement.policy();
-        let backbone = if policy.backbone == Training::Frozen { backbone.freeze() } else { backbone };
-        let head = if policy.head == Training::Frozen { head.freeze() } else { head };
-        Ok(Self { backbone, placement, head })
+        let backbone = if policy.backbone == Training::Frozen {
+            backbone.freeze()
+        } else {
+            backbone
+        };
+        let head = if policy.head == Training::Frozen {
+            head.freeze()
+        } else {
+            head
+        };
+        Ok(Self {
+            backbone,
+            placement,
+            head,
+        })
     }
 
     /// Mask logits `[B, 1, H, W]`.
     pub fn forward(&self, input: &BackboneInput) -> Tensor<4> {
         let hooks: &dyn Hooks = &*self.placement;
         let features = self.backbone.forward(input, hooks);
-        self.head.forward(&features, BackboneAccess { backbone: &*self.backbone, hooks })
+        self.head.forward(
+            &features,
+            BackboneAccess {
+                backbone: &*self.backbone,
+                hooks,
+            },
+        )
     }
 
     /// Tokenises prompts into a `[B, max_tokens]` id tensor on `device`.
@@ -72,6 +98,9 @@ impl ZooModel {
         let rows = self.backbone.tokenize(prompts)?;
         let width = rows.first().map_or(0, Vec::len);
         let flat: Vec<i64> = rows.into_iter().flatten().collect();
-        Ok(Tensor::from_data(TensorData::new(flat, [prompts.len(), width]), device))
+        Ok(Tensor::from_data(
+            TensorData::new(flat, [prompts.len(), width]),
+            device,
+        ))
     }
 }

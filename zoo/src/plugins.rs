@@ -12,4 +12,11 @@ use vlsm_shallow as _;
 use vlsm_ssf as _;
 
 /// Crates whose registrations every build of the zoo must show.
-pub const BUILTIN_CRATES: &[&str] = &["vlsm-baselines", "vlsm-clipseg", "vlsm-dense", "vlsm-san", "vlsm-shallow", "vlsm-ssf"];
+pub const BUILTIN_CRATES: &[&str] = &[
+    "vlsm-baselines",
+    "vlsm-clipseg",
+    "vlsm-dense",
+    "vlsm-san",
+    "vlsm-shallow",
+    "vlsm-ssf",
+];

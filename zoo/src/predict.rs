@@ -25,8 +25,18 @@ impl Predictor {
         let (_, model) = load_run(run_dir, device)?;
         let model = model.valid().to_device(device);
         let info = model.backbone.info();
-        let pre = Preprocess { size: info.image_size, mean: info.image_mean, std: info.image_std, threshold: 127, soft_masks: false };
-        Ok(Self { model, pre, device: device.clone() })
+        let pre = Preprocess {
+            size: info.image_size,
+            mean: info.image_mean,
+            std: info.image_std,
+            threshold: 127,
+            soft_masks: false,
+        };
+        Ok(Self {
+            model,
+            pre,
+            device: device.clone(),
+        })
     }
 
     /// Binary mask of `image` for `prompt`, at the image's size.
@@ -37,22 +47,31 @@ impl Predictor {
         let mut pixels = vec![0f32; 3 * plane];
         for (i, px) in resized.pixels().enumerate() {
             for c in 0..3 {
-                pixels[c * plane + i] = (px.0[c] as f32 / 255.0 - self.pre.mean[c]) / self.pre.std[c];
+                pixels[c * plane + i] =
+                    (px.0[c] as f32 / 255.0 - self.pre.mean[c]) / self.pre.std[c];
             }
         }
         let input = BackboneInput {
-            pixels: Tensor::from_data(TensorData::new(pixels, [1, 3, s as usize, s as usize]), &self.device),
+            pixels: Tensor::from_data(
+                TensorData::new(pixels, [1, 3, s as usize, s as usize]),
+                &self.device,
+            ),
             input_ids: self.model.tokenize(&[prompt], &self.device)?,
         };
         let small = binarize(self.model.forward(&input), 0.0).remove(0);
-        Ok(Mask::new(s as usize, s as usize, small).resize_nearest(image.height() as usize, image.width() as usize))
+        Ok(Mask::new(s as usize, s as usize, small)
+            .resize_nearest(image.height() as usize, image.width() as usize))
     }
 }
 
 /// The mask as a 0/255 grey image.
 pub fn mask_image(mask: &Mask) -> GrayImage {
     GrayImage::from_fn(mask.width as u32, mask.height as u32, |x, y| {
-        Luma([if mask.data[y as usize * mask.width + x as usize] { 255 } else { 0 }])
+        Luma([if mask.data[y as usize * mask.width + x as usize] {
+            255
+        } else {
+            0
+        }])
     })
 }
 
@@ -63,7 +82,11 @@ pub fn overlay(image: &RgbImage, mask: &Mask) -> RgbImage {
         for (x, &on) in row.iter().enumerate() {
             if on {
                 let p = out.get_pixel_mut(x as u32, y as u32);
-                *p = Rgb([(p.0[0] as f32 * 0.6) as u8, (p.0[1] as f32 * 0.6 + 255.0 * 0.4) as u8, (p.0[2] as f32 * 0.6) as u8]);
+                *p = Rgb([
+                    (p.0[0] as f32 * 0.6) as u8,
+                    (p.0[1] as f32 * 0.6 + 255.0 * 0.4) as u8,
+                    (p.0[2] as f32 * 0.6) as u8,
+                ]);
             }
         }
     }

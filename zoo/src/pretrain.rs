@@ -5,7 +5,7 @@ use crate::checkpoint::load_trainable;
 use crate::error::ZooError;
 use crate::model::ZooModel;
 use crate::report::RunReport;
-use crate::run::{run, RunOptions};
+use crate::run::{RunOptions, run};
 use burn::module::Module;
 use burn::tensor::Device;
 use std::path::{Path, PathBuf};
@@ -77,12 +77,20 @@ pub fn pretrain_spec(config_path: &Path, o: &PretrainOptions) -> String {
 
 /// Trains and exports; returns the pretraining run's report.
 pub fn pretrain(o: &PretrainOptions, device: &Device) -> Result<RunReport, ZooError> {
-    std::fs::create_dir_all(&o.work).map_err(|e| ZooError::Invalid(format!("{}: {e}", o.work.display())))?;
+    std::fs::create_dir_all(&o.work)
+        .map_err(|e| ZooError::Invalid(format!("{}: {e}", o.work.display())))?;
     let config_path = o.work.join("tiny-clipseg-config.json");
-    std::fs::write(&config_path, TINY_CLIPSEG_CONFIG).map_err(|e| ZooError::Invalid(e.to_string()))?;
+    std::fs::write(&config_path, TINY_CLIPSEG_CONFIG)
+        .map_err(|e| ZooError::Invalid(e.to_string()))?;
     let spec = LoadedSpec::from_str(&pretrain_spec(&config_path, o), "pretrain")?;
     let run_dir = o.work.join("run");
-    let opts = RunOptions { out: Some(run_dir.clone()), seed: None, resume: false, quiet: o.quiet, skip_bad: false };
+    let opts = RunOptions {
+        out: Some(run_dir.clone()),
+        seed: None,
+        resume: false,
+        quiet: o.quiet,
+        skip_bad: false,
+    };
     let (report, _) = run(&spec, &opts, device)?;
     let model = ZooModel::build(&spec, &device.clone().autodiff())?;
     let model = load_trainable(model, &spec, &run_dir.join("adapter.safetensors"))?.valid();

@@ -20,11 +20,19 @@ impl Stat {
     pub fn of(values: &[f64]) -> Self {
         let n = values.len();
         if n == 0 {
-            return Self { mean: f64::NAN, std: f64::NAN, n };
+            return Self {
+                mean: f64::NAN,
+                std: f64::NAN,
+                n,
+            };
         }
         let mean = values.iter().sum::<f64>() / n as f64;
         let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
-        Self { mean, std: var.sqrt(), n }
+        Self {
+            mean,
+            std: var.sqrt(),
+            n,
+        }
     }
 }
 
@@ -52,7 +60,9 @@ pub struct TestReport {
 impl TestReport {
     /// Aggregates per-image scores.
     pub fn from_scores(prompt: &str, scores: &[ImageScore]) -> Self {
-        let col = |f: fn(&ImageScore) -> f64, s: &[&ImageScore]| Stat::of(&s.iter().map(|x| f(x)).collect::<Vec<_>>());
+        let col = |f: fn(&ImageScore) -> f64, s: &[&ImageScore]| {
+            Stat::of(&s.iter().map(|x| f(x)).collect::<Vec<_>>())
+        };
         let all: Vec<&ImageScore> = scores.iter().collect();
         let hd: Vec<f64> = scores.iter().filter_map(|s| s.hd95).collect();
         let mut per_prompt = BTreeMap::new();
@@ -116,11 +126,22 @@ impl RunReport {
         let mut md = format!(
             "# {} (seed {})\n\n| | |\n|---|---|\n| data | {} |\n| trainable / total params | {} / {} |\n\
              | epochs run (best) | {} ({}) |\n| train time | {:.1} s |\n| test prompts | {} |\n\n",
-            self.spec, self.seed, self.data, self.trainable_params, self.total_params, self.epochs_run, self.best_epoch,
-            self.train_seconds, t.prompt
+            self.spec,
+            self.seed,
+            self.data,
+            self.trainable_params,
+            self.total_params,
+            self.epochs_run,
+            self.best_epoch,
+            self.train_seconds,
+            t.prompt
         );
         md += "| metric | original resolution | model resolution |\n|---|---|---|\n";
-        md += &format!("| DSC % | {} | {} |\n", pct(&t.dice), pct(&t.dice_model_res));
+        md += &format!(
+            "| DSC % | {} | {} |\n",
+            pct(&t.dice),
+            pct(&t.dice_model_res)
+        );
         md += &format!("| IoU % | {} | {} |\n", pct(&t.iou), pct(&t.iou_model_res));
         md += &format!(
             "| HD95 px | {:.2} ± {:.2} (n = {}, undefined: {}) | |\n",
@@ -140,7 +161,10 @@ impl RunReport {
 pub fn history_csv(history: &[EpochLog]) -> String {
     let mut csv = String::from("epoch,train_loss,val_loss,val_dice,lr,seconds\n");
     for h in history {
-        csv += &format!("{},{:.6},{:.6},{:.6},{:e},{:.2}\n", h.epoch, h.train_loss, h.val_loss, h.val_dice, h.lr, h.seconds);
+        csv += &format!(
+            "{},{:.6},{:.6},{:.6},{:e},{:.2}\n",
+            h.epoch, h.train_loss, h.val_loss, h.val_dice, h.lr, h.seconds
+        );
     }
     csv
 }
@@ -152,9 +176,19 @@ mod tests {
     #[test]
     fn stats_and_undefined_hd95_are_separate() {
         let s = |d: f64, hd: Option<f64>| ImageScore {
-            index: 0, key: "random".into(), prompt: "p".into(), dice_model: d, iou_model: d, dice: d, iou: d, hd95: hd,
+            index: 0,
+            key: "random".into(),
+            prompt: "p".into(),
+            dice_model: d,
+            iou_model: d,
+            dice: d,
+            iou: d,
+            hd95: hd,
         };
-        let r = TestReport::from_scores("random", &[s(1.0, Some(2.0)), s(0.5, None), s(0.0, Some(4.0))]);
+        let r = TestReport::from_scores(
+            "random",
+            &[s(1.0, Some(2.0)), s(0.5, None), s(0.0, Some(4.0))],
+        );
         assert!((r.dice.mean - 0.5).abs() < 1e-12);
         assert!((r.dice.std - (1.0f64 / 6.0).sqrt()).abs() < 1e-12);
         assert_eq!((r.hd95.mean, r.hd95.n, r.hd95_undefined), (3.0, 2, 1));

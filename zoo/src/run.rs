@@ -8,20 +8,20 @@
 //! restores the adapter weights, AdamW's moments, the LR schedule, early-stopping state and
 //! history of its last finished epoch.
 use crate::checkpoint::{load_trainable, save_trainable};
-use crate::data::dataset::{open_split, prepare, Preprocess};
+use crate::data::dataset::{Preprocess, open_split, prepare};
 use crate::data::source::resolve;
 use crate::data::write::write_atomic;
 use crate::error::ZooError;
-use crate::evaluate::{evaluate, PromptChoice};
+use crate::evaluate::{PromptChoice, evaluate};
 use crate::inspect::inspect;
 use crate::model::ZooModel;
-use crate::report::{history_csv, RunReport, TestReport};
-use crate::train::trainer::{train, EpochObserver, SplitData, TrainState};
+use crate::report::{RunReport, TestReport, history_csv};
+use crate::train::trainer::{EpochObserver, SplitData, TrainState, train};
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::ModuleOptimizer;
 use burn::tensor::{Device, Tensor};
-use std::collections::BTreeMap;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use vlsm_core::LoadedSpec;
@@ -92,7 +92,11 @@ struct Writer<'a> {
 
 /// Dotted path → id of every trainable parameter (optimizer state is keyed by id).
 fn param_ids(model: &ZooModel) -> BTreeMap<String, u64> {
-    vlsm_core::list_params(model).into_iter().filter(|p| p.trainable).map(|p| (p.path, p.id)).collect()
+    vlsm_core::list_params(model)
+        .into_iter()
+        .filter(|p| p.trainable)
+        .map(|p| (p.path, p.id))
+        .collect()
 }
 
 /// Gives the rebuilt model's parameters the ids they had when the checkpoint was written.
@@ -120,17 +124,26 @@ impl EpochObserver for Writer<'_> {
         save_trainable(model, self.spec, &self.dir.join("adapter.safetensors"))
     }
 
-    fn on_epoch(&mut self, model: &ZooModel, state: &TrainState, optim: &ModuleOptimizer) -> Result<(), ZooError> {
+    fn on_epoch(
+        &mut self,
+        model: &ZooModel,
+        state: &TrainState,
+        optim: &ModuleOptimizer,
+    ) -> Result<(), ZooError> {
         let ckpt = self.dir.join("checkpoint");
         std::fs::create_dir_all(&ckpt).map_err(io(&ckpt))?;
         save_trainable(model, self.spec, &ckpt.join("last.safetensors"))?;
         let tmp = ckpt.join("optim.bpk.tmp");
         let _ = std::fs::remove_file(&tmp);
-        optim.save(&tmp).map_err(|e| ZooError::Invalid(format!("{}: {e}", tmp.display())))?;
+        optim
+            .save(&tmp)
+            .map_err(|e| ZooError::Invalid(format!("{}: {e}", tmp.display())))?;
         std::fs::rename(&tmp, ckpt.join("optim.bpk")).map_err(io(&tmp))?;
-        let ids = serde_json::to_string(&param_ids(model)).map_err(|e| ZooError::Invalid(e.to_string()))?;
+        let ids = serde_json::to_string(&param_ids(model))
+            .map_err(|e| ZooError::Invalid(e.to_string()))?;
         write_text(&ckpt.join("param_ids.json"), &ids)?;
-        let json = serde_json::to_string_pretty(state).map_err(|e| ZooError::Invalid(e.to_string()))?;
+        let json =
+            serde_json::to_string_pretty(state).map_err(|e| ZooError::Invalid(e.to_string()))?;
         write_text(&ckpt.join("state.json"), &json)?;
         write_text(&self.dir.join("history.csv"), &history_csv(&state.history))?;
         let h = state.history.last().expect("an epoch was logged");
@@ -160,26 +173,44 @@ impl EpochObserver for Writer<'_> {
                 self.epoch_started = true;
             }
             bar.set_position(done as u64);
-            let dice = self.last_val_dice.map_or_else(|| "–".to_string(), |d| format!("{d:.4}"));
-            bar.set_prefix(format!("epoch {}/{}", self.epochs_done + 1, self.progress.epochs));
+            let dice = self
+                .last_val_dice
+                .map_or_else(|| "–".to_string(), |d| format!("{d:.4}"));
+            bar.set_prefix(format!(
+                "epoch {}/{}",
+                self.epochs_done + 1,
+                self.progress.epochs
+            ));
             let images = (done * self.batch).min(self.train_images);
             let rate = images as f64 / bar.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("loss {loss:.4}  val dice {dice}  lr {lr:.1e}  {rate:.1} img/s"));
+            bar.set_message(format!(
+                "loss {loss:.4}  val dice {dice}  lr {lr:.1e}  {rate:.1} img/s"
+            ));
         }
     }
 }
 
 /// Runs a spec; returns the report (also written to the run folder) and the folder.
-pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<(RunReport, PathBuf), ZooError> {
+pub fn run(
+    spec: &LoadedSpec,
+    opts: &RunOptions,
+    device: &Device,
+) -> Result<(RunReport, PathBuf), ZooError> {
     let mut spec = spec.clone();
     if let Some(seed) = opts.seed {
         spec.spec.train.seed = seed;
     }
     let t = spec.spec.train.clone();
-    let dir = opts.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", spec.name(), t.seed)));
+    let dir = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", spec.name(), t.seed)));
     let state_file = dir.join("checkpoint").join("state.json");
     if opts.resume && !state_file.is_file() {
-        return Err(ZooError::Invalid(format!("--resume: {} has no checkpoint/state.json to resume from", dir.display())));
+        return Err(ZooError::Invalid(format!(
+            "--resume: {} has no checkpoint/state.json to resume from",
+            dir.display()
+        )));
     }
     if !opts.resume && dir.join("report.json").is_file() {
         return Err(ZooError::Invalid(format!(
@@ -220,14 +251,22 @@ pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<(Run
     };
     let mut skipped = 0;
     let mut load = |split: &str| -> Result<SplitData, ZooError> {
-        let s = open_split(&source.root, split, skip_bad).map_err(|e| ZooError::Invalid(e.to_string()))?;
+        let s = open_split(&source.root, split, skip_bad)
+            .map_err(|e| ZooError::Invalid(e.to_string()))?;
         for bad in &s.skipped {
             progress.line(&format!("warning: skipping {bad}"));
         }
         skipped += s.skipped.len();
-        let samples = s.items.iter().map(|it| prepare(split, it, &pre)).collect::<Result<Vec<_>, _>>()
+        let samples = s
+            .items
+            .iter()
+            .map(|it| prepare(split, it, &pre))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ZooError::Invalid(e.to_string()))?;
-        Ok(SplitData { samples, records: s.items.into_iter().map(|i| i.record).collect() })
+        Ok(SplitData {
+            samples,
+            records: s.items.into_iter().map(|i| i.record).collect(),
+        })
     };
     let (train_data, val_data, test_data) = (load("train")?, load("val")?, load("test")?);
 
@@ -248,25 +287,44 @@ pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<(Run
 
     // 3. training (nothing to train for zero-shot placements).
     let (model, state) = if counts.trainable_params == 0 {
-        writer.progress.line("no trainable parameters: evaluating zero-shot");
+        writer
+            .progress
+            .line("no trainable parameters: evaluating zero-shot");
         (model, TrainState::new(&t))
     } else {
         let ckpt = dir.join("checkpoint");
         let (model, state, optim) = if opts.resume {
             let text = std::fs::read_to_string(&state_file).map_err(io(&state_file))?;
-            let state: TrainState = serde_json::from_str(&text).map_err(|e| ZooError::Invalid(format!("{}: {e}", state_file.display())))?;
+            let state: TrainState = serde_json::from_str(&text)
+                .map_err(|e| ZooError::Invalid(format!("{}: {e}", state_file.display())))?;
             let model = load_trainable(model, &spec, &ckpt.join("last.safetensors"))?;
             let ids_file = ckpt.join("param_ids.json");
             let ids_text = std::fs::read_to_string(&ids_file).map_err(io(&ids_file))?;
-            let ids: BTreeMap<String, u64> =
-                serde_json::from_str(&ids_text).map_err(|e| ZooError::Invalid(format!("{}: {e}", ids_file.display())))?;
-            writer.progress.line(&format!("resuming after epoch {}", state.epoch));
+            let ids: BTreeMap<String, u64> = serde_json::from_str(&ids_text)
+                .map_err(|e| ZooError::Invalid(format!("{}: {e}", ids_file.display())))?;
+            writer
+                .progress
+                .line(&format!("resuming after epoch {}", state.epoch));
             writer.epochs_done = state.epoch;
-            (restore_param_ids(model, &ids), state, Some(ckpt.join("optim.bpk")))
+            (
+                restore_param_ids(model, &ids),
+                state,
+                Some(ckpt.join("optim.bpk")),
+            )
         } else {
             (model, TrainState::new(&t), None)
         };
-        train(model, state, &train_data, &val_data, &t, info.image_size, &ad, optim.as_deref(), &mut writer)?
+        train(
+            model,
+            state,
+            &train_data,
+            &val_data,
+            &t,
+            info.image_size,
+            &ad,
+            optim.as_deref(),
+            &mut writer,
+        )?
     };
     if let Some(bar) = &writer.progress.bar {
         bar.finish_and_clear();
@@ -281,14 +339,28 @@ pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<(Run
     let eval_device = device.clone();
     let best = best.valid().to_device(&eval_device);
     let choice = PromptChoice::parse(&spec.spec.eval.prompt, t.seed);
-    let (scores, predictions) =
-        evaluate(&best, &test_data, &choice, t.batch, info.image_size, spec.spec.eval.threshold, &eval_device)?;
+    let (scores, predictions) = evaluate(
+        &best,
+        &test_data,
+        &choice,
+        t.batch,
+        info.image_size,
+        spec.spec.eval.threshold,
+        &eval_device,
+    )?;
     let pred_dir = dir.join("predictions");
     std::fs::create_dir_all(&pred_dir).map_err(io(&pred_dir))?;
     for (mask, record) in predictions.iter().zip(&test_data.records) {
-        let stem = Path::new(&record.img_name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = Path::new(&record.img_name)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let img = image::GrayImage::from_fn(mask.width as u32, mask.height as u32, |x, y| {
-            image::Luma([if mask.data[y as usize * mask.width + x as usize] { 255 } else { 0 }])
+            image::Luma([if mask.data[y as usize * mask.width + x as usize] {
+                255
+            } else {
+                0
+            }])
         });
         let mut png = Vec::new();
         img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
@@ -296,14 +368,20 @@ pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<(Run
         let path = pred_dir.join(format!("{stem}.png"));
         write_atomic(&path, &png).map_err(io(&path))?;
     }
-    let rows: Vec<(image::RgbImage, &crate::metrics::Mask, &crate::metrics::Mask)> = test_data
+    let rows: Vec<(
+        image::RgbImage,
+        &crate::metrics::Mask,
+        &crate::metrics::Mask,
+    )> = test_data
         .records
         .iter()
         .zip(&test_data.samples)
         .zip(&predictions)
         .take(8)
         .filter_map(|((record, sample), pred)| {
-            let img = image::open(source.root.join("images").join(&record.img_name)).ok()?.to_rgb8();
+            let img = image::open(source.root.join("images").join(&record.img_name))
+                .ok()?
+                .to_rgb8();
             Some((img, &sample.original, pred))
         })
         .collect();
@@ -322,12 +400,17 @@ pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<(Run
         epochs_run: state.epoch,
         best_epoch: state.early.best_epoch,
         best_val_dice: (state.early.best_epoch > 0).then_some(state.early.best),
-        train_seconds: if counts.trainable_params > 0 { state.history.iter().map(|h| h.seconds).sum() } else { 0.0 },
+        train_seconds: if counts.trainable_params > 0 {
+            state.history.iter().map(|h| h.seconds).sum()
+        } else {
+            0.0
+        },
         skipped_records: skipped,
         test: TestReport::from_scores(&spec.spec.eval.prompt, &scores),
     };
     write_text(&dir.join("report.md"), &report.to_markdown())?;
-    let json = serde_json::to_string_pretty(&report).map_err(|e| ZooError::Invalid(e.to_string()))?;
+    let json =
+        serde_json::to_string_pretty(&report).map_err(|e| ZooError::Invalid(e.to_string()))?;
     write_text(&dir.join("report.json"), &json)?;
     Ok((report, dir))
 }

@@ -10,8 +10,8 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 use vlsm_core::{
-    count_params, Attachment, BackboneInfo, BlockPoint, CoreError, Hooks, Placement, PlacementBox, PlacementCtx, Site,
-    TrainPolicy, Tower, Training,
+    Attachment, BackboneInfo, BlockPoint, CoreError, Hooks, Placement, PlacementBox, PlacementCtx,
+    Site, Tower, TrainPolicy, Training, count_params,
 };
 
 /// `placement: (kind: "lora", params: (...))`.
@@ -42,7 +42,9 @@ impl Default for LoraParams {
             vision: true,
             text: true,
             layers: None,
-            targets: ["q_proj", "k_proj", "v_proj", "out_proj"].map(String::from).to_vec(),
+            targets: ["q_proj", "k_proj", "v_proj", "out_proj"]
+                .map(String::from)
+                .to_vec(),
             train_head: false,
         }
     }
@@ -61,7 +63,11 @@ impl LoraBranch {
     fn init(input: usize, output: usize, rank: usize, device: &Device) -> Self {
         let bound = 1.0 / (input as f64).sqrt();
         Self {
-            lora_a: Param::from_tensor(Tensor::random([input, rank], Distribution::Uniform(-bound, bound), device)),
+            lora_a: Param::from_tensor(Tensor::random(
+                [input, rank],
+                Distribution::Uniform(-bound, bound),
+                device,
+            )),
             lora_b: Param::from_tensor(Tensor::zeros([rank, output], device)),
         }
     }
@@ -88,11 +94,17 @@ pub struct Lora {
 impl Lora {
     /// `(site, branch)` pairs and the scale `α/r`, for merging.
     pub fn branches(&self) -> (Vec<(Site, &LoraBranch)>, f64) {
-        (self.sites.iter().copied().zip(&self.branches).collect(), self.scale)
+        (
+            self.sites.iter().copied().zip(&self.branches).collect(),
+            self.scale,
+        )
     }
 
     fn at(&self, site: &Site) -> Option<&LoraBranch> {
-        self.sites.iter().position(|s| s == site).map(|i| &self.branches[i])
+        self.sites
+            .iter()
+            .position(|s| s == site)
+            .map(|i| &self.branches[i])
     }
 }
 
@@ -122,16 +134,27 @@ impl Placement for Lora {
             .map(|(site, b)| {
                 let [i, r] = b.lora_a.lazy_shape().dims();
                 let [_, o] = b.lora_b.lazy_shape().dims();
-                Attachment { site: *site, what: format!("lora {i}→{r}→{o}"), params: count_params(b).total }
+                Attachment {
+                    site: *site,
+                    what: format!("lora {i}→{r}→{o}"),
+                    params: count_params(b).total,
+                }
             })
             .collect()
     }
 }
 
 fn point(name: &str) -> Option<BlockPoint> {
-    [BlockPoint::QProj, BlockPoint::KProj, BlockPoint::VProj, BlockPoint::OutProj, BlockPoint::Fc1, BlockPoint::Fc2]
-        .into_iter()
-        .find(|p| p.as_str() == name)
+    [
+        BlockPoint::QProj,
+        BlockPoint::KProj,
+        BlockPoint::VProj,
+        BlockPoint::OutProj,
+        BlockPoint::Fc1,
+        BlockPoint::Fc2,
+    ]
+    .into_iter()
+    .find(|p| p.as_str() == name)
 }
 
 /// Input width of a projection site.
@@ -154,16 +177,27 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
     let points = p
         .targets
         .iter()
-        .map(|t| point(t).ok_or_else(|| ctx.invalid(format!("targets: `{t}` is not one of q_proj, k_proj, v_proj, out_proj, fc1, fc2"))))
+        .map(|t| {
+            point(t).ok_or_else(|| {
+                ctx.invalid(format!(
+                    "targets: `{t}` is not one of q_proj, k_proj, v_proj, out_proj, fc1, fc2"
+                ))
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut sites = Vec::new();
-    for (tower, on, count) in [(Tower::Vision, p.vision, info.vision_layers), (Tower::Text, p.text, info.text_layers)] {
+    for (tower, on, count) in [
+        (Tower::Vision, p.vision, info.vision_layers),
+        (Tower::Text, p.text, info.text_layers),
+    ] {
         if !on {
             continue;
         }
         let layers = p.layers.clone().unwrap_or_else(|| (0..count).collect());
         if let Some(l) = layers.iter().find(|&&l| l >= count) {
-            return Err(ctx.invalid(format!("layers: block {l} does not exist in the {tower} tower (0..{count})")));
+            return Err(ctx.invalid(format!(
+                "layers: block {l} does not exist in the {tower} tower (0..{count})"
+            )));
         }
         for &layer in &layers {
             for &pt in &points {
@@ -177,16 +211,30 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
     let branches = sites
         .iter()
         .map(|s| {
-            let Site::Block { tower, point, .. } = *s else { unreachable!("only block sites are built") };
+            let Site::Block { tower, point, .. } = *s else {
+                unreachable!("only block sites are built")
+            };
             let out = info.site_width(s).map_err(|e| ctx.invalid(e))?;
-            Ok(LoraBranch::init(input_width(info, tower, point), out, p.rank, ctx.device))
+            Ok(LoraBranch::init(
+                input_width(info, tower, point),
+                out,
+                p.rank,
+                ctx.device,
+            ))
         })
         .collect::<Result<Vec<_>, CoreError>>()?;
-    let head = if p.train_head { Training::Trainable } else { Training::Frozen };
+    let head = if p.train_head {
+        Training::Trainable
+    } else {
+        Training::Frozen
+    };
     Ok(PlacementBox::from_placement(Lora {
         branches,
         sites,
         scale: p.alpha / p.rank as f64,
-        policy: TrainPolicy { backbone: Training::Frozen, head },
+        policy: TrainPolicy {
+            backbone: Training::Frozen,
+            head,
+        },
     }))
 }

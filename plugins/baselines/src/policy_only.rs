@@ -3,7 +3,8 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use vlsm_core::{
-    Attachment, CoreError, Hooks, Placement, PlacementBox, PlacementCtx, Site, TrainPolicy, Training,
+    Attachment, CoreError, Hooks, Placement, PlacementBox, PlacementCtx, Site, TrainPolicy,
+    Training,
 };
 
 /// Attaches nothing; the backbone is the plain pretrained model.
@@ -45,7 +46,9 @@ pub struct NoParams {}
 
 fn build_frozen(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
     let NoParams {} = ctx.params()?;
-    Ok(PlacementBox::from_placement(PolicyOnly::new(TrainPolicy::ADAPTERS_ONLY)))
+    Ok(PlacementBox::from_placement(PolicyOnly::new(
+        TrainPolicy::ADAPTERS_ONLY,
+    )))
 }
 
 fn build_decoder_only(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {

@@ -25,7 +25,13 @@ impl Attention {
     /// Random-initialised attention of width `width` with `num_heads` heads.
     pub fn init(width: usize, num_heads: usize, device: &Device) -> Self {
         let lin = || LinearConfig::new(width, width).init(device);
-        Self { q_proj: lin(), k_proj: lin(), v_proj: lin(), out_proj: lin(), num_heads }
+        Self {
+            q_proj: lin(),
+            k_proj: lin(),
+            v_proj: lin(),
+            out_proj: lin(),
+            num_heads,
+        }
     }
 
     /// `x`: `[B, T, D]`; `mask`: additive `[T, T]` (e.g. causal) or none.
@@ -41,30 +47,82 @@ impl Attention {
         if let Some(mask) = mask {
             scores = scores + mask.clone().unsqueeze::<4>();
         }
-        let merged = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, t, d]);
-        scope.at(BlockPoint::OutProj, &merged, self.out_proj.forward(merged.clone()))
+        let merged = softmax(scores, 3)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([b, t, d]);
+        scope.at(
+            BlockPoint::OutProj,
+            &merged,
+            self.out_proj.forward(merged.clone()),
+        )
     }
 
     /// SAN's recognition attention: `queries` `[B, Q, D]` attend to themselves (each only to
     /// itself) and to every `context` token `[B, T, D]`, with the additive `bias` `[B, H, Q, T]`
     /// on the query→context scores. Both inputs are already normed. Returns `[B, Q, D]`.
-    pub fn forward_queries(&self, context: Tensor<3>, queries: Tensor<3>, bias: Tensor<4>, scope: &HookScope) -> Tensor<3> {
+    pub fn forward_queries(
+        &self,
+        context: Tensor<3>,
+        queries: Tensor<3>,
+        bias: Tensor<4>,
+        scope: &HookScope,
+    ) -> Tensor<3> {
         let [b, t, d] = context.dims();
         let [_, nq, _] = queries.dims();
         let h = self.num_heads;
         let dh = d / h;
         let heads = |y: Tensor<3>, n: usize| y.reshape([b, n, h, dh]).swap_dims(1, 2);
-        let q = heads(scope.at(BlockPoint::QProj, &queries, self.q_proj.forward(queries.clone())), nq);
-        let k_self = heads(scope.at(BlockPoint::KProj, &queries, self.k_proj.forward(queries.clone())), nq);
-        let v_self = heads(scope.at(BlockPoint::VProj, &queries, self.v_proj.forward(queries.clone())), nq);
-        let k_ctx = heads(scope.at(BlockPoint::KProj, &context, self.k_proj.forward(context.clone())), t);
-        let v_ctx = heads(scope.at(BlockPoint::VProj, &context, self.v_proj.forward(context.clone())), t);
+        let q = heads(
+            scope.at(
+                BlockPoint::QProj,
+                &queries,
+                self.q_proj.forward(queries.clone()),
+            ),
+            nq,
+        );
+        let k_self = heads(
+            scope.at(
+                BlockPoint::KProj,
+                &queries,
+                self.k_proj.forward(queries.clone()),
+            ),
+            nq,
+        );
+        let v_self = heads(
+            scope.at(
+                BlockPoint::VProj,
+                &queries,
+                self.v_proj.forward(queries.clone()),
+            ),
+            nq,
+        );
+        let k_ctx = heads(
+            scope.at(
+                BlockPoint::KProj,
+                &context,
+                self.k_proj.forward(context.clone()),
+            ),
+            t,
+        );
+        let v_ctx = heads(
+            scope.at(
+                BlockPoint::VProj,
+                &context,
+                self.v_proj.forward(context.clone()),
+            ),
+            t,
+        );
         let scale = (dh as f64).powf(-0.5);
         let self_scores = (q.clone() * k_self).sum_dim(3) * scale; // [B, H, Q, 1]
         let ctx_scores = q.matmul(k_ctx.swap_dims(2, 3)) * scale + bias; // [B, H, Q, T]
         let weights = softmax(Tensor::cat(vec![self_scores, ctx_scores], 3), 3);
         let out = weights.clone().narrow(3, 0, 1) * v_self + weights.narrow(3, 1, t).matmul(v_ctx);
         let merged = out.swap_dims(1, 2).reshape([b, nq, d]);
-        scope.at(BlockPoint::OutProj, &merged, self.out_proj.forward(merged.clone()))
+        scope.at(
+            BlockPoint::OutProj,
+            &merged,
+            self.out_proj.forward(merged.clone()),
+        )
     }
 }

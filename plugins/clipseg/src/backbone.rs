@@ -1,7 +1,8 @@
 //! The `clipseg` backbone: CLIP vision + text towers and the text projection of HF's
 //! `CLIPSegForImageSegmentation`, with hooks at every site.
 use crate::config::ClipSegConfig;
-use crate::text::{gather_rows, TextTransformer};
+use crate::hook_scope::HookScope;
+use crate::text::{TextTransformer, gather_rows};
 use crate::tokenizer::ClipTokenizer;
 use crate::vision::VisionTransformer;
 use crate::weights::{self, Checkpoint, KeyPlan};
@@ -11,8 +12,10 @@ use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use vlsm_core::hooks::at;
-use crate::hook_scope::HookScope;
-use vlsm_core::{Backbone, BackboneInfo, BackboneInput, BlockPoint, CoreError, Features, Hooks, Site, Tower, WeightSource};
+use vlsm_core::{
+    Backbone, BackboneInfo, BackboneInput, BlockPoint, CoreError, Features, Hooks, Site, Tower,
+    WeightSource,
+};
 
 /// ImageNet statistics, CIDAS's `preprocessor_config.json`.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -63,7 +66,10 @@ pub struct ClipSegBackbone {
 }
 
 fn weights_err(dir: &Path, message: String) -> CoreError {
-    CoreError::Weights { source_desc: dir.display().to_string(), message }
+    CoreError::Weights {
+        source_desc: dir.display().to_string(),
+        message,
+    }
 }
 
 impl ClipSegBackbone {
@@ -81,16 +87,31 @@ impl ClipSegBackbone {
     }
 
     /// Builds from a spec's weight source and params.
-    pub fn from_source(source: &WeightSource, params: &ClipSegParams, device: &Device) -> Result<Self, CoreError> {
+    pub fn from_source(
+        source: &WeightSource,
+        params: &ClipSegParams,
+        device: &Device,
+    ) -> Result<Self, CoreError> {
         match source {
             WeightSource::Random => {
                 let (config, config_json) = match &params.config {
                     Some(path) => read_config(Path::new(path))?,
-                    None => (ClipSegConfig::cidas_refined(), crate::config::CIDAS_REFINED_CONFIG.to_string()),
+                    None => (
+                        ClipSegConfig::cidas_refined(),
+                        crate::config::CIDAS_REFINED_CONFIG.to_string(),
+                    ),
                 };
-                let tokenizer = ClipTokenizer::embedded(config.text_config.max_position_embeddings)?;
+                let tokenizer =
+                    ClipTokenizer::embedded(config.text_config.max_position_embeddings)?;
                 let image_size = params.image_size.unwrap_or(CIDAS_IMAGE_SIZE);
-                let meta = ClipSegMeta { config, config_json, tokenizer, image_size, mean: IMAGENET_MEAN, std: IMAGENET_STD };
+                let meta = ClipSegMeta {
+                    config,
+                    config_json,
+                    tokenizer,
+                    image_size,
+                    mean: IMAGENET_MEAN,
+                    std: IMAGENET_STD,
+                };
                 Self::init(meta, device)
             }
             WeightSource::Dir(dir) => Self::from_hf_dir(dir, params, device),
@@ -100,11 +121,22 @@ impl ClipSegBackbone {
 
     /// Loads an HF model directory (`config.json`, `model.safetensors` or `pytorch_model.bin`,
     /// optional `preprocessor_config.json` and tokenizer files).
-    pub fn from_hf_dir(dir: &Path, params: &ClipSegParams, device: &Device) -> Result<Self, CoreError> {
+    pub fn from_hf_dir(
+        dir: &Path,
+        params: &ClipSegParams,
+        device: &Device,
+    ) -> Result<Self, CoreError> {
         if !dir.is_dir() {
-            return Err(weights_err(dir, "is not a directory (expected an HF model folder)".into()));
+            return Err(weights_err(
+                dir,
+                "is not a directory (expected an HF model folder)".into(),
+            ));
         }
-        let config_path = params.config.as_ref().map(PathBuf::from).unwrap_or_else(|| dir.join("config.json"));
+        let config_path = params
+            .config
+            .as_ref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dir.join("config.json"));
         let (config, config_json) = read_config(&config_path)?;
         let length = config.text_config.max_position_embeddings;
         let tokenizer = match ClipTokenizer::from_hf_dir(dir, length)? {
@@ -113,24 +145,48 @@ impl ClipSegBackbone {
         };
         let pre_path = dir.join("preprocessor_config.json");
         let pre = if pre_path.is_file() {
-            let text = std::fs::read_to_string(&pre_path).map_err(|e| weights_err(&pre_path, e.to_string()))?;
+            let text = std::fs::read_to_string(&pre_path)
+                .map_err(|e| weights_err(&pre_path, e.to_string()))?;
             Preprocessor::parse(&text).map_err(|e| weights_err(&pre_path, e))?
         } else {
             Preprocessor::default()
         };
-        Self::assemble(config, config_json, tokenizer, pre, params, &Checkpoint::find(dir)?, device)
+        Self::assemble(
+            config,
+            config_json,
+            tokenizer,
+            pre,
+            params,
+            &Checkpoint::find(dir)?,
+            device,
+        )
     }
 
     /// Loads a checkpoint compiled into the binary (`weights: "embedded:<name>"`).
-    pub fn from_embedded(name: &str, params: &ClipSegParams, device: &Device) -> Result<Self, CoreError> {
+    pub fn from_embedded(
+        name: &str,
+        params: &ClipSegParams,
+        device: &Device,
+    ) -> Result<Self, CoreError> {
         let m = crate::embedded::find(name)?;
         let origin = format!("embedded:{name}");
         let config = ClipSegConfig::from_json(m.config_json, &origin)?;
         let tokenizer = ClipTokenizer::embedded(config.text_config.max_position_embeddings)?;
-        let pre = Preprocessor::parse(m.preprocessor_json)
-            .map_err(|message| CoreError::Weights { source_desc: origin.clone(), message })?;
+        let pre =
+            Preprocessor::parse(m.preprocessor_json).map_err(|message| CoreError::Weights {
+                source_desc: origin.clone(),
+                message,
+            })?;
         let checkpoint = Checkpoint::Embedded(m.name, m.weights);
-        Self::assemble(config, m.config_json.to_string(), tokenizer, pre, params, &checkpoint, device)
+        Self::assemble(
+            config,
+            m.config_json.to_string(),
+            tokenizer,
+            pre,
+            params,
+            &checkpoint,
+            device,
+        )
     }
 
     fn assemble(
@@ -152,11 +208,15 @@ impl ClipSegBackbone {
         };
         let used_layers = meta.config.vision_layers_used();
         let model = Self::init(meta, device)?;
-        weights::load(model, checkpoint, &KeyPlan {
-            remaps: &[(r"^clip\.", "")],
-            foreign: &|k| k.starts_with("decoder."),
-            skipped: &|k| is_unused_clip_key(k, used_layers),
-        })
+        weights::load(
+            model,
+            checkpoint,
+            &KeyPlan {
+                remaps: &[(r"^clip\.", "")],
+                foreign: &|k| k.starts_with("decoder."),
+                skipped: &|k| is_unused_clip_key(k, used_layers),
+            },
+        )
     }
 
     /// The non-parameter state.
@@ -187,17 +247,29 @@ impl ClipSegBackbone {
 /// Module path (inside the backbone) of the Linear weight that computes a projection site's
 /// output, e.g. `vision.2.q_proj` → `vision_model.encoder.layers.2.self_attn.q_proj.weight`.
 pub fn linear_weight_path(site: &Site) -> Option<String> {
-    let Site::Block { tower, layer, point } = *site else { return None };
+    let Site::Block {
+        tower,
+        layer,
+        point,
+    } = *site
+    else {
+        return None;
+    };
     let model = match tower {
         vlsm_core::Tower::Vision => "vision_model",
         vlsm_core::Tower::Text => "text_model",
     };
     let module = match point {
-        BlockPoint::QProj | BlockPoint::KProj | BlockPoint::VProj | BlockPoint::OutProj => "self_attn",
+        BlockPoint::QProj | BlockPoint::KProj | BlockPoint::VProj | BlockPoint::OutProj => {
+            "self_attn"
+        }
         BlockPoint::Fc1 | BlockPoint::Fc2 => "mlp",
         BlockPoint::AttnOut | BlockPoint::MlpOut => return None,
     };
-    Some(format!("{model}.encoder.layers.{layer}.{module}.{}.weight", point.as_str()))
+    Some(format!(
+        "{model}.encoder.layers.{layer}.{module}.{}.weight",
+        point.as_str()
+    ))
 }
 
 /// Checkpoint keys (after dropping `clip.`) that CLIPSeg's segmentation path never uses:
@@ -217,8 +289,12 @@ pub fn is_unused_clip_key(key: &str, used_vision_layers: usize) -> bool {
 }
 
 fn read_config(path: &Path) -> Result<(ClipSegConfig, String), CoreError> {
-    let text = std::fs::read_to_string(path).map_err(|e| weights_err(path, format!("cannot read config: {e}")))?;
-    Ok((ClipSegConfig::from_json(&text, &path.display().to_string())?, text))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| weights_err(path, format!("cannot read config: {e}")))?;
+    Ok((
+        ClipSegConfig::from_json(&text, &path.display().to_string())?,
+        text,
+    ))
 }
 
 /// The parts of `preprocessor_config.json` that matter.
@@ -238,10 +314,17 @@ impl Preprocessor {
         };
         let size = match v.get("size") {
             Some(serde_json::Value::Number(n)) => n.as_u64().map(|n| n as usize),
-            Some(obj) => obj.get("height").and_then(|h| h.as_u64()).map(|h| h as usize),
+            Some(obj) => obj
+                .get("height")
+                .and_then(|h| h.as_u64())
+                .map(|h| h as usize),
             None => None,
         };
-        Ok(Self { size, mean: triple("image_mean"), std: triple("image_std") })
+        Ok(Self {
+            size,
+            mean: triple("image_mean"),
+            std: triple("image_std"),
+        })
     }
 }
 
@@ -270,7 +353,10 @@ impl Backbone for ClipSegBackbone {
     }
 
     fn tokenize(&self, prompts: &[&str]) -> Result<Vec<Vec<i64>>, CoreError> {
-        prompts.iter().map(|p| self.meta.tokenizer.encode(p)).collect()
+        prompts
+            .iter()
+            .map(|p| self.meta.tokenizer.encode(p))
+            .collect()
     }
 
     fn forward(&self, input: &BackboneInput, hooks: &dyn Hooks) -> Features {
@@ -283,21 +369,35 @@ impl Backbone for ClipSegBackbone {
             .collect();
 
         let eos = self.eos_positions(&input.input_ids);
-        let text = self.text_model.forward(input.input_ids.clone(), &eos, hooks);
-        let cond = self.text_projection.forward(text.pooled).unsqueeze_dim::<3>(1);
+        let text = self
+            .text_model
+            .forward(input.input_ids.clone(), &eos, hooks);
+        let cond = self
+            .text_projection
+            .forward(text.pooled)
+            .unsqueeze_dim::<3>(1);
         let mut cond = at(hooks, Site::Cond, &cond, cond.clone());
         for (k, &e) in extract.iter().enumerate() {
             let site = Site::TextEos(k);
             if hooks.attached(&site) {
                 let state = text.states.get(e).unwrap_or_else(|| {
-                    panic!("site {site} needs text block {e}, but the text tower has {}", text.states.len())
+                    panic!(
+                        "site {site} needs text block {e}, but the text tower has {}",
+                        text.states.len()
+                    )
                 });
                 let eos_state = gather_rows(state.clone(), &eos);
                 cond = cond.clone() + hooks.apply(&site, &eos_state, cond.zeros_like());
             }
         }
         let [b, _, p] = cond.dims();
-        Features { taps, cond: cond.reshape([b, p]), grid, vision_states: states, pixels: input.pixels.clone() }
+        Features {
+            taps,
+            cond: cond.reshape([b, p]),
+            grid,
+            vision_states: states,
+            pixels: input.pixels.clone(),
+        }
     }
 
     fn vision_block_with_queries(
@@ -310,7 +410,10 @@ impl Backbone for ClipSegBackbone {
     ) -> Result<Tensor<3>, CoreError> {
         let layers = &self.vision_model.encoder.layers;
         let block = layers.get(layer).ok_or_else(|| {
-            CoreError::Unsupported(format!("vision block {layer} does not exist: the tower runs blocks 0..{}", layers.len()))
+            CoreError::Unsupported(format!(
+                "vision block {layer} does not exist: the tower runs blocks 0..{}",
+                layers.len()
+            ))
         })?;
         let [b, t, _] = context.dims();
         let [qb, nq, _] = queries.dims();
@@ -321,7 +424,12 @@ impl Backbone for ClipSegBackbone {
                 bias.dims()
             )));
         }
-        Ok(block.forward_queries(context.clone(), queries, bias, &HookScope::new(hooks, Tower::Vision, layer)))
+        Ok(block.forward_queries(
+            context.clone(),
+            queries,
+            bias,
+            &HookScope::new(hooks, Tower::Vision, layer),
+        ))
     }
 }
 
@@ -331,12 +439,21 @@ mod tests {
 
     #[test]
     fn unused_keys_are_exactly_the_documented_ones() {
-        for k in ["logit_scale", "visual_projection.weight", "vision_model.post_layernorm.bias",
-                  "text_model.embeddings.position_ids", "vision_model.encoder.layers.10.mlp.fc1.weight"] {
+        for k in [
+            "logit_scale",
+            "visual_projection.weight",
+            "vision_model.post_layernorm.bias",
+            "text_model.embeddings.position_ids",
+            "vision_model.encoder.layers.10.mlp.fc1.weight",
+        ] {
             assert!(is_unused_clip_key(k, 10), "{k}");
         }
-        for k in ["vision_model.encoder.layers.9.mlp.fc1.weight", "text_model.encoder.layers.11.mlp.fc1.weight",
-                  "text_projection.weight", "vision_model.pre_layrnorm.weight"] {
+        for k in [
+            "vision_model.encoder.layers.9.mlp.fc1.weight",
+            "text_model.encoder.layers.11.mlp.fc1.weight",
+            "text_projection.weight",
+            "vision_model.pre_layrnorm.weight",
+        ] {
             assert!(!is_unused_clip_key(k, 10), "{k}");
         }
     }

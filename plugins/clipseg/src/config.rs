@@ -6,13 +6,27 @@ use serde::Deserialize;
 use std::path::Path;
 use vlsm_core::CoreError;
 
-fn d_projection_dim() -> usize { 512 }
-fn d_extract_layers() -> Vec<usize> { vec![3, 6, 9] }
-fn d_reduce_dim() -> usize { 64 }
-fn d_decoder_heads() -> usize { 4 }
-fn d_decoder_intermediate() -> usize { 2048 }
-fn d_eps() -> f64 { 1e-5 }
-fn d_act() -> String { "quick_gelu".into() }
+fn d_projection_dim() -> usize {
+    512
+}
+fn d_extract_layers() -> Vec<usize> {
+    vec![3, 6, 9]
+}
+fn d_reduce_dim() -> usize {
+    64
+}
+fn d_decoder_heads() -> usize {
+    4
+}
+fn d_decoder_intermediate() -> usize {
+    2048
+}
+fn d_eps() -> f64 {
+    1e-5
+}
+fn d_act() -> String {
+    "quick_gelu".into()
+}
 
 /// `CLIPSegConfig` (top level of `config.json`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -147,7 +161,8 @@ pub const CIDAS_REFINED_CONFIG: &str = r#"{
 impl ClipSegConfig {
     /// The CIDAS/clipseg-rd64-refined configuration.
     pub fn cidas_refined() -> Self {
-        Self::from_json(CIDAS_REFINED_CONFIG, "CIDAS/clipseg-rd64-refined").expect("built-in config parses")
+        Self::from_json(CIDAS_REFINED_CONFIG, "CIDAS/clipseg-rd64-refined")
+            .expect("built-in config parses")
     }
 
     /// Parses `config.json` text (`origin` names it in errors).
@@ -175,7 +190,12 @@ impl ClipSegConfig {
     }
 
     fn validate(&self, origin: &str) -> Result<(), CoreError> {
-        let fail = |message: String| Err(CoreError::Weights { source_desc: origin.to_string(), message });
+        let fail = |message: String| {
+            Err(CoreError::Weights {
+                source_desc: origin.to_string(),
+                message,
+            })
+        };
         let v = &self.vision_config;
         let t = &self.text_config;
         if self.extract_layers.is_empty() {
@@ -193,7 +213,9 @@ impl ClipSegConfig {
             ("decoder", self.reduce_dim, self.decoder_num_attention_heads),
         ] {
             if heads == 0 || width % heads != 0 {
-                return fail(format!("{what} width {width} is not divisible by its {heads} attention heads"));
+                return fail(format!(
+                    "{what} width {width} is not divisible by its {heads} attention heads"
+                ));
             }
         }
         if self.conditional_layer >= self.extract_layers.len() {
@@ -214,8 +236,18 @@ mod tests {
     #[test]
     fn cidas_config_has_the_documented_sizes() {
         let c = ClipSegConfig::cidas_refined();
-        assert_eq!((c.vision_config.hidden_size, c.vision_config.patch_size, c.vision_config.image_size), (768, 16, 224));
-        assert_eq!((c.text_config.hidden_size, c.text_config.eos_token_id), (512, 2));
+        assert_eq!(
+            (
+                c.vision_config.hidden_size,
+                c.vision_config.patch_size,
+                c.vision_config.image_size
+            ),
+            (768, 16, 224)
+        );
+        assert_eq!(
+            (c.text_config.hidden_size, c.text_config.eos_token_id),
+            (512, 2)
+        );
         assert_eq!(c.vision_layers_used(), 10);
         assert!(c.use_complex_transposed_convolution);
     }

@@ -25,19 +25,31 @@ pub struct DecoderLayer {
 
 impl DecoderLayer {
     fn init(cfg: &ClipSegConfig, device: &Device) -> Self {
-        let ln = || LayerNormConfig::new(cfg.reduce_dim).with_epsilon(cfg.vision_config.layer_norm_eps).init(device);
+        let ln = || {
+            LayerNormConfig::new(cfg.reduce_dim)
+                .with_epsilon(cfg.vision_config.layer_norm_eps)
+                .init(device)
+        };
         Self {
             self_attn: Attention::init(cfg.reduce_dim, cfg.decoder_num_attention_heads, device),
             layer_norm1: ln(),
-            mlp: Mlp::init(cfg.reduce_dim, cfg.decoder_intermediate_size, Activation::Relu, device),
+            mlp: Mlp::init(
+                cfg.reduce_dim,
+                cfg.decoder_intermediate_size,
+                Activation::Relu,
+                device,
+            ),
             layer_norm2: ln(),
         }
     }
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let scope = HookScope::none();
-        let h = self.layer_norm1.forward(x.clone() + self.self_attn.forward(x, None, &scope));
-        self.layer_norm2.forward(h.clone() + self.mlp.forward(h, &scope))
+        let h = self
+            .layer_norm1
+            .forward(x.clone() + self.self_attn.forward(x, None, &scope));
+        self.layer_norm2
+            .forward(h.clone() + self.mlp.forward(h, &scope))
     }
 }
 
@@ -80,16 +92,38 @@ impl ClipSegDecoder {
         let n = cfg.extract_layers.len();
         let (refined, plain) = if cfg.use_complex_transposed_convolution {
             let k = p / 4;
-            let up = |i, o| ConvTranspose2dConfig::new([i, o], [k, k]).with_stride([k, k]).init(device);
-            let conv = Conv2dConfig::new([r, r], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device);
-            (Some(RefinedUpsampler { conv, up1: up(r, r / 2), up2: up(r / 2, 1) }), None)
+            let up = |i, o| {
+                ConvTranspose2dConfig::new([i, o], [k, k])
+                    .with_stride([k, k])
+                    .init(device)
+            };
+            let conv = Conv2dConfig::new([r, r], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device);
+            (
+                Some(RefinedUpsampler {
+                    conv,
+                    up1: up(r, r / 2),
+                    up2: up(r / 2, 1),
+                }),
+                None,
+            )
         } else {
-            (None, Some(ConvTranspose2dConfig::new([r, 1], [p, p]).with_stride([p, p]).init(device)))
+            (
+                None,
+                Some(
+                    ConvTranspose2dConfig::new([r, 1], [p, p])
+                        .with_stride([p, p])
+                        .init(device),
+                ),
+            )
         };
         Self {
             film_mul: LinearConfig::new(cfg.projection_dim, r).init(device),
             film_add: LinearConfig::new(cfg.projection_dim, r).init(device),
-            reduces: (0..n).map(|_| LinearConfig::new(cfg.vision_config.hidden_size, r).init(device)).collect(),
+            reduces: (0..n)
+                .map(|_| LinearConfig::new(cfg.vision_config.hidden_size, r).init(device))
+                .collect(),
             layers: (0..n).map(|_| DecoderLayer::init(cfg, device)).collect(),
             refined,
             plain,
@@ -101,14 +135,26 @@ impl ClipSegDecoder {
 impl Head for ClipSegDecoder {
     fn forward(&self, features: &Features, _backbone: BackboneAccess<'_>) -> Tensor<4> {
         let mut out: Option<Tensor<3>> = None;
-        for (i, (tap, (reduce, layer))) in features.taps.iter().rev().zip(self.reduces.iter().zip(&self.layers)).enumerate() {
+        for (i, (tap, (reduce, layer))) in features
+            .taps
+            .iter()
+            .rev()
+            .zip(self.reduces.iter().zip(&self.layers))
+            .enumerate()
+        {
             let mut x = reduce.forward(tap.clone());
             if let Some(prev) = out {
                 x = x + prev;
             }
             if i == self.conditional_layer {
-                let scale = self.film_mul.forward(features.cond.clone()).unsqueeze_dim::<3>(1);
-                let shift = self.film_add.forward(features.cond.clone()).unsqueeze_dim::<3>(1);
+                let scale = self
+                    .film_mul
+                    .forward(features.cond.clone())
+                    .unsqueeze_dim::<3>(1);
+                let shift = self
+                    .film_add
+                    .forward(features.cond.clone())
+                    .unsqueeze_dim::<3>(1);
                 x = scale * x + shift;
             }
             out = Some(layer.forward(x));
@@ -116,9 +162,14 @@ impl Head for ClipSegDecoder {
         let out = out.expect("decoder has at least one tap");
         let [b, t, r] = out.dims();
         let [rows, cols] = features.grid;
-        let maps = out.narrow(1, 1, t - 1).swap_dims(1, 2).reshape([b, r, rows, cols]);
+        let maps = out
+            .narrow(1, 1, t - 1)
+            .swap_dims(1, 2)
+            .reshape([b, r, rows, cols]);
         match (&self.refined, &self.plain) {
-            (Some(up), _) => up.up2.forward(relu(up.up1.forward(relu(up.conv.forward(maps))))),
+            (Some(up), _) => up
+                .up2
+                .forward(relu(up.up1.forward(relu(up.conv.forward(maps))))),
             (None, Some(tconv)) => tconv.forward(maps),
             (None, None) => unreachable!("decoder built without an upsampler"),
         }

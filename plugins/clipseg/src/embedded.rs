@@ -27,11 +27,18 @@ pub const EMBEDDED: &[EmbeddedModel] = &[EmbeddedModel {
 
 /// The embedded checkpoint called `name`.
 pub fn find(name: &str) -> Result<&'static EmbeddedModel, CoreError> {
-    EMBEDDED.iter().find(|m| m.name == name).ok_or_else(|| CoreError::Weights {
-        source_desc: format!("embedded:{name}"),
-        message: format!(
-            "no embedded checkpoint of that name; available: {}",
-            EMBEDDED.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
-        ),
-    })
+    EMBEDDED
+        .iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| CoreError::Weights {
+            source_desc: format!("embedded:{name}"),
+            message: format!(
+                "no embedded checkpoint of that name; available: {}",
+                EMBEDDED
+                    .iter()
+                    .map(|m| m.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
 }

@@ -38,7 +38,11 @@ pub struct EncoderLayer {
 impl EncoderLayer {
     /// Random-initialised block.
     pub fn init(d: BlockDims, device: &Device) -> Self {
-        let ln = || LayerNormConfig::new(d.width).with_epsilon(d.eps).init(device);
+        let ln = || {
+            LayerNormConfig::new(d.width)
+                .with_epsilon(d.eps)
+                .init(device)
+        };
         Self {
             self_attn: Attention::init(d.width, d.heads, device),
             layer_norm1: ln(),
@@ -59,10 +63,18 @@ impl EncoderLayer {
 
     /// The block for extra `queries` `[B, Q, D]` beside its input `context` `[B, T, D]` (see
     /// [`Attention::forward_queries`]); the context's own output is not computed. Returns `[B, Q, D]`.
-    pub fn forward_queries(&self, context: Tensor<3>, queries: Tensor<3>, bias: Tensor<4>, scope: &HookScope) -> Tensor<3> {
+    pub fn forward_queries(
+        &self,
+        context: Tensor<3>,
+        queries: Tensor<3>,
+        bias: Tensor<4>,
+        scope: &HookScope,
+    ) -> Tensor<3> {
         let normed_ctx = self.layer_norm1.forward(context);
         let normed = self.layer_norm1.forward(queries.clone());
-        let attn = self.self_attn.forward_queries(normed_ctx, normed.clone(), bias, scope);
+        let attn = self
+            .self_attn
+            .forward_queries(normed_ctx, normed.clone(), bias, scope);
         let h = queries + scope.at(BlockPoint::AttnOut, &normed, attn);
         let normed = self.layer_norm2.forward(h.clone());
         let mlp = self.mlp.forward(normed.clone(), scope);
@@ -80,11 +92,19 @@ pub struct Encoder {
 impl Encoder {
     /// `n` random-initialised blocks.
     pub fn init(n: usize, d: BlockDims, device: &Device) -> Self {
-        Self { layers: (0..n).map(|_| EncoderLayer::init(d, device)).collect() }
+        Self {
+            layers: (0..n).map(|_| EncoderLayer::init(d, device)).collect(),
+        }
     }
 
     /// Runs every block and returns the hidden state after each (`states[i]` = output of block `i`).
-    pub fn forward(&self, mut x: Tensor<3>, mask: Option<&Tensor<2>>, hooks: &dyn Hooks, tower: Tower) -> Vec<Tensor<3>> {
+    pub fn forward(
+        &self,
+        mut x: Tensor<3>,
+        mask: Option<&Tensor<2>>,
+        hooks: &dyn Hooks,
+        tower: Tower,
+    ) -> Vec<Tensor<3>> {
         let mut states = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x, mask, &HookScope::new(hooks, tower, i));
@@ -104,7 +124,13 @@ mod tests {
     #[test]
     fn query_block_equals_masked_block_over_the_joint_sequence() {
         let device = Device::default();
-        let dims = BlockDims { width: 16, mlp: 32, heads: 4, eps: 1e-5, activation: Activation::QuickGelu };
+        let dims = BlockDims {
+            width: 16,
+            mlp: 32,
+            heads: 4,
+            eps: 1e-5,
+            activation: Activation::QuickGelu,
+        };
         let block = EncoderLayer::init(dims, &device);
         let (t, q) = (5, 3);
         let context = Tensor::<3>::random([1, t, 16], Distribution::Normal(0.0, 1.0), &device);
@@ -131,10 +157,16 @@ mod tests {
 
         let per_head = bias.reshape([1, 1, q, t]).expand([1, 4, q, t]);
         let got = block.forward_queries(context.clone(), queries, per_head, &HookScope::none());
-        let diff = (got - reference.clone().narrow(1, t, q)).abs().max().into_scalar::<f32>();
+        let diff = (got - reference.clone().narrow(1, t, q))
+            .abs()
+            .max()
+            .into_scalar::<f32>();
         assert!(diff < 1e-5, "query outputs differ by {diff}");
         let plain = block.forward(context, None, &HookScope::none());
-        let ctx_diff = (plain - reference.narrow(1, 0, t)).abs().max().into_scalar::<f32>();
+        let ctx_diff = (plain - reference.narrow(1, 0, t))
+            .abs()
+            .max()
+            .into_scalar::<f32>();
         assert!(ctx_diff < 1e-5, "context outputs changed by {ctx_diff}");
     }
 }

@@ -4,14 +4,19 @@
 use crate::backbone::ClipSegBackbone;
 use crate::decoder::ClipSegDecoder;
 use burn::module::Module;
-use burn::store::{BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, SafetensorsStore};
+use burn::store::{
+    BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, SafetensorsStore,
+};
 use burn::tensor::DType;
 use std::collections::HashMap;
 use std::path::Path;
 use vlsm_core::CoreError;
 
 fn fail(dir: &Path, message: impl std::fmt::Display) -> CoreError {
-    CoreError::Weights { source_desc: dir.display().to_string(), message: message.to_string() }
+    CoreError::Weights {
+        source_desc: dir.display().to_string(),
+        message: message.to_string(),
+    }
 }
 
 /// HF names of the decoder's upsampler.
@@ -30,31 +35,53 @@ fn decoder_key(path: &str) -> String {
 
 type Tensors = Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>;
 
-fn collect<M: Module>(module: &M, half: bool, key: &dyn Fn(&str) -> String, dir: &Path) -> Result<Tensors, CoreError> {
+fn collect<M: Module>(
+    module: &M,
+    half: bool,
+    key: &dyn Fn(&str) -> String,
+    dir: &Path,
+) -> Result<Tensors, CoreError> {
     let target = if half { DType::F16 } else { DType::F32 };
-    let mut store = SafetensorsStore::from_bytes(None).with_to_adapter(BurnToPyTorchAdapter.chain(FloatCastAdapter::to(target)));
+    let mut store = SafetensorsStore::from_bytes(None)
+        .with_to_adapter(BurnToPyTorchAdapter.chain(FloatCastAdapter::to(target)));
     module.save_into(&mut store).map_err(|e| fail(dir, e))?;
     let bytes = store.get_bytes().map_err(|e| fail(dir, e))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| fail(dir, e))?;
     Ok(st
         .tensors()
         .into_iter()
-        .map(|(name, view)| (key(&name), view.dtype(), view.shape().to_vec(), view.data().to_vec()))
+        .map(|(name, view)| {
+            (
+                key(&name),
+                view.dtype(),
+                view.shape().to_vec(),
+                view.data().to_vec(),
+            )
+        })
         .collect())
 }
 
 /// Writes `dir/{config.json, preprocessor_config.json, model.safetensors}`.
-pub fn export_hf(backbone: &ClipSegBackbone, decoder: &ClipSegDecoder, dir: &Path, half: bool) -> Result<(), CoreError> {
+pub fn export_hf(
+    backbone: &ClipSegBackbone,
+    decoder: &ClipSegDecoder,
+    dir: &Path,
+    half: bool,
+) -> Result<(), CoreError> {
     std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
     let mut tensors = collect(backbone, half, &|k| format!("clip.{k}"), dir)?;
     tensors.extend(collect(decoder, half, &decoder_key, dir)?);
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .map(|(n, dt, shape, data)| {
-            safetensors::tensor::TensorView::new(*dt, shape.clone(), data).map(|v| (n.clone(), v)).map_err(|e| fail(dir, e))
+            safetensors::tensor::TensorView::new(*dt, shape.clone(), data)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| fail(dir, e))
         })
         .collect::<Result<_, _>>()?;
-    let meta: HashMap<String, String> = [("format".to_string(), "pt".to_string())].into_iter().collect();
+    let meta: HashMap<String, String> = [("format".to_string(), "pt".to_string())]
+        .into_iter()
+        .collect();
     let tmp = dir.join("model.safetensors.tmp");
     safetensors::serialize_to_file(views, Some(meta), &tmp).map_err(|e| fail(dir, e))?;
     std::fs::rename(&tmp, dir.join("model.safetensors")).map_err(|e| fail(dir, e))?;
@@ -66,6 +93,9 @@ pub fn export_hf(backbone: &ClipSegBackbone, decoder: &ClipSegDecoder, dir: &Pat
         "image_mean": meta.mean, "image_std": meta.std,
         "size": {"height": meta.image_size, "width": meta.image_size},
     });
-    std::fs::write(dir.join("preprocessor_config.json"), serde_json::to_string_pretty(&pre).unwrap())
-        .map_err(|e| fail(dir, e))
+    std::fs::write(
+        dir.join("preprocessor_config.json"),
+        serde_json::to_string_pretty(&pre).unwrap(),
+    )
+    .map_err(|e| fail(dir, e))
 }

@@ -19,7 +19,10 @@ pub const DECODER_REMAPS: &[(&str, &str)] = &[
     (r"^decoder\.transposed_convolution\.0\.", "refined.conv."),
     (r"^decoder\.transposed_convolution\.2\.", "refined.up1."),
     (r"^decoder\.transposed_convolution\.4\.", "refined.up2."),
-    (r"^decoder\.transposed_convolution\.(weight|bias)$", "plain.$1"),
+    (
+        r"^decoder\.transposed_convolution\.(weight|bias)$",
+        "plain.$1",
+    ),
     (r"^decoder\.", ""),
 ];
 
@@ -37,34 +40,47 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
                     "backbone `{}` does not describe a CLIPSeg configuration; set head params `config: \"path/config.json\"`",
                     ctx.backbone.name
                 ),
-            })
+            });
         }
     };
-    if config.vision_config.hidden_size != ctx.backbone.vision_width || config.projection_dim != ctx.backbone.cond_dim {
+    if config.vision_config.hidden_size != ctx.backbone.vision_width
+        || config.projection_dim != ctx.backbone.cond_dim
+    {
         return Err(CoreError::InvalidParams {
             kind: Kind::Head,
             name: ctx.name.into(),
             message: format!(
                 "decoder expects vision width {} and conditional width {}, the backbone gives {} and {}",
-                config.vision_config.hidden_size, config.projection_dim, ctx.backbone.vision_width, ctx.backbone.cond_dim
+                config.vision_config.hidden_size,
+                config.projection_dim,
+                ctx.backbone.vision_width,
+                ctx.backbone.cond_dim
             ),
         });
     }
     let decoder = ClipSegDecoder::init(&config, ctx.device);
     let decoder = match ctx.weights {
         WeightSource::Random => decoder,
-        WeightSource::Dir(dir) => weights::load(decoder, &Checkpoint::find(dir)?, &KeyPlan {
-            remaps: DECODER_REMAPS,
-            foreign: &|k| k.starts_with("clip."),
-            skipped: &|_| false,
-        })?,
-        WeightSource::Embedded(name) => {
-            let m = crate::embedded::find(name)?;
-            weights::load(decoder, &Checkpoint::Embedded(m.name, m.weights), &KeyPlan {
+        WeightSource::Dir(dir) => weights::load(
+            decoder,
+            &Checkpoint::find(dir)?,
+            &KeyPlan {
                 remaps: DECODER_REMAPS,
                 foreign: &|k| k.starts_with("clip."),
                 skipped: &|_| false,
-            })?
+            },
+        )?,
+        WeightSource::Embedded(name) => {
+            let m = crate::embedded::find(name)?;
+            weights::load(
+                decoder,
+                &Checkpoint::Embedded(m.name, m.weights),
+                &KeyPlan {
+                    remaps: DECODER_REMAPS,
+                    foreign: &|k| k.starts_with("clip."),
+                    skipped: &|_| false,
+                },
+            )?
         }
     };
     Ok(HeadBox::from_head(decoder))

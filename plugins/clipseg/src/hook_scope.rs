@@ -14,16 +14,29 @@ pub struct HookScope<'a> {
 impl<'a> HookScope<'a> {
     /// Block `layer` of `tower`.
     pub fn new(hooks: &'a dyn Hooks, tower: Tower, layer: usize) -> Self {
-        Self { hooks, tower, layer }
+        Self {
+            hooks,
+            tower,
+            layer,
+        }
     }
 
     /// A block without sites (the decoder's).
     pub fn none() -> HookScope<'static> {
-        HookScope { hooks: &NoHooks, tower: Tower::Vision, layer: 0 }
+        HookScope {
+            hooks: &NoHooks,
+            tower: Tower::Vision,
+            layer: 0,
+        }
     }
 
     /// Applies the hooks at `point` of this block.
     pub fn at(&self, point: BlockPoint, input: &Tensor<3>, output: Tensor<3>) -> Tensor<3> {
-        at(self.hooks, Site::block(self.tower, self.layer, point), input, output)
+        at(
+            self.hooks,
+            Site::block(self.tower, self.layer, point),
+            input,
+            output,
+        )
     }
 }

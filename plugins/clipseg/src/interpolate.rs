@@ -24,7 +24,12 @@ pub fn bicubic_weights(input: usize, output: usize) -> Vec<Vec<f64>> {
             let src = (dst as f64 + 0.5) * scale - 0.5;
             let floor = src.floor();
             let t = src - floor;
-            let coeffs = [cubic_far(t + 1.0), cubic_near(t), cubic_near(1.0 - t), cubic_far(2.0 - t)];
+            let coeffs = [
+                cubic_far(t + 1.0),
+                cubic_near(t),
+                cubic_near(1.0 - t),
+                cubic_far(2.0 - t),
+            ];
             let mut row = vec![0.0; input];
             for (k, c) in coeffs.iter().enumerate() {
                 let idx = (floor as i64 - 1 + k as i64).clamp(0, input as i64 - 1) as usize;

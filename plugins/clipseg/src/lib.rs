@@ -35,7 +35,11 @@ use vlsm_core::{BackboneBox, BackboneCtx, CoreError};
 
 fn build_backbone(ctx: &BackboneCtx) -> Result<BackboneBox, CoreError> {
     let params: ClipSegParams = ctx.params()?;
-    Ok(BackboneBox::from_backbone(ClipSegBackbone::from_source(ctx.weights, &params, ctx.device)?))
+    Ok(BackboneBox::from_backbone(ClipSegBackbone::from_source(
+        ctx.weights,
+        &params,
+        ctx.device,
+    )?))
 }
 
 vlsm_core::register!(

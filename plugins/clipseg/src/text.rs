@@ -49,10 +49,13 @@ impl TextTransformer {
         Ok(Self {
             embeddings: TextEmbeddings {
                 token_embedding: EmbeddingConfig::new(t.vocab_size, t.hidden_size).init(device),
-                position_embedding: EmbeddingConfig::new(t.max_position_embeddings, t.hidden_size).init(device),
+                position_embedding: EmbeddingConfig::new(t.max_position_embeddings, t.hidden_size)
+                    .init(device),
             },
             encoder: Encoder::init(t.num_hidden_layers, dims, device),
-            final_layer_norm: LayerNormConfig::new(t.hidden_size).with_epsilon(t.layer_norm_eps).init(device),
+            final_layer_norm: LayerNormConfig::new(t.hidden_size)
+                .with_epsilon(t.layer_norm_eps)
+                .init(device),
         })
     }
 
@@ -63,11 +66,19 @@ impl TextTransformer {
     pub fn forward(&self, ids: Tensor<2, Int>, eos: &[usize], hooks: &dyn Hooks) -> TextOutput {
         let [b, t] = ids.dims();
         let device = ids.device();
-        let positions = self.embeddings.position_embedding.weight.val().narrow(0, 0, t);
+        let positions = self
+            .embeddings
+            .position_embedding
+            .weight
+            .val()
+            .narrow(0, 0, t);
         let x = self.embeddings.token_embedding.forward(ids) + positions.unsqueeze::<3>();
         let mask = causal_mask(t, &device);
         let states = self.encoder.forward(x, Some(&mask), hooks, Tower::Text);
-        let last = states.last().cloned().expect("text tower has at least one block");
+        let last = states
+            .last()
+            .cloned()
+            .expect("text tower has at least one block");
         let width = last.dims()[2];
         let pooled = gather_rows(self.final_layer_norm.forward(last), eos).reshape([b, width]);
         TextOutput { pooled, states }
@@ -77,13 +88,18 @@ impl TextTransformer {
 /// `x[b, eos[b], :]` as `[B, 1, D]`.
 pub fn gather_rows(x: Tensor<3>, eos: &[usize]) -> Tensor<3> {
     let [b, _, d] = x.dims();
-    let idx: Vec<i64> = eos.iter().flat_map(|&e| std::iter::repeat_n(e as i64, d)).collect();
+    let idx: Vec<i64> = eos
+        .iter()
+        .flat_map(|&e| std::iter::repeat_n(e as i64, d))
+        .collect();
     let idx = Tensor::<3, Int>::from_data(TensorData::new(idx, [b, 1, d]), &x.device());
     x.gather(1, idx)
 }
 
 /// Additive causal mask `[T, T]`: 0 on and below the diagonal, `f32::MIN` above (as HF).
 pub fn causal_mask(t: usize, device: &Device) -> Tensor<2> {
-    let data: Vec<f32> = (0..t * t).map(|i| if i % t > i / t { f32::MIN } else { 0.0 }).collect();
+    let data: Vec<f32> = (0..t * t)
+        .map(|i| if i % t > i / t { f32::MIN } else { 0.0 })
+        .collect();
     Tensor::from_data(TensorData::new(data, [t, t]), device)
 }

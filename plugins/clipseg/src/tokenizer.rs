@@ -7,8 +7,8 @@
 //! `tokenizer.json`, or its `vocab.json` + `merges.txt`, replace it.
 use std::path::Path;
 use std::sync::Arc;
-use tokenizers::models::bpe::BPE;
 use tokenizers::Tokenizer;
+use tokenizers::models::bpe::BPE;
 use vlsm_core::CoreError;
 
 /// The embedded CLIP tokenizer pipeline (49,408 ids).
@@ -28,7 +28,11 @@ pub struct ClipTokenizer {
 
 impl std::fmt::Debug for ClipTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ClipTokenizer(bos {}, eos {}, length {})", self.bos, self.eos, self.length)
+        write!(
+            f,
+            "ClipTokenizer(bos {}, eos {}, length {})",
+            self.bos, self.eos, self.length
+        )
     }
 }
 
@@ -48,7 +52,10 @@ impl ClipTokenizer {
     pub fn from_hf_dir(dir: &Path, length: usize) -> Result<Option<Self>, CoreError> {
         let json = dir.join("tokenizer.json");
         if json.is_file() {
-            return Tokenizer::from_file(&json).map_err(err).and_then(|t| Self::wrap(t, length)).map(Some);
+            return Tokenizer::from_file(&json)
+                .map_err(err)
+                .and_then(|t| Self::wrap(t, length))
+                .map(Some);
         }
         let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
         if !(vocab.is_file() && merges.is_file()) {
@@ -65,12 +72,23 @@ impl ClipTokenizer {
     }
 
     fn wrap(inner: Tokenizer, length: usize) -> Result<Self, CoreError> {
-        let id = |t: &str| inner.token_to_id(t).ok_or_else(|| err(format!("vocabulary lacks {t}")));
+        let id = |t: &str| {
+            inner
+                .token_to_id(t)
+                .ok_or_else(|| err(format!("vocabulary lacks {t}")))
+        };
         let (bos, eos) = (id(BOS)?, id(EOS)?);
         if length < 2 {
-            return Err(err(format!("sequence length {length} leaves no room for bos and eos")));
+            return Err(err(format!(
+                "sequence length {length} leaves no room for bos and eos"
+            )));
         }
-        Ok(Self { inner: Arc::new(inner), bos, eos, length })
+        Ok(Self {
+            inner: Arc::new(inner),
+            bos,
+            eos,
+            length,
+        })
     }
 
     /// The end-of-text id (also used for padding).
@@ -80,7 +98,10 @@ impl ClipTokenizer {
 
     /// `[bos, content…, eos, pad…]`, exactly `length` ids; content beyond `length − 2` is cut.
     pub fn encode(&self, text: &str) -> Result<Vec<i64>, CoreError> {
-        let enc = self.inner.encode(text, false).map_err(|e| err(format!("{text:?}: {e}")))?;
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| err(format!("{text:?}: {e}")))?;
         let content = enc.get_ids();
         let keep = content.len().min(self.length - 2);
         let mut ids = Vec::with_capacity(self.length);
@@ -108,17 +129,31 @@ mod tests {
             ("polyp", &[49406, 6833, 335, 49407]),
             (
                 "one medium yellow round polyp, located in right of the image",
-                &[49406, 637, 8675, 4481, 2522, 6833, 335, 267, 5677, 530, 1155, 539, 518, 2867, 49407],
+                &[
+                    49406, 637, 8675, 4481, 2522, 6833, 335, 267, 5677, 530, 1155, 539, 518, 2867,
+                    49407,
+                ],
             ),
-            ("Left ventricular cavity of the heart.", &[49406, 1823, 1240, 9511, 4927, 43156, 539, 518, 1936, 269, 49407]),
-            ("No tumor in the breast ultrasound image.", &[49406, 871, 22616, 530, 518, 9475, 29717, 2867, 269, 49407]),
+            (
+                "Left ventricular cavity of the heart.",
+                &[
+                    49406, 1823, 1240, 9511, 4927, 43156, 539, 518, 1936, 269, 49407,
+                ],
+            ),
+            (
+                "No tumor in the breast ultrasound image.",
+                &[49406, 871, 22616, 530, 518, 9475, 29717, 2867, 269, 49407],
+            ),
             ("", &[49406, 49407]),
         ];
         for (text, expected) in cases {
             let ids = t.encode(text).unwrap();
             assert_eq!(ids.len(), 77);
             assert_eq!(content(&ids), expected, "{text}");
-            assert!(ids[expected.len()..].iter().all(|&i| i == 49407), "padding of {text}");
+            assert!(
+                ids[expected.len()..].iter().all(|&i| i == 49407),
+                "padding of {text}"
+            );
         }
     }
 

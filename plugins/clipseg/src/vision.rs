@@ -38,11 +38,18 @@ impl VisionEmbeddings {
         let v = &cfg.vision_config;
         let grid = v.image_size / v.patch_size;
         Self {
-            class_embedding: Param::from_tensor(Tensor::random([v.hidden_size], Distribution::Normal(0.0, 1.0), device)),
-            patch_embedding: Conv2dConfig::new([v.num_channels, v.hidden_size], [v.patch_size, v.patch_size])
-                .with_stride([v.patch_size, v.patch_size])
-                .with_bias(false)
-                .init(device),
+            class_embedding: Param::from_tensor(Tensor::random(
+                [v.hidden_size],
+                Distribution::Normal(0.0, 1.0),
+                device,
+            )),
+            patch_embedding: Conv2dConfig::new(
+                [v.num_channels, v.hidden_size],
+                [v.patch_size, v.patch_size],
+            )
+            .with_stride([v.patch_size, v.patch_size])
+            .with_bias(false)
+            .init(device),
             position_embedding: EmbeddingConfig::new(grid * grid + 1, v.hidden_size).init(device),
             patch_size: v.patch_size,
             cache: InterpCache::default(),
@@ -66,7 +73,10 @@ impl VisionEmbeddings {
                 .clone()
         };
         let device = table.device();
-        let m = Tensor::<2>::from_data(TensorData::new(matrix.to_vec(), [grid[0] * grid[1], side * side]), &device);
+        let m = Tensor::<2>::from_data(
+            TensorData::new(matrix.to_vec(), [grid[0] * grid[1], side * side]),
+            &device,
+        );
         let class_pos = table.clone().narrow(0, 0, 1);
         let patch_pos = m.matmul(table.narrow(0, 1, n - 1));
         Tensor::cat(vec![class_pos, patch_pos], 0)
@@ -79,7 +89,11 @@ impl VisionEmbeddings {
         let patches = self.patch_embedding.forward(pixels); // [B, D, rows, cols]
         let [_, d, rows, cols] = patches.dims();
         let patches = patches.reshape([b, d, rows * cols]).swap_dims(1, 2);
-        let class = self.class_embedding.val().reshape([1, 1, d]).expand([b, 1, d]);
+        let class = self
+            .class_embedding
+            .val()
+            .reshape([1, 1, d])
+            .expand([b, 1, d]);
         let tokens = Tensor::cat(vec![class, patches], 1);
         (tokens + self.positions(grid).unsqueeze::<3>(), grid)
     }
@@ -109,7 +123,9 @@ impl VisionTransformer {
         };
         Ok(Self {
             embeddings: VisionEmbeddings::init(cfg, device),
-            pre_layrnorm: LayerNormConfig::new(v.hidden_size).with_epsilon(v.layer_norm_eps).init(device),
+            pre_layrnorm: LayerNormConfig::new(v.hidden_size)
+                .with_epsilon(v.layer_norm_eps)
+                .init(device),
             encoder: Encoder::init(cfg.vision_layers_used(), dims, device),
         })
     }

@@ -7,8 +7,8 @@
 //! errors that list the keys.
 use burn::module::Module;
 use burn::store::{
-    ApplyResult, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore,
-    SafetensorsStore,
+    ApplyResult, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, ModuleStore,
+    PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 use burn::tensor::DType;
 use std::path::{Path, PathBuf};
@@ -64,8 +64,15 @@ pub struct KeyPlan<'a> {
 }
 
 /// Loads `module`'s parameters from `checkpoint`, strictly.
-pub fn load<M: Module>(mut module: M, checkpoint: &Checkpoint, plan: &KeyPlan) -> Result<M, CoreError> {
-    let fail = |message: String| CoreError::Weights { source_desc: checkpoint.describe(), message };
+pub fn load<M: Module>(
+    mut module: M,
+    checkpoint: &Checkpoint,
+    plan: &KeyPlan,
+) -> Result<M, CoreError> {
+    let fail = |message: String| CoreError::Weights {
+        source_desc: checkpoint.describe(),
+        message,
+    };
     // Half-precision checkpoints (such as the embedded one) are widened to f32 first.
     let from_hf = || FloatCastAdapter::to(DType::F32).chain(PyTorchToBurnAdapter);
     let result = match checkpoint {
@@ -74,14 +81,26 @@ pub fn load<M: Module>(mut module: M, checkpoint: &Checkpoint, plan: &KeyPlan) -
             for (from, to) in plan.remaps {
                 store = store.with_key_remapping(from, *to);
             }
-            apply(&mut module, store.with_from_adapter(from_hf()).allow_partial(true).validate(false))
+            apply(
+                &mut module,
+                store
+                    .with_from_adapter(from_hf())
+                    .allow_partial(true)
+                    .validate(false),
+            )
         }
         Checkpoint::Embedded(_, bytes) => {
             let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
             for (from, to) in plan.remaps {
                 store = store.with_key_remapping(from, *to);
             }
-            apply(&mut module, store.with_from_adapter(from_hf()).allow_partial(true).validate(false))
+            apply(
+                &mut module,
+                store
+                    .with_from_adapter(from_hf())
+                    .allow_partial(true)
+                    .validate(false),
+            )
         }
         Checkpoint::PytorchBin(p) => {
             let mut store = PytorchStore::from_file(p);
@@ -97,11 +116,23 @@ pub fn load<M: Module>(mut module: M, checkpoint: &Checkpoint, plan: &KeyPlan) -
     let mut problems = Vec::new();
     if !result.errors.is_empty() {
         let list: Vec<String> = result.errors.iter().map(|e| format!("  {e}")).collect();
-        problems.push(format!("{} tensors do not fit (wrong shapes for this config?):\n{}", list.len(), list.join("\n")));
+        problems.push(format!(
+            "{} tensors do not fit (wrong shapes for this config?):\n{}",
+            list.len(),
+            list.join("\n")
+        ));
     }
     if !result.missing.is_empty() {
-        let list: Vec<String> = result.missing.iter().map(|(p, _)| format!("  {p}")).collect();
-        problems.push(format!("{} parameters missing from the checkpoint:\n{}", list.len(), list.join("\n")));
+        let list: Vec<String> = result
+            .missing
+            .iter()
+            .map(|(p, _)| format!("  {p}"))
+            .collect();
+        problems.push(format!(
+            "{} parameters missing from the checkpoint:\n{}",
+            list.len(),
+            list.join("\n")
+        ));
     }
     let unexpected: Vec<String> = result
         .unused
@@ -116,7 +147,11 @@ pub fn load<M: Module>(mut module: M, checkpoint: &Checkpoint, plan: &KeyPlan) -
             unexpected.join("\n")
         ));
     }
-    if problems.is_empty() { Ok(module) } else { Err(fail(problems.join("\n"))) }
+    if problems.is_empty() {
+        Ok(module)
+    } else {
+        Err(fail(problems.join("\n")))
+    }
 }
 
 fn apply<M: Module, S: ModuleStore>(module: &mut M, mut store: S) -> Result<ApplyResult, String> {

@@ -3,8 +3,8 @@ use crate::params::DenseParams;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use vlsm_core::{
-    count_params, Attachment, BlockPoint, Bottleneck, CoreError, Hooks, Placement, PlacementBox, PlacementCtx, Site,
-    TrainPolicy, Tower,
+    Attachment, BlockPoint, Bottleneck, CoreError, Hooks, Placement, PlacementBox, PlacementCtx,
+    Site, Tower, TrainPolicy, count_params,
 };
 
 /// DA adapters. Field names follow the reference code's state dict
@@ -30,8 +30,16 @@ pub struct DenseAdapters {
 impl DenseAdapters {
     fn block(&self, tower: Tower, layer: usize, point: BlockPoint) -> Option<&Bottleneck> {
         let (layers, attn, out) = match tower {
-            Tower::Vision => (&self.vision_layers, &self.v_attn_adapters, &self.v_out_adapters),
-            Tower::Text => (&self.text_layers, &self.l_attn_adapters, &self.l_out_adapters),
+            Tower::Vision => (
+                &self.vision_layers,
+                &self.v_attn_adapters,
+                &self.v_out_adapters,
+            ),
+            Tower::Text => (
+                &self.text_layers,
+                &self.l_attn_adapters,
+                &self.l_out_adapters,
+            ),
         };
         let i = layers.iter().position(|&l| l == layer)?;
         match point {
@@ -43,7 +51,11 @@ impl DenseAdapters {
 
     fn adapter_at(&self, site: &Site) -> Option<&Bottleneck> {
         match *site {
-            Site::Block { tower, layer, point } => self.block(tower, layer, point),
+            Site::Block {
+                tower,
+                layer,
+                point,
+            } => self.block(tower, layer, point),
             Site::Cond => self.cond_adapter.as_ref(),
             _ => None,
         }
@@ -68,17 +80,28 @@ impl Placement for DenseAdapters {
     }
     fn attachments(&self) -> Vec<Attachment> {
         let mut out = Vec::new();
-        for (tower, layers) in [(Tower::Vision, &self.vision_layers), (Tower::Text, &self.text_layers)] {
+        for (tower, layers) in [
+            (Tower::Vision, &self.vision_layers),
+            (Tower::Text, &self.text_layers),
+        ] {
             for &layer in layers {
                 for point in [BlockPoint::AttnOut, BlockPoint::MlpOut] {
                     if let Some(a) = self.block(tower, layer, point) {
-                        out.push(Attachment { site: Site::block(tower, layer, point), what: a.describe(), params: count_params(a).total });
+                        out.push(Attachment {
+                            site: Site::block(tower, layer, point),
+                            what: a.describe(),
+                            params: count_params(a).total,
+                        });
                     }
                 }
             }
         }
         if let Some(a) = &self.cond_adapter {
-            out.push(Attachment { site: Site::Cond, what: a.describe(), params: count_params(a).total });
+            out.push(Attachment {
+                site: Site::Cond,
+                what: a.describe(),
+                params: count_params(a).total,
+            });
         }
         out
     }
@@ -94,27 +117,50 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
     if !(p.vision || p.text || p.cond) {
         return Err(ctx.invalid("nothing to adapt: set at least one of vision, text, cond"));
     }
-    let default_layers: Vec<usize> = (0..info.extract_layers.iter().max().copied().unwrap_or(0)).collect();
+    let default_layers: Vec<usize> =
+        (0..info.extract_layers.iter().max().copied().unwrap_or(0)).collect();
     let layers = p.layers.clone().unwrap_or(default_layers);
     let check = |tower: Tower, count: usize| -> Result<(), CoreError> {
         match layers.iter().find(|&&l| l >= count) {
-            Some(l) => Err(ctx.invalid(format!("layers: block {l} does not exist in the {tower} tower (0..{count})"))),
+            Some(l) => Err(ctx.invalid(format!(
+                "layers: block {l} does not exist in the {tower} tower (0..{count})"
+            ))),
             None => Ok(()),
         }
     };
     let make = |width: usize, n: usize| -> Vec<Bottleneck> {
-        (0..n).map(|_| Bottleneck::init(width, p.dim, p.activation, p.init, ctx.device)).collect()
+        (0..n)
+            .map(|_| Bottleneck::init(width, p.dim, p.activation, p.init, ctx.device))
+            .collect()
     };
     let (vision_layers, text_layers) = (
-        if p.vision { check(Tower::Vision, info.vision_layers)?; layers.clone() } else { vec![] },
-        if p.text { check(Tower::Text, info.text_layers)?; layers.clone() } else { vec![] },
+        if p.vision {
+            check(Tower::Vision, info.vision_layers)?;
+            layers.clone()
+        } else {
+            vec![]
+        },
+        if p.text {
+            check(Tower::Text, info.text_layers)?;
+            layers.clone()
+        } else {
+            vec![]
+        },
     );
     Ok(PlacementBox::from_placement(DenseAdapters {
         v_attn_adapters: make(info.vision_width, vision_layers.len()),
         v_out_adapters: make(info.vision_width, vision_layers.len()),
         l_attn_adapters: make(info.text_width, text_layers.len()),
         l_out_adapters: make(info.text_width, text_layers.len()),
-        cond_adapter: p.cond.then(|| Bottleneck::init(info.cond_dim, p.cond_hidden, p.activation, p.init, ctx.device)),
+        cond_adapter: p.cond.then(|| {
+            Bottleneck::init(
+                info.cond_dim,
+                p.cond_hidden,
+                p.activation,
+                p.init,
+                ctx.device,
+            )
+        }),
         vision_layers,
         text_layers,
     }))

@@ -34,7 +34,13 @@ impl Fusion {
 
     /// `side` `[B, rows·cols, to]` plus the projected `state` `[B, 1 + r·c, from]` (class token
     /// first, dropped) on the backbone grid `grid`, resized to `side_grid`.
-    pub fn forward(&self, side: Tensor<3>, state: &Tensor<3>, grid: [usize; 2], side_grid: [usize; 2]) -> Tensor<3> {
+    pub fn forward(
+        &self,
+        side: Tensor<3>,
+        state: &Tensor<3>,
+        grid: [usize; 2],
+        side_grid: [usize; 2],
+    ) -> Tensor<3> {
         let t = state.dims()[1];
         let patches = state.clone().narrow(1, 1, t - 1);
         let projected = self.proj.forward(self.norm.forward(patches));
@@ -52,7 +58,9 @@ pub fn resize_tokens(x: Tensor<3>, from: [usize; 2], to: [usize; 2]) -> Tensor<3
     let map = x.swap_dims(1, 2).reshape([b, c, from[0], from[1]]);
     let resized = interpolate(
         map,
-        InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size(to),
+        InterpolateOptions::new(InterpolateMode::Bilinear)
+            .with_align_corners(false)
+            .with_output_size(to),
     );
     resized.reshape([b, c, to[0] * to[1]]).swap_dims(1, 2)
 }

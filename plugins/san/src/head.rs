@@ -1,13 +1,13 @@
 //! The `san` head: side ViT + fusion + mask decoder + recognition, and its constructor.
 use crate::fusion::Fusion;
 use crate::mask_decoder::MaskDecoder;
-use crate::params::{parse_link, SanParams};
+use crate::params::{SanParams, parse_link};
 use crate::recognition::Recognition;
 use crate::side_vit::SideVit;
 use burn::module::Module;
+use burn::tensor::Tensor;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use burn::tensor::Tensor;
 use vlsm_core::{BackboneAccess, CoreError, Features, Head, HeadBox, HeadCtx, Kind};
 
 /// A SAN-style side adapter network predicting one text-prompted mask.
@@ -33,7 +33,12 @@ impl SanHead {
         let side_grid = self.side.grid();
         let fuse = |position: usize, mut x: Tensor<3>| {
             for f in self.fusion.iter().filter(|f| f.position == position) {
-                x = f.forward(x, &features.vision_states[f.state], features.grid, side_grid);
+                x = f.forward(
+                    x,
+                    &features.vision_states[f.state],
+                    features.grid,
+                    side_grid,
+                );
             }
             x
         };
@@ -55,12 +60,19 @@ impl Head for SanHead {
         let (queries, patches) = self.side_tokens(features);
         let side_grid = self.side.grid();
         let proposals = self.decoder.forward(queries, patches);
-        let weights = self.recognition.weights(features, backbone, proposals.attn_bias, side_grid);
+        let weights = self
+            .recognition
+            .weights(features, backbone, proposals.attn_bias, side_grid);
         let [b, _] = weights.dims();
         let logits = weights.unsqueeze_dim::<3>(1).matmul(proposals.masks); // [B, 1, N]
         let map = logits.reshape([b, 1, side_grid[0], side_grid[1]]);
         let [_, _, h, w] = features.pixels.dims();
-        interpolate(map, InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size([h, w]))
+        interpolate(
+            map,
+            InterpolateOptions::new(InterpolateMode::Bilinear)
+                .with_align_corners(false)
+                .with_output_size([h, w]),
+        )
     }
 }
 
@@ -68,21 +80,36 @@ impl Head for SanHead {
 pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
     let p: SanParams = ctx.params()?;
     let info = ctx.backbone;
-    let invalid = |message: String| CoreError::InvalidParams { kind: Kind::Head, name: ctx.name.into(), message };
+    let invalid = |message: String| CoreError::InvalidParams {
+        kind: Kind::Head,
+        name: ctx.name.into(),
+        message,
+    };
     if !info.query_blocks {
         return Err(invalid(format!(
             "backbone `{}` cannot re-run its vision blocks with query tokens, which the recognition path needs",
             info.name
         )));
     }
-    for (field, value) in [("width", p.width), ("depth", p.depth), ("heads", p.heads), ("patch", p.patch),
-                           ("mlp_ratio", p.mlp_ratio), ("queries", p.queries), ("embed", p.embed), ("mlp_layers", p.mlp_layers)] {
+    for (field, value) in [
+        ("width", p.width),
+        ("depth", p.depth),
+        ("heads", p.heads),
+        ("patch", p.patch),
+        ("mlp_ratio", p.mlp_ratio),
+        ("queries", p.queries),
+        ("embed", p.embed),
+        ("mlp_layers", p.mlp_layers),
+    ] {
         if value == 0 {
             return Err(invalid(format!("`{field}` must be at least 1")));
         }
     }
     if !p.width.is_multiple_of(p.heads) {
-        return Err(invalid(format!("`width` {} is not divisible by `heads` {}", p.width, p.heads)));
+        return Err(invalid(format!(
+            "`width` {} is not divisible by `heads` {}",
+            p.width, p.heads
+        )));
     }
     if !info.image_size.is_multiple_of(p.patch) {
         return Err(invalid(format!(
@@ -97,7 +124,12 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
             p.recognition_layers
         )));
     }
-    let links = p.fusion_map.iter().map(|l| parse_link(l)).collect::<Result<Vec<_>, _>>().map_err(invalid)?;
+    let links = p
+        .fusion_map
+        .iter()
+        .map(|l| parse_link(l))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
     for &(state, position) in &links {
         if state > layers {
             return Err(invalid(format!(
@@ -115,9 +147,18 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
     let device = ctx.device;
     let head = SanHead {
         side: SideVit::init(&p, [side_side; 2], device),
-        fusion: links.iter().map(|&(s, pos)| Fusion::init(info.vision_width, p.width, s, pos, device)).collect(),
+        fusion: links
+            .iter()
+            .map(|&(s, pos)| Fusion::init(info.vision_width, p.width, s, pos, device))
+            .collect(),
         decoder: MaskDecoder::init(p.width, p.embed, p.mlp_layers, info.vision_heads, device),
-        recognition: Recognition::init(info.vision_width, info.cond_dim, layers - p.recognition_layers, p.recognition_layers, device),
+        recognition: Recognition::init(
+            info.vision_width,
+            info.cond_dim,
+            layers - p.recognition_layers,
+            p.recognition_layers,
+            device,
+        ),
     };
     Ok(HeadBox::from_head(head))
 }

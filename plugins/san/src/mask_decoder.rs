@@ -14,10 +14,23 @@ pub struct Mlp {
 
 impl Mlp {
     /// `input → hidden → … → output`.
-    pub fn init(input: usize, hidden: usize, output: usize, layers: usize, device: &Device) -> Self {
-        let dims: Vec<usize> =
-            std::iter::once(input).chain(std::iter::repeat_n(hidden, layers - 1)).chain(std::iter::once(output)).collect();
-        Self { layers: dims.windows(2).map(|w| LinearConfig::new(w[0], w[1]).init(device)).collect() }
+    pub fn init(
+        input: usize,
+        hidden: usize,
+        output: usize,
+        layers: usize,
+        device: &Device,
+    ) -> Self {
+        let dims: Vec<usize> = std::iter::once(input)
+            .chain(std::iter::repeat_n(hidden, layers - 1))
+            .chain(std::iter::once(output))
+            .collect();
+        Self {
+            layers: dims
+                .windows(2)
+                .map(|w| LinearConfig::new(w[0], w[1]).init(device))
+                .collect(),
+        }
     }
 
     /// Applies the layers to the last dimension.
@@ -77,12 +90,22 @@ impl MaskDecoder {
         let n = patches.dims()[1];
         let pix = self.pix_mlp.forward(patches); // [B, N, E]
         let e = pix.dims()[2];
-        let masks = self.query_mlp.forward(queries.clone()).matmul(pix.clone().swap_dims(1, 2));
-        let attn = self.attn_mlp.forward(queries).reshape([b, nq, self.heads, e]).swap_dims(1, 2); // [B, H, Q, E]
+        let masks = self
+            .query_mlp
+            .forward(queries.clone())
+            .matmul(pix.clone().swap_dims(1, 2));
+        let attn = self
+            .attn_mlp
+            .forward(queries)
+            .reshape([b, nq, self.heads, e])
+            .swap_dims(1, 2); // [B, H, Q, E]
         let bias = attn.matmul(pix.swap_dims(1, 2).unsqueeze_dim::<4>(1)); // [B, H, Q, N]
         let scale = self.bias_scale.val().reshape([1, 1, 1, 1]);
         let shift = self.bias_shift.val().reshape([1, 1, 1, 1]);
         debug_assert_eq!(bias.dims(), [b, self.heads, nq, n]);
-        Proposals { masks, attn_bias: bias * scale + shift }
+        Proposals {
+            masks,
+            attn_bias: bias * scale + shift,
+        }
     }
 }

@@ -51,9 +51,17 @@ impl Default for SanParams {
 
 /// Parses one `fusion_map` link `"k->p"` (`→` also accepted) into `(state, position)`.
 pub fn parse_link(link: &str) -> Result<(usize, usize), String> {
-    let bad = || format!("`fusion_map` entry {link:?} is not of the form \"state->position\", e.g. \"3->1\"");
-    let (a, b) = link.split_once("->").or_else(|| link.split_once('→')).ok_or_else(bad)?;
-    Ok((a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?))
+    let bad = || {
+        format!("`fusion_map` entry {link:?} is not of the form \"state->position\", e.g. \"3->1\"")
+    };
+    let (a, b) = link
+        .split_once("->")
+        .or_else(|| link.split_once('→'))
+        .ok_or_else(bad)?;
+    Ok((
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    ))
 }
 
 #[cfg(test)]

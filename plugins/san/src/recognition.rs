@@ -29,7 +29,13 @@ pub struct Recognition {
 
 impl Recognition {
     /// Re-runs vision blocks `first_layer .. first_layer + layers`.
-    pub fn init(vision_width: usize, cond_dim: usize, first_layer: usize, layers: usize, device: &Device) -> Self {
+    pub fn init(
+        vision_width: usize,
+        cond_dim: usize,
+        first_layer: usize,
+        layers: usize,
+        device: &Device,
+    ) -> Self {
         Self {
             norm: LayerNormConfig::new(vision_width).init(device),
             proj: LinearConfig::new(vision_width, cond_dim).init(device),
@@ -54,7 +60,9 @@ impl Recognition {
         let [_, t, d] = context.dims();
         // Bias onto the backbone grid; the class token column gets 0.
         let on_grid = resize_tokens(
-            attn_bias.reshape([b, heads * nq, side_grid[0] * side_grid[1]]).swap_dims(1, 2),
+            attn_bias
+                .reshape([b, heads * nq, side_grid[0] * side_grid[1]])
+                .swap_dims(1, 2),
             side_grid,
             features.grid,
         )
@@ -68,12 +76,20 @@ impl Recognition {
         for layer in self.first_layer..self.first_layer + self.layers {
             sos = backbone
                 .backbone
-                .vision_block_with_queries(layer, &features.vision_states[layer], sos, bias.clone(), backbone.hooks)
+                .vision_block_with_queries(
+                    layer,
+                    &features.vision_states[layer],
+                    sos,
+                    bias.clone(),
+                    backbone.hooks,
+                )
                 .unwrap_or_else(|e| panic!("san recognition: {e}"));
         }
         let emb = self.proj.forward(self.norm.forward(sos)); // [B, Q, C]
         let text = features.cond.clone().unsqueeze_dim::<3>(1); // [B, 1, C]
-        let cos = (l2_normalise(emb) * l2_normalise(text)).sum_dim(2).reshape([b, nq]);
+        let cos = (l2_normalise(emb) * l2_normalise(text))
+            .sum_dim(2)
+            .reshape([b, nq]);
         softmax(cos * self.logit_scale.val().exp().reshape([1, 1]), 1)
     }
 }

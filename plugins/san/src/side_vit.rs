@@ -22,10 +22,16 @@ impl SideAttention {
         let [b, t, d] = x.dims();
         let (h, dh) = (self.heads, d / self.heads);
         let qkv = self.qkv.forward(x).reshape([b, t, 3, h, dh]);
-        let part = |i: usize| qkv.clone().narrow(2, i, 1).reshape([b, t, h, dh]).swap_dims(1, 2);
+        let part = |i: usize| {
+            qkv.clone()
+                .narrow(2, i, 1)
+                .reshape([b, t, h, dh])
+                .swap_dims(1, 2)
+        };
         let (q, k, v) = (part(0), part(1), part(2));
         let weights = softmax(q.matmul(k.swap_dims(2, 3)) * (dh as f64).powf(-0.5), 3);
-        self.proj.forward(weights.matmul(v).swap_dims(1, 2).reshape([b, t, d]))
+        self.proj
+            .forward(weights.matmul(v).swap_dims(1, 2).reshape([b, t, d]))
     }
 }
 
@@ -62,14 +68,20 @@ impl SideBlock {
                 heads,
             },
             norm2: ln(),
-            mlp: SideMlp { fc1: LinearConfig::new(width, mlp).init(device), fc2: LinearConfig::new(mlp, width).init(device) },
+            mlp: SideMlp {
+                fc1: LinearConfig::new(width, mlp).init(device),
+                fc2: LinearConfig::new(mlp, width).init(device),
+            },
         }
     }
 
     /// One block over `[B, T, width]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = x.clone() + self.attn.forward(self.norm1.forward(x));
-        let m = self.mlp.fc2.forward(gelu(self.mlp.fc1.forward(self.norm2.forward(h.clone()))));
+        let m = self
+            .mlp
+            .fc2
+            .forward(gelu(self.mlp.fc1.forward(self.norm2.forward(h.clone()))));
         h + m
     }
 }
@@ -95,15 +107,32 @@ pub struct SideVit {
 impl SideVit {
     /// A random-initialised side ViT of `p`'s sizes for a `grid` of patches.
     pub fn init(p: &SanParams, grid: [usize; 2], device: &Device) -> Self {
-        let SanParams { width, depth, heads, patch, queries, .. } = *p;
+        let SanParams {
+            width,
+            depth,
+            heads,
+            patch,
+            queries,
+            ..
+        } = *p;
         let mlp = width * p.mlp_ratio;
-        let normal = |shape: [usize; 2]| Param::from_tensor(Tensor::random(shape, Distribution::Normal(0.0, 0.02), device));
+        let normal = |shape: [usize; 2]| {
+            Param::from_tensor(Tensor::random(
+                shape,
+                Distribution::Normal(0.0, 0.02),
+                device,
+            ))
+        };
         Self {
-            patch_embed: Conv2dConfig::new([3, width], [patch, patch]).with_stride([patch, patch]).init(device),
+            patch_embed: Conv2dConfig::new([3, width], [patch, patch])
+                .with_stride([patch, patch])
+                .init(device),
             pos_embed: normal([grid[0] * grid[1], width]),
             query_embed: normal([queries, width]),
             query_pos: normal([queries, width]),
-            blocks: (0..depth).map(|_| SideBlock::init(width, heads, mlp, device)).collect(),
+            blocks: (0..depth)
+                .map(|_| SideBlock::init(width, heads, mlp, device))
+                .collect(),
             grid,
         }
     }
@@ -126,7 +155,8 @@ impl SideVit {
             self.grid,
             [rows, cols]
         );
-        let x = x.reshape([b, w, rows * cols]).swap_dims(1, 2) + self.pos_embed.val().unsqueeze::<3>();
+        let x =
+            x.reshape([b, w, rows * cols]).swap_dims(1, 2) + self.pos_embed.val().unsqueeze::<3>();
         let q = (self.query_embed.val() + self.query_pos.val()).unsqueeze::<3>();
         let [_, nq, _] = q.dims();
         (x, q.expand([b, nq, w]))

@@ -3,7 +3,8 @@ use crate::params::ShallowParams;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use vlsm_core::{
-    count_params, Attachment, Bottleneck, CoreError, Hooks, Placement, PlacementBox, PlacementCtx, Site, TrainPolicy,
+    Attachment, Bottleneck, CoreError, Hooks, Placement, PlacementBox, PlacementCtx, Site,
+    TrainPolicy, count_params,
 };
 
 /// SA adapters. Field names follow the reference code's state dict
@@ -48,12 +49,24 @@ impl Placement for ShallowAdapters {
         TrainPolicy::ADAPTERS_ONLY
     }
     fn attachments(&self) -> Vec<Attachment> {
-        let taps = self.vision_extract_adapters.iter().enumerate().map(|(k, a)| (Site::Tap(k), a));
-        let eos = self.text_extract_adapters.iter().enumerate().map(|(k, a)| (Site::TextEos(k), a));
+        let taps = self
+            .vision_extract_adapters
+            .iter()
+            .enumerate()
+            .map(|(k, a)| (Site::Tap(k), a));
+        let eos = self
+            .text_extract_adapters
+            .iter()
+            .enumerate()
+            .map(|(k, a)| (Site::TextEos(k), a));
         let cond = self.cond_adapter.iter().map(|a| (Site::Cond, a));
         taps.chain(eos)
             .chain(cond)
-            .map(|(site, a)| Attachment { site, what: a.describe(), params: count_params(a).total })
+            .map(|(site, a)| Attachment {
+                site,
+                what: a.describe(),
+                params: count_params(a).total,
+            })
             .collect()
     }
 }
@@ -82,11 +95,25 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
         )));
     }
     let make = |on: bool, width: usize| -> Vec<Bottleneck> {
-        if on { (0..taps).map(|_| Bottleneck::init(width, p.dim, p.activation, p.init, ctx.device)).collect() } else { vec![] }
+        if on {
+            (0..taps)
+                .map(|_| Bottleneck::init(width, p.dim, p.activation, p.init, ctx.device))
+                .collect()
+        } else {
+            vec![]
+        }
     };
     Ok(PlacementBox::from_placement(ShallowAdapters {
         vision_extract_adapters: make(p.vision, info.vision_width),
         text_extract_adapters: make(p.text, info.text_width),
-        cond_adapter: p.cond.then(|| Bottleneck::init(info.cond_dim, p.cond_hidden, p.activation, p.init, ctx.device)),
+        cond_adapter: p.cond.then(|| {
+            Bottleneck::init(
+                info.cond_dim,
+                p.cond_hidden,
+                p.activation,
+                p.init,
+                ctx.device,
+            )
+        }),
     }))
 }

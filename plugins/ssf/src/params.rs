@@ -13,6 +13,8 @@ pub struct SsfParams {
 
 impl Default for SsfParams {
     fn default() -> Self {
-        Self { sites: vec!["vision.*.attn_out".into(), "vision.*.mlp_out".into()] }
+        Self {
+            sites: vec!["vision.*.attn_out".into(), "vision.*.mlp_out".into()],
+        }
     }
 }

@@ -4,8 +4,8 @@ use crate::scale_shift::ScaleShift;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use vlsm_core::{
-    count_params, Attachment, BackboneInfo, CoreError, Hooks, Placement, PlacementBox, PlacementCtx, Site,
-    TrainPolicy,
+    Attachment, BackboneInfo, CoreError, Hooks, Placement, PlacementBox, PlacementCtx, Site,
+    TrainPolicy, count_params,
 };
 
 /// Scale-and-shift blocks, `blocks[i]` at `sites[i]`.
@@ -19,7 +19,10 @@ pub struct Ssf {
 
 impl Ssf {
     fn block_at(&self, site: &Site) -> Option<&ScaleShift> {
-        self.sites.iter().position(|s| s == site).map(|i| &self.blocks[i])
+        self.sites
+            .iter()
+            .position(|s| s == site)
+            .map(|i| &self.blocks[i])
     }
 }
 
@@ -61,10 +64,18 @@ pub fn expand_sites(patterns: &[String], info: &BackboneInfo) -> Result<Vec<Site
             let count = match *tower {
                 "vision" => info.vision_layers,
                 "text" => info.text_layers,
-                _ => return Err(format!("`{pattern}`: `*` is only allowed as the layer of vision/text sites")),
+                _ => {
+                    return Err(format!(
+                        "`{pattern}`: `*` is only allowed as the layer of vision/text sites"
+                    ));
+                }
             };
             for layer in 0..count {
-                sites.push(format!("{tower}.{layer}.{point}").parse::<Site>().map_err(|e| e.to_string())?);
+                sites.push(
+                    format!("{tower}.{layer}.{point}")
+                        .parse::<Site>()
+                        .map_err(|e| e.to_string())?,
+                );
             }
         } else {
             sites.push(pattern.parse::<Site>().map_err(|e| e.to_string())?);
@@ -80,13 +91,18 @@ pub fn expand_sites(patterns: &[String], info: &BackboneInfo) -> Result<Vec<Site
 /// Builds SSF blocks sized for each site's output.
 pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
     let p: SsfParams = ctx.params()?;
-    let sites = expand_sites(&p.sites, ctx.backbone).map_err(|e| ctx.invalid(format!("sites: {e}")))?;
+    let sites =
+        expand_sites(&p.sites, ctx.backbone).map_err(|e| ctx.invalid(format!("sites: {e}")))?;
     if sites.is_empty() {
         return Err(ctx.invalid("sites: list at least one site"));
     }
     let blocks = sites
         .iter()
-        .map(|s| ctx.backbone.site_width(s).map(|w| ScaleShift::init(w, ctx.device)))
+        .map(|s| {
+            ctx.backbone
+                .site_width(s)
+                .map(|w| ScaleShift::init(w, ctx.device))
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ctx.invalid(e))?;
     Ok(PlacementBox::from_placement(Ssf { blocks, sites }))

@@ -4,7 +4,7 @@
 //! bilinearly (area-aware when shrinking, like PIL) to the model size and normalised with the
 //! backbone's mean/std. Masks are read as grey, binarised (`> threshold`, 127 by default; or kept
 //! soft in 0..1), resized nearest. The original-resolution mask is kept for evaluation.
-use super::records::{read_split, Record};
+use super::records::{Record, read_split};
 use crate::metrics::Mask;
 use image::imageops::FilterType;
 use std::path::{Path, PathBuf};
@@ -80,8 +80,12 @@ pub struct Prepared {
 /// one is the error.
 pub fn open_split(root: &Path, split: &str, skip_bad: bool) -> Result<Split, BadRecord> {
     let json = super::records::split_file(root, split);
-    let records = read_split(root, split)
-        .map_err(|message| BadRecord { split: split.into(), index: 0, path: json.clone(), message })?;
+    let records = read_split(root, split).map_err(|message| BadRecord {
+        split: split.into(),
+        index: 0,
+        path: json.clone(),
+        message,
+    })?;
     let mut items = Vec::new();
     let mut skipped = Vec::new();
     for (index, record) in records.into_iter().enumerate() {
@@ -92,30 +96,61 @@ pub fn open_split(root: &Path, split: &str, skip_bad: bool) -> Result<Split, Bad
         }
     }
     if items.is_empty() {
-        return Err(BadRecord { split: split.into(), index: 0, path: json, message: "no usable records".into() });
+        return Err(BadRecord {
+            split: split.into(),
+            index: 0,
+            path: json,
+            message: "no usable records".into(),
+        });
     }
-    Ok(Split { name: split.into(), items, skipped })
+    Ok(Split {
+        name: split.into(),
+        items,
+        skipped,
+    })
 }
 
 fn validate(root: &Path, split: &str, index: usize, record: Record) -> Result<Item, BadRecord> {
     let image_path = root.join("images").join(&record.img_name);
     let mask_path = root.join("masks").join(&record.mask_name);
-    let bad = |path: &Path, message: String| BadRecord { split: split.into(), index, path: path.to_path_buf(), message };
+    let bad = |path: &Path, message: String| BadRecord {
+        split: split.into(),
+        index,
+        path: path.to_path_buf(),
+        message,
+    };
     if record.prompt_keys().is_empty() {
-        return Err(bad(&super::records::split_file(root, split), format!("record for {} has no usable prompt", record.img_name)));
+        return Err(bad(
+            &super::records::split_file(root, split),
+            format!("record for {} has no usable prompt", record.img_name),
+        ));
     }
     let dims = |p: &Path| -> Result<(usize, usize), BadRecord> {
         if !p.is_file() {
             return Err(bad(p, "file not found".into()));
         }
-        image::image_dimensions(p).map(|(w, h)| (h as usize, w as usize)).map_err(|e| bad(p, format!("unreadable image: {e}")))
+        image::image_dimensions(p)
+            .map(|(w, h)| (h as usize, w as usize))
+            .map_err(|e| bad(p, format!("unreadable image: {e}")))
     };
     let size = dims(&image_path)?;
     let mask_size = dims(&mask_path)?;
     if size != mask_size {
-        return Err(bad(&mask_path, format!("mask is {}×{} but the image is {}×{}", mask_size.1, mask_size.0, size.1, size.0)));
+        return Err(bad(
+            &mask_path,
+            format!(
+                "mask is {}×{} but the image is {}×{}",
+                mask_size.1, mask_size.0, size.1, size.0
+            ),
+        ));
     }
-    Ok(Item { index, record, image_path, mask_path, size })
+    Ok(Item {
+        index,
+        record,
+        image_path,
+        mask_path,
+        size,
+    })
 }
 
 /// Decodes and prepares one item.
@@ -126,8 +161,12 @@ pub fn prepare(split: &str, item: &Item, p: &Preprocess) -> Result<Prepared, Bad
         path: path.to_path_buf(),
         message: format!("cannot decode: {e}"),
     };
-    let image = image::open(&item.image_path).map_err(|e| bad(&item.image_path, e))?.to_rgb8();
-    let mask = image::open(&item.mask_path).map_err(|e| bad(&item.mask_path, e))?.to_luma8();
+    let image = image::open(&item.image_path)
+        .map_err(|e| bad(&item.image_path, e))?
+        .to_rgb8();
+    let mask = image::open(&item.mask_path)
+        .map_err(|e| bad(&item.mask_path, e))?
+        .to_luma8();
     let s = p.size as u32;
     let resized = image::imageops::resize(&image, s, s, FilterType::Triangle);
     let plane = (s * s) as usize;
@@ -140,12 +179,24 @@ pub fn prepare(split: &str, item: &Item, p: &Preprocess) -> Result<Prepared, Bad
     let small = image::imageops::resize(&mask, s, s, FilterType::Nearest);
     let target = small
         .pixels()
-        .map(|v| if p.soft_masks { v.0[0] as f32 / 255.0 } else if v.0[0] > p.threshold { 1.0 } else { 0.0 })
+        .map(|v| {
+            if p.soft_masks {
+                v.0[0] as f32 / 255.0
+            } else if v.0[0] > p.threshold {
+                1.0
+            } else {
+                0.0
+            }
+        })
         .collect();
     let original = Mask::new(
         mask.height() as usize,
         mask.width() as usize,
         mask.pixels().map(|v| v.0[0] > p.threshold).collect(),
     );
-    Ok(Prepared { pixels, target, original })
+    Ok(Prepared {
+        pixels,
+        target,
+        original,
+    })
 }

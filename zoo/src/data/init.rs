@@ -7,9 +7,9 @@
 //! mask gets "no <class>" prompts.
 use super::records::{PromptValue, Record, SPLITS};
 use super::write::write_splits;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -74,15 +74,31 @@ pub fn mask_facts(mask: &image::GrayImage) -> MaskFacts {
                         stack.push(j);
                     }
                 };
-                if x > 0 { push(i - 1) }
-                if x + 1 < w { push(i + 1) }
-                if y > 0 { push(i - w) }
-                if y + 1 < h { push(i + w) }
+                if x > 0 {
+                    push(i - 1)
+                }
+                if x + 1 < w {
+                    push(i + 1)
+                }
+                if y > 0 {
+                    push(i - w)
+                }
+                if y + 1 < h {
+                    push(i + w)
+                }
             }
         }
     }
-    let centroid = if n == 0 { (0.5, 0.5) } else { (sx / n as f64 / w as f64, sy / n as f64 / h as f64) };
-    MaskFacts { area: n as f64 / fg.len().max(1) as f64, count, centroid }
+    let centroid = if n == 0 {
+        (0.5, 0.5)
+    } else {
+        (sx / n as f64 / w as f64, sy / n as f64 / h as f64)
+    };
+    MaskFacts {
+        area: n as f64 / fg.len().max(1) as f64,
+        count,
+        centroid,
+    }
 }
 
 /// Template prompts for a mask of `class`.
@@ -95,40 +111,82 @@ pub fn template_prompts(class: &str, f: &MaskFacts) -> BTreeMap<String, PromptVa
         p.insert("p2".into(), one(format!("no {class} in the image")));
         return p;
     }
-    let size = if f.area < 0.05 { "small" } else if f.area < 0.2 { "medium" } else { "large" };
+    let size = if f.area < 0.05 {
+        "small"
+    } else if f.area < 0.2 {
+        "medium"
+    } else {
+        "large"
+    };
     let third = |v: f64| ((v * 3.0).floor() as usize).min(2);
-    let loc = match (["top", "", "bottom"][third(f.centroid.1)], ["left", "", "right"][third(f.centroid.0)]) {
+    let loc = match (
+        ["top", "", "bottom"][third(f.centroid.1)],
+        ["left", "", "right"][third(f.centroid.0)],
+    ) {
         ("", "") => "center".to_string(),
         ("", c) => c.to_string(),
         (r, "") => r.to_string(),
         (r, c) => format!("{r} {c}"),
     };
-    let count = ["no", "one", "two", "three", "four"].get(f.count).copied().unwrap_or("several");
+    let count = ["no", "one", "two", "three", "four"]
+        .get(f.count)
+        .copied()
+        .unwrap_or("several");
     let plural = if f.count > 1 { "s" } else { "" };
     p.insert("p1".into(), one(class.to_string()));
     p.insert("p2".into(), one(format!("{size} {class}")));
     p.insert("p3".into(), one(format!("{count} {size} {class}{plural}")));
-    p.insert("p4".into(), one(format!("{count} {size} {class}{plural}, located in {loc} of the image")));
+    p.insert(
+        "p4".into(),
+        one(format!(
+            "{count} {size} {class}{plural}, located in {loc} of the image"
+        )),
+    );
     p
 }
 
 /// Pairs, splits, copies and annotates.
-pub fn init(images: &Path, masks: &Path, class: &str, out: &Path, split: [f64; 3], seed: u64) -> Result<InitSummary, String> {
+pub fn init(
+    images: &Path,
+    masks: &Path,
+    class: &str,
+    out: &Path,
+    split: [f64; 3],
+    seed: u64,
+) -> Result<InitSummary, String> {
     if class.trim().is_empty() {
         return Err("--class must name the structure (e.g. polyp)".into());
     }
     let total: f64 = split.iter().sum();
     if split.iter().any(|&f| f < 0.0) || (total - 1.0).abs() > 1e-6 {
-        return Err(format!("--split fractions must be ≥ 0 and add up to 1 (got {split:?})"));
+        return Err(format!(
+            "--split fractions must be ≥ 0 and add up to 1 (got {split:?})"
+        ));
     }
     let (imgs, msks) = (by_stem(images)?, by_stem(masks)?);
-    let mut stems: Vec<String> = imgs.keys().filter(|s| msks.contains_key(*s)).cloned().collect();
+    let mut stems: Vec<String> = imgs
+        .keys()
+        .filter(|s| msks.contains_key(*s))
+        .cloned()
+        .collect();
     stems.sort();
     if stems.is_empty() {
-        return Err(format!("no image in {} has a mask of the same file stem in {}", images.display(), masks.display()));
+        return Err(format!(
+            "no image in {} has a mask of the same file stem in {}",
+            images.display(),
+            masks.display()
+        ));
     }
-    let mut unpaired_images: Vec<String> = imgs.keys().filter(|s| !msks.contains_key(*s)).cloned().collect();
-    let mut unpaired_masks: Vec<String> = msks.keys().filter(|s| !imgs.contains_key(*s)).cloned().collect();
+    let mut unpaired_images: Vec<String> = imgs
+        .keys()
+        .filter(|s| !msks.contains_key(*s))
+        .cloned()
+        .collect();
+    let mut unpaired_masks: Vec<String> = msks
+        .keys()
+        .filter(|s| !imgs.contains_key(*s))
+        .cloned()
+        .collect();
     unpaired_images.sort();
     unpaired_masks.sort();
     stems.shuffle(&mut StdRng::seed_from_u64(seed));
@@ -141,25 +199,42 @@ pub fn init(images: &Path, masks: &Path, class: &str, out: &Path, split: [f64; 3
         let mut records = Vec::new();
         for stem in &stems[bounds[k]..bounds[k + 1]] {
             let (img, msk) = (&imgs[stem], &msks[stem]);
-            let mask = image::open(msk).map_err(|e| format!("{}: {e}", msk.display()))?.to_luma8();
-            let (iw, ih) = image::image_dimensions(img).map_err(|e| format!("{}: {e}", img.display()))?;
+            let mask = image::open(msk)
+                .map_err(|e| format!("{}: {e}", msk.display()))?
+                .to_luma8();
+            let (iw, ih) =
+                image::image_dimensions(img).map_err(|e| format!("{}: {e}", img.display()))?;
             if (iw, ih) != mask.dimensions() {
-                return Err(format!("{}: mask is {:?} but the image is {:?}", msk.display(), mask.dimensions(), (iw, ih)));
+                return Err(format!(
+                    "{}: mask is {:?} but the image is {:?}",
+                    msk.display(),
+                    mask.dimensions(),
+                    (iw, ih)
+                ));
             }
             let img_name = img.file_name().unwrap().to_string_lossy().into_owned();
             let mask_name = msk.file_name().unwrap().to_string_lossy().into_owned();
             for (from, dir, name) in [(img, "images", &img_name), (msk, "masks", &mask_name)] {
                 let to = out.join(dir).join(name);
                 std::fs::create_dir_all(to.parent().unwrap()).map_err(|e| e.to_string())?;
-                std::fs::copy(from, &to).map_err(|e| format!("{} → {}: {e}", from.display(), to.display()))?;
+                std::fs::copy(from, &to)
+                    .map_err(|e| format!("{} → {}: {e}", from.display(), to.display()))?;
             }
-            records.push(Record { img_name, mask_name, prompts: template_prompts(class, &mask_facts(&mask)) });
+            records.push(Record {
+                img_name,
+                mask_name,
+                prompts: template_prompts(class, &mask_facts(&mask)),
+            });
         }
         splits.push((*name, records));
     }
     let counts = [splits[0].1.len(), splits[1].1.len(), splits[2].1.len()];
     write_splits(out, &splits)?;
-    Ok(InitSummary { counts, unpaired_images, unpaired_masks })
+    Ok(InitSummary {
+        counts,
+        unpaired_images,
+        unpaired_masks,
+    })
 }
 
 #[cfg(test)]
@@ -179,7 +254,10 @@ mod tests {
         assert_eq!(f.count, 2);
         let p = template_prompts("polyp", &f);
         assert_eq!(p["p1"], PromptValue::One("polyp".into()));
-        assert_eq!(p["p4"], PromptValue::One("two medium polyps, located in top right of the image".into()));
+        assert_eq!(
+            p["p4"],
+            PromptValue::One("two medium polyps, located in top right of the image".into())
+        );
         let empty = template_prompts("polyp", &mask_facts(&image::GrayImage::new(4, 4)));
         assert_eq!(empty["p1"], PromptValue::One("no polyp".into()));
     }

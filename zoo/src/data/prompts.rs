@@ -5,8 +5,8 @@
 //! up-weighted). Evaluation uses `random` (seeded, reproducible), `fixed` (one key) or `all`
 //! (every key, one score per key).
 use super::records::Record;
-use rand::rngs::StdRng;
 use rand::Rng;
+use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 /// How evaluation picks prompts.
@@ -35,7 +35,10 @@ pub fn sample<'a>(record: &'a Record, rng: &mut StdRng) -> Option<&'a str> {
 
 /// The first alternative of `key` (fixed-key evaluation uses the first of a list, deterministically).
 pub fn fixed<'a>(record: &'a Record, key: &str) -> Option<&'a str> {
-    record.prompts.get(key).and_then(|v| v.options().first().copied())
+    record
+        .prompts
+        .get(key)
+        .and_then(|v| v.options().first().copied())
 }
 
 #[cfg(test)]
@@ -49,8 +52,15 @@ mod tests {
         let mut prompts = BTreeMap::new();
         prompts.insert("p0".into(), PromptValue::One(String::new()));
         prompts.insert("p1".into(), PromptValue::One("a".into()));
-        prompts.insert("p2".into(), PromptValue::Many((0..20).map(|i| format!("b{i}")).collect()));
-        Record { img_name: "x".into(), mask_name: "x".into(), prompts }
+        prompts.insert(
+            "p2".into(),
+            PromptValue::Many((0..20).map(|i| format!("b{i}")).collect()),
+        );
+        Record {
+            img_name: "x".into(),
+            mask_name: "x".into(),
+            prompts,
+        }
     }
 
     #[test]
@@ -68,7 +78,9 @@ mod tests {
         let r = record();
         let run = |seed| {
             let mut rng = StdRng::seed_from_u64(seed);
-            (0..10).map(|_| sample(&r, &mut rng).unwrap().to_string()).collect::<Vec<_>>()
+            (0..10)
+                .map(|_| sample(&r, &mut rng).unwrap().to_string())
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
     }

@@ -52,7 +52,14 @@ impl Record {
             .filter(|(k, v)| k.as_str() != "p0" && !v.options().is_empty())
             .map(|(k, _)| k.as_str())
             .collect();
-        keys.sort_by_key(|k| (k.trim_start_matches(|c: char| !c.is_ascii_digit()).parse::<u64>().unwrap_or(u64::MAX), k.to_string()));
+        keys.sort_by_key(|k| {
+            (
+                k.trim_start_matches(|c: char| !c.is_ascii_digit())
+                    .parse::<u64>()
+                    .unwrap_or(u64::MAX),
+                k.to_string(),
+            )
+        });
         keys
     }
 }

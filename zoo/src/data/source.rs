@@ -1,7 +1,7 @@
 //! Where a spec's data comes from: `synthetic` (generated on the fly, cached) or `folder`
 //! (a medvlsm-layout directory).
 use super::synth::Domain;
-use super::write::{write_synthetic, SynthCounts};
+use super::write::{SynthCounts, write_synthetic};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use vlsm_core::registry::typed_params;
@@ -29,7 +29,15 @@ pub struct SyntheticParams {
 
 impl Default for SyntheticParams {
     fn default() -> Self {
-        Self { domain: "polyp".into(), train: 256, val: 64, test: 64, size: 128, seed: 0, cache: "data/synthetic".into() }
+        Self {
+            domain: "polyp".into(),
+            train: 256,
+            val: 64,
+            test: 64,
+            size: 128,
+            seed: 0,
+            cache: "data/synthetic".into(),
+        }
     }
 }
 
@@ -49,7 +57,12 @@ pub struct FolderParams {
 
 impl Default for FolderParams {
     fn default() -> Self {
-        Self { root: String::new(), threshold: 127, soft_masks: false, skip_bad: false }
+        Self {
+            root: String::new(),
+            threshold: 127,
+            soft_masks: false,
+            skip_bad: false,
+        }
     }
 }
 
@@ -69,35 +82,64 @@ pub struct DataSource {
 }
 
 /// Resolves (and for `synthetic`, generates once into the cache) the spec's data.
-pub fn resolve(data: &ComponentSpec, spec_dir: Option<&Path>, progress: &dyn Fn(usize, usize)) -> Result<DataSource, String> {
+pub fn resolve(
+    data: &ComponentSpec,
+    spec_dir: Option<&Path>,
+    progress: &dyn Fn(usize, usize),
+) -> Result<DataSource, String> {
     match data.kind.as_str() {
         "synthetic" => {
-            let p: SyntheticParams = typed_params(&data.params).map_err(|e| format!("data `synthetic`: {e}"))?;
+            let p: SyntheticParams =
+                typed_params(&data.params).map_err(|e| format!("data `synthetic`: {e}"))?;
             let domain = Domain::parse(&p.domain)?;
             if p.train == 0 || p.val == 0 || p.test == 0 || p.size < 16 {
-                return Err("data `synthetic`: train, val and test must be ≥ 1 and size ≥ 16".into());
+                return Err(
+                    "data `synthetic`: train, val and test must be ≥ 1 and size ≥ 16".into(),
+                );
             }
-            let name = format!("{}-s{}-n{}-{}-{}-seed{}", p.domain, p.size, p.train, p.val, p.test, p.seed);
+            let name = format!(
+                "{}-s{}-n{}-{}-{}-seed{}",
+                p.domain, p.size, p.train, p.val, p.test, p.seed
+            );
             let root = PathBuf::from(&p.cache).join(&name);
             if !root.join(".complete").is_file() {
-                let tmp = PathBuf::from(&p.cache).join(format!(".{name}.partial-{}", std::process::id()));
+                let tmp =
+                    PathBuf::from(&p.cache).join(format!(".{name}.partial-{}", std::process::id()));
                 let _ = std::fs::remove_dir_all(&tmp);
                 let total = p.train + p.val + p.test;
                 let done = std::cell::Cell::new(0);
-                write_synthetic(&tmp, domain, SynthCounts { train: p.train, val: p.val, test: p.test }, p.size, p.seed, &|| {
-                    done.set(done.get() + 1);
-                    progress(done.get(), total);
-                })?;
+                write_synthetic(
+                    &tmp,
+                    domain,
+                    SynthCounts {
+                        train: p.train,
+                        val: p.val,
+                        test: p.test,
+                    },
+                    p.size,
+                    p.seed,
+                    &|| {
+                        done.set(done.get() + 1);
+                        progress(done.get(), total);
+                    },
+                )?;
                 std::fs::write(tmp.join(".complete"), b"").map_err(|e| e.to_string())?;
                 if root.exists() {
                     let _ = std::fs::remove_dir_all(&root);
                 }
                 std::fs::rename(&tmp, &root).map_err(|e| format!("{}: {e}", root.display()))?;
             }
-            Ok(DataSource { root, threshold: 127, soft_masks: false, skip_bad: false, name: p.domain })
+            Ok(DataSource {
+                root,
+                threshold: 127,
+                soft_masks: false,
+                skip_bad: false,
+                name: p.domain,
+            })
         }
         "folder" => {
-            let p: FolderParams = typed_params(&data.params).map_err(|e| format!("data `folder`: {e}"))?;
+            let p: FolderParams =
+                typed_params(&data.params).map_err(|e| format!("data `folder`: {e}"))?;
             if p.root.is_empty() {
                 return Err("data `folder`: params `root` is required (a folder with anns/, images/, masks/)".into());
             }
@@ -105,8 +147,17 @@ pub fn resolve(data: &ComponentSpec, spec_dir: Option<&Path>, progress: &dyn Fn(
                 Some(dir) if Path::new(&p.root).is_relative() => dir.join(&p.root),
                 _ => PathBuf::from(&p.root),
             };
-            let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
-            Ok(DataSource { root, threshold: p.threshold, soft_masks: p.soft_masks, skip_bad: p.skip_bad, name })
+            let name = root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "data".into());
+            Ok(DataSource {
+                root,
+                threshold: p.threshold,
+                soft_masks: p.soft_masks,
+                skip_bad: p.skip_bad,
+                name,
+            })
         }
         other => Err(format!("unknown data kind `{other}` (synthetic, folder)")),
     }

@@ -35,14 +35,21 @@ pub enum Domain {
 
 impl Domain {
     /// All domains.
-    pub const ALL: [Domain; 4] = [Domain::Shapes, Domain::Polyp, Domain::Lesion, Domain::Ultrasound];
+    pub const ALL: [Domain; 4] = [
+        Domain::Shapes,
+        Domain::Polyp,
+        Domain::Lesion,
+        Domain::Ultrasound,
+    ];
 
     /// Parses a domain name.
     pub fn parse(name: &str) -> Result<Self, String> {
         Self::ALL
             .into_iter()
             .find(|d| d.name() == name)
-            .ok_or_else(|| format!("unknown synthetic domain `{name}` (shapes, polyp, lesion, ultrasound)"))
+            .ok_or_else(|| {
+                format!("unknown synthetic domain `{name}` (shapes, polyp, lesion, ultrasound)")
+            })
     }
 
     /// Its name.
@@ -74,7 +81,8 @@ pub fn generate(domain: Domain, size: usize, seed: u64, split: &str, index: usiz
         "test" => 3,
         _ => 4,
     };
-    let mut rng = StdRng::seed_from_u64(seed ^ (split_id << 56) ^ ((index as u64) << 8) ^ domain as u64);
+    let mut rng =
+        StdRng::seed_from_u64(seed ^ (split_id << 56) ^ ((index as u64) << 8) ^ domain as u64);
     let mut c = Canvas::new(size);
     match domain {
         Domain::Shapes => shapes(&mut c, &mut rng),
@@ -93,7 +101,11 @@ struct Canvas {
 
 impl Canvas {
     fn new(n: usize) -> Self {
-        Self { n, rgb: vec![[0.0; 3]; n * n], mask: vec![false; n * n] }
+        Self {
+            n,
+            rgb: vec![[0.0; 3]; n * n],
+            mask: vec![false; n * n],
+        }
     }
 
     fn finish(self, prompts: BTreeMap<String, PromptValue>) -> Sample {
@@ -102,15 +114,27 @@ impl Canvas {
             let p = self.rgb[(y * n + x) as usize];
             Rgb(p.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8))
         });
-        let mask = GrayImage::from_fn(n, n, |x, y| Luma([if self.mask[(y * n + x) as usize] { 255 } else { 0 }]));
-        Sample { image, mask, prompts }
+        let mask = GrayImage::from_fn(n, n, |x, y| {
+            Luma([if self.mask[(y * n + x) as usize] {
+                255
+            } else {
+                0
+            }])
+        });
+        Sample {
+            image,
+            mask,
+            prompts,
+        }
     }
 }
 
 /// Smooth value noise in [0, 1] at (x, y) with cells of `scale` pixels.
 fn noise(seed: u32, x: f32, y: f32, scale: f32) -> f32 {
     fn hash(seed: u32, x: i32, y: i32) -> f32 {
-        let mut h = seed.wrapping_mul(0x9E37_79B9) ^ (x as u32).wrapping_mul(0x85EB_CA6B) ^ (y as u32).wrapping_mul(0xC2B2_AE35);
+        let mut h = seed.wrapping_mul(0x9E37_79B9)
+            ^ (x as u32).wrapping_mul(0x85EB_CA6B)
+            ^ (y as u32).wrapping_mul(0xC2B2_AE35);
         h ^= h >> 15;
         h = h.wrapping_mul(0x2C1B_3C6D);
         h ^= h >> 12;
@@ -126,16 +150,29 @@ fn noise(seed: u32, x: f32, y: f32, scale: f32) -> f32 {
 }
 
 fn fractal(seed: u32, x: f32, y: f32, scale: f32) -> f32 {
-    (noise(seed, x, y, scale) * 0.55 + noise(seed + 1, x, y, scale / 2.0) * 0.3 + noise(seed + 2, x, y, scale / 4.0) * 0.15).clamp(0.0, 1.0)
+    (noise(seed, x, y, scale) * 0.55
+        + noise(seed + 1, x, y, scale / 2.0) * 0.3
+        + noise(seed + 2, x, y, scale / 4.0) * 0.15)
+        .clamp(0.0, 1.0)
 }
 
 fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
-    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
+    [
+        a[0] + (b[0] - a[0]) * t,
+        a[1] + (b[1] - a[1]) * t,
+        a[2] + (b[2] - a[2]) * t,
+    ]
 }
 
 /// Words for an object of normalised radius `r` (fraction of the side).
 fn size_word(r: f32) -> &'static str {
-    if r < 0.11 { "small" } else if r < 0.19 { "medium" } else { "large" }
+    if r < 0.11 {
+        "small"
+    } else if r < 0.19 {
+        "medium"
+    } else {
+        "large"
+    }
 }
 
 /// "top left", "center", … from a centroid in pixels.
@@ -168,16 +205,40 @@ struct Description<'a> {
 
 fn prompt_ladder(d: &Description) -> BTreeMap<String, PromptValue> {
     let one = |s: String| PromptValue::One(s);
-    let p5 = format!("{} {} {} {} {}", count_word(d.count), d.size, d.colour, d.shape, d.class);
+    let p5 = format!(
+        "{} {} {} {} {}",
+        count_word(d.count),
+        d.size,
+        d.colour,
+        d.shape,
+        d.class
+    );
     let mut p = BTreeMap::new();
     p.insert("p0".into(), one(String::new()));
     p.insert("p1".into(), one(d.class.to_string()));
     p.insert("p2".into(), one(format!("{} {}", d.shape, d.class)));
-    p.insert("p3".into(), one(format!("{} {} {}", d.colour, d.shape, d.class)));
-    p.insert("p4".into(), one(format!("{} {} {} {}", d.size, d.colour, d.shape, d.class)));
+    p.insert(
+        "p3".into(),
+        one(format!("{} {} {}", d.colour, d.shape, d.class)),
+    );
+    p.insert(
+        "p4".into(),
+        one(format!("{} {} {} {}", d.size, d.colour, d.shape, d.class)),
+    );
     p.insert("p5".into(), one(p5.clone()));
-    p.insert("p6".into(), one(format!("{p5}, located in {} of the image", d.location)));
-    p.insert("p7".into(), PromptValue::Many(d.definition.iter().map(|s| format!("{} which is {s}", d.class)).collect()));
+    p.insert(
+        "p6".into(),
+        one(format!("{p5}, located in {} of the image", d.location)),
+    );
+    p.insert(
+        "p7".into(),
+        PromptValue::Many(
+            d.definition
+                .iter()
+                .map(|s| format!("{} which is {s}", d.class))
+                .collect(),
+        ),
+    );
     p.insert(
         "p8".into(),
         PromptValue::Many(vec![
@@ -189,7 +250,13 @@ fn prompt_ladder(d: &Description) -> BTreeMap<String, PromptValue> {
         "p9".into(),
         PromptValue::Many(vec![
             format!("the {} {} at the {}", d.colour, d.class, d.location),
-            format!("{} {} {} on the {} side", count_word(d.count), d.size, d.class, d.location),
+            format!(
+                "{} {} {} on the {} side",
+                count_word(d.count),
+                d.size,
+                d.class,
+                d.location
+            ),
         ]),
     );
     p
@@ -218,7 +285,14 @@ fn inside_shape(kind: usize, dx: f32, dy: f32, r: f32) -> bool {
 fn shapes(c: &mut Canvas, rng: &mut StdRng) -> Sample {
     let n = c.n as f32;
     let seed: u32 = rng.random();
-    let (bg1, bg2) = ([rng.random_range(0.2..0.6), rng.random_range(0.2..0.6), rng.random_range(0.2..0.6)], [rng.random_range(0.3..0.8); 3]);
+    let (bg1, bg2) = (
+        [
+            rng.random_range(0.2..0.6),
+            rng.random_range(0.2..0.6),
+            rng.random_range(0.2..0.6),
+        ],
+        [rng.random_range(0.3..0.8); 3],
+    );
     for y in 0..c.n {
         for x in 0..c.n {
             c.rgb[y * c.n + x] = mix(bg1, bg2, fractal(seed, x as f32, y as f32, n / 4.0));
@@ -255,7 +329,11 @@ fn shapes(c: &mut Canvas, rng: &mut StdRng) -> Sample {
         size: size_word(r / n),
         count: 1,
         location: location(cx, cy, c.n),
-        definition: ["a flat geometric shape", "a coloured figure", "one of several shapes in the picture"],
+        definition: [
+            "a flat geometric shape",
+            "a coloured figure",
+            "one of several shapes in the picture",
+        ],
     });
     std::mem::replace(c, Canvas::new(0)).finish(prompts)
 }
@@ -264,13 +342,25 @@ fn shapes(c: &mut Canvas, rng: &mut StdRng) -> Sample {
 /// deterministic generator: `TAU` would change every generated data set.)
 #[allow(clippy::approx_constant)]
 fn blob(rng: &mut StdRng, base: f32, bumpiness: f32) -> impl Fn(f32, f32) -> bool + use<> {
-    let waves: Vec<(f32, f32, f32)> =
-        (0..4).map(|k| (rng.random_range(2.0..7.0f32).floor() + k as f32, rng.random_range(0.0..6.28f32), rng.random_range(0.0..bumpiness))).collect();
+    let waves: Vec<(f32, f32, f32)> = (0..4)
+        .map(|k| {
+            (
+                rng.random_range(2.0..7.0f32).floor() + k as f32,
+                rng.random_range(0.0..6.28f32),
+                rng.random_range(0.0..bumpiness),
+            )
+        })
+        .collect();
     let stretch = rng.random_range(0.7..1.3f32);
     move |dx: f32, dy: f32| {
         let (dx, dy) = (dx * stretch, dy / stretch);
         let angle = dy.atan2(dx);
-        let radius = base * (1.0 + waves.iter().map(|(f, p, a)| a * (f * angle + p).sin()).sum::<f32>());
+        let radius = base
+            * (1.0
+                + waves
+                    .iter()
+                    .map(|(f, p, a)| a * (f * angle + p).sin())
+                    .sum::<f32>());
         dx * dx + dy * dy <= radius * radius
     }
 }
@@ -286,12 +376,18 @@ fn polyp(c: &mut Canvas, rng: &mut StdRng) -> Sample {
     for y in 0..c.n {
         for x in 0..c.n {
             let (fx, fy) = (x as f32, y as f32);
-            let vignette = 1.0 - 0.5 * (((fx - n / 2.0).powi(2) + (fy - n / 2.0).powi(2)).sqrt() / n);
+            let vignette =
+                1.0 - 0.5 * (((fx - n / 2.0).powi(2) + (fy - n / 2.0).powi(2)).sqrt() / n);
             let mut p = mix(dark, light, fractal(seed, fx, fy, n / 5.0)).map(|v| v * vignette);
             let (dx, dy) = (fx - cx, fy - cy);
             if shape(dx, dy) {
-                let light_dir = 1.0 - ((dx + r * 0.4).powi(2) + (dy + r * 0.4).powi(2)).sqrt() / (2.0 * r);
-                p = mix([0.75, 0.3 + 0.2 * tone, 0.3], [0.98, 0.75, 0.65], light_dir.clamp(0.0, 1.0) * 0.8);
+                let light_dir =
+                    1.0 - ((dx + r * 0.4).powi(2) + (dy + r * 0.4).powi(2)).sqrt() / (2.0 * r);
+                p = mix(
+                    [0.75, 0.3 + 0.2 * tone, 0.3],
+                    [0.98, 0.75, 0.65],
+                    light_dir.clamp(0.0, 1.0) * 0.8,
+                );
                 c.mask[y * c.n + x] = true;
             }
             if noise(seed + 7, fx, fy, 3.0) > 0.93 {
@@ -319,9 +415,16 @@ fn polyp(c: &mut Canvas, rng: &mut StdRng) -> Sample {
 fn lesion(c: &mut Canvas, rng: &mut StdRng) -> Sample {
     let n = c.n as f32;
     let seed: u32 = rng.random();
-    let skin = [rng.random_range(0.75..0.95), rng.random_range(0.55..0.75), rng.random_range(0.45..0.62)];
+    let skin = [
+        rng.random_range(0.75..0.95),
+        rng.random_range(0.55..0.75),
+        rng.random_range(0.45..0.62),
+    ];
     let r = rng.random_range(0.12..0.3) * n;
-    let (cx, cy) = (rng.random_range(n * 0.3..n * 0.7), rng.random_range(n * 0.3..n * 0.7));
+    let (cx, cy) = (
+        rng.random_range(n * 0.3..n * 0.7),
+        rng.random_range(n * 0.3..n * 0.7),
+    );
     let shape = blob(rng, r, 0.2);
     let darkness = rng.random_range(0.0..1.0f32);
     for y in 0..c.n {
@@ -331,7 +434,11 @@ fn lesion(c: &mut Canvas, rng: &mut StdRng) -> Sample {
             let ragged = (noise(seed + 3, fx, fy, n / 12.0) - 0.5) * r * 0.5;
             if shape(fx - cx + ragged, fy - cy - ragged) {
                 let t = fractal(seed + 5, fx, fy, n / 10.0);
-                p = mix([0.35 - 0.15 * darkness, 0.2 - 0.1 * darkness, 0.12], [0.55, 0.35, 0.22], t);
+                p = mix(
+                    [0.35 - 0.15 * darkness, 0.2 - 0.1 * darkness, 0.12],
+                    [0.55, 0.35, 0.22],
+                    t,
+                );
                 c.mask[y * c.n + x] = true;
             }
             if noise(seed + 9, fx, fy, 2.0) > 0.97 {
@@ -343,7 +450,11 @@ fn lesion(c: &mut Canvas, rng: &mut StdRng) -> Sample {
     let prompts = prompt_ladder(&Description {
         class: "skin lesion",
         shape: "irregular",
-        colour: if darkness > 0.5 { "dark brown" } else { "brown" },
+        colour: if darkness > 0.5 {
+            "dark brown"
+        } else {
+            "brown"
+        },
         size: size_word(r / n),
         count: 1,
         location: location(cx, cy, c.n),
@@ -361,7 +472,10 @@ fn ultrasound(c: &mut Canvas, rng: &mut StdRng) -> Sample {
     let seed: u32 = rng.random();
     let normal = rng.random_range(0.0..1.0f32) < 0.2;
     let r = rng.random_range(0.08..0.2) * n;
-    let (cx, cy) = (rng.random_range(n * 0.3..n * 0.7), rng.random_range(n * 0.35..n * 0.75));
+    let (cx, cy) = (
+        rng.random_range(n * 0.3..n * 0.7),
+        rng.random_range(n * 0.35..n * 0.75),
+    );
     let shape = blob(rng, r, 0.08);
     for y in 0..c.n {
         for x in 0..c.n {
@@ -369,7 +483,11 @@ fn ultrasound(c: &mut Canvas, rng: &mut StdRng) -> Sample {
             let in_fan = fy > n * 0.05 && (fx - n / 2.0).abs() < (fy - n * 0.02) * 0.9;
             let speckle = noise(seed, fx, fy, 1.3) * noise(seed + 1, fx, fy, 2.1);
             let tissue = 0.25 + 0.35 * fractal(seed + 2, fx, fy, n / 6.0);
-            let mut v = if in_fan { tissue * (0.5 + speckle) } else { 0.0 };
+            let mut v = if in_fan {
+                tissue * (0.5 + speckle)
+            } else {
+                0.0
+            };
             if in_fan && !normal && shape(fx - cx, fy - cy) {
                 v = 0.05 + 0.1 * speckle;
                 c.mask[y * c.n + x] = true;
@@ -380,9 +498,14 @@ fn ultrasound(c: &mut Canvas, rng: &mut StdRng) -> Sample {
     let prompts = if normal {
         let mut p = BTreeMap::new();
         p.insert("p0".into(), PromptValue::One(String::new()));
-        for (i, s) in ["no tumor", "no tumor in the breast", "no tumor in the breast ultrasound image", "normal breast tissue"]
-            .iter()
-            .enumerate()
+        for (i, s) in [
+            "no tumor",
+            "no tumor in the breast",
+            "no tumor in the breast ultrasound image",
+            "normal breast tissue",
+        ]
+        .iter()
+        .enumerate()
         {
             p.insert(format!("p{}", i + 1), PromptValue::One(s.to_string()));
         }
@@ -407,13 +530,20 @@ fn ultrasound(c: &mut Canvas, rng: &mut StdRng) -> Sample {
 
 /// Names of sample `i`: image and mask files.
 pub fn file_names(split: &str, index: usize) -> (String, String) {
-    (format!("{split}_{index:05}.png"), format!("{split}_{index:05}.png"))
+    (
+        format!("{split}_{index:05}.png"),
+        format!("{split}_{index:05}.png"),
+    )
 }
 
 /// The record of a generated sample.
 pub fn record(split: &str, index: usize, sample: &Sample) -> Record {
     let (img_name, mask_name) = file_names(split, index);
-    Record { img_name, mask_name, prompts: sample.prompts.clone() }
+    Record {
+        img_name,
+        mask_name,
+        prompts: sample.prompts.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -449,6 +579,8 @@ mod tests {
             .filter(|s| s.mask.pixels().all(|p| p.0[0] == 0))
             .collect::<Vec<_>>();
         assert!(!normal.is_empty());
-        assert!(matches!(&normal[0].prompts["p1"], PromptValue::One(t) if t.starts_with("no tumor")));
+        assert!(
+            matches!(&normal[0].prompts["p1"], PromptValue::One(t) if t.starts_with("no tumor"))
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! Writing a data set in the medvlsm layout (synthetic or from the user's images and masks).
-use super::records::{split_file, Record, SPLITS};
+use super::records::{Record, SPLITS, split_file};
 use super::synth::{self, Domain};
 use std::path::Path;
 
@@ -53,7 +53,9 @@ pub fn write_synthetic(
         for i in 0..n {
             let sample = synth::generate(domain, size, seed, split, i);
             let (img, mask) = synth::file_names(split, i);
-            let save = |img: &dyn Fn(&Path) -> image::ImageResult<()>, path: &Path| -> Result<(), String> {
+            let save = |img: &dyn Fn(&Path) -> image::ImageResult<()>,
+                        path: &Path|
+             -> Result<(), String> {
                 std::fs::create_dir_all(path.parent().unwrap()).map_err(|e| e.to_string())?;
                 img(path).map_err(|e| format!("{}: {e}", path.display()))
             };

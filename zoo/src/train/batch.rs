@@ -14,18 +14,34 @@ pub fn make_batch(
     device: &Device,
 ) -> Result<(BackboneInput, Tensor<4>), ZooError> {
     let b = samples.len();
-    let pixels: Vec<f32> = samples.iter().flat_map(|s| s.pixels.iter().copied()).collect();
-    let targets: Vec<f32> = samples.iter().flat_map(|s| s.target.iter().copied()).collect();
+    let pixels: Vec<f32> = samples
+        .iter()
+        .flat_map(|s| s.pixels.iter().copied())
+        .collect();
+    let targets: Vec<f32> = samples
+        .iter()
+        .flat_map(|s| s.target.iter().copied())
+        .collect();
     let input = BackboneInput {
         pixels: Tensor::from_data(TensorData::new(pixels, [b, 3, size, size]), device),
         input_ids: model.tokenize(prompts, device)?,
     };
-    Ok((input, Tensor::from_data(TensorData::new(targets, [b, 1, size, size]), device)))
+    Ok((
+        input,
+        Tensor::from_data(TensorData::new(targets, [b, 1, size, size]), device),
+    ))
 }
 
 /// Row-major `[B, S·S]` foreground flags of `logits > threshold`.
 pub fn binarize(logits: Tensor<4>, threshold: f32) -> Vec<Vec<bool>> {
     let [b, _, h, w] = logits.dims();
-    let values: Vec<f32> = logits.into_data().try_into_vec_as::<f32>().expect("float logits");
-    values.chunks(h * w).take(b).map(|c| c.iter().map(|&v| v > threshold).collect()).collect()
+    let values: Vec<f32> = logits
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .expect("float logits");
+    values
+        .chunks(h * w)
+        .take(b)
+        .map(|c| c.iter().map(|&v| v > threshold).collect())
+        .collect()
 }

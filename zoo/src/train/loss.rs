@@ -8,8 +8,8 @@
 //!
 //! Soft Dice per sample on probabilities, `1 − (2Σpg + 1e-5) / (Σp + Σg + 1e-5)`, averaged over
 //! the batch (monai `DiceLoss(batch=False)` defaults).
-use burn::tensor::activation::sigmoid;
 use burn::tensor::Tensor;
+use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
 /// Which loss to train with.
@@ -38,7 +38,11 @@ pub fn loss(kind: LossKind, logits: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
     let p = sigmoid(z.clone());
     let inter = (p.clone() * g.clone()).sum_dim(1);
     let denom = p.clone().sum_dim(1) + g.clone().sum_dim(1);
-    let dice = ((inter * 2.0 + 1e-5) / (denom + 1e-5)).neg().add_scalar(1.0).mean() * 1.5;
+    let dice = ((inter * 2.0 + 1e-5) / (denom + 1e-5))
+        .neg()
+        .add_scalar(1.0)
+        .mean()
+        * 1.5;
     match kind {
         LossKind::DiceOnly => dice,
         LossKind::DiceBce => dice + bce_with_logits(z, g),
@@ -72,7 +76,12 @@ mod tests {
 
     #[test]
     fn confident_correct_logits_give_small_loss() {
-        let l = loss(LossKind::DiceBce, t(vec![20.0, -20.0, 20.0]), t(vec![1.0, 0.0, 1.0])).into_scalar::<f32>();
+        let l = loss(
+            LossKind::DiceBce,
+            t(vec![20.0, -20.0, 20.0]),
+            t(vec![1.0, 0.0, 1.0]),
+        )
+        .into_scalar::<f32>();
         assert!(l < 1e-4, "{l}");
     }
 }

@@ -18,7 +18,13 @@ pub struct Plateau {
 impl Plateau {
     /// Starts at `lr`.
     pub fn new(lr: f64, factor: f64, patience: usize) -> Self {
-        Self { factor, patience, lr, best: f64::INFINITY, bad_epochs: 0 }
+        Self {
+            factor,
+            patience,
+            lr,
+            best: f64::INFINITY,
+            bad_epochs: 0,
+        }
     }
 
     /// Records an epoch's metric; returns the learning rate for the next epoch.
@@ -54,7 +60,13 @@ pub struct EarlyStop {
 impl EarlyStop {
     /// Fresh state.
     pub fn new(patience: usize, min_delta: f64) -> Self {
-        Self { patience, min_delta, best: f64::NEG_INFINITY, best_epoch: 0, waited: 0 }
+        Self {
+            patience,
+            min_delta,
+            best: f64::NEG_INFINITY,
+            best_epoch: 0,
+            waited: 0,
+        }
     }
 
     /// Records epoch `epoch`'s value; `true` when it is a new best.

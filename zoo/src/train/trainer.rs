@@ -3,24 +3,24 @@
 //! with an error (checkpoints already written stay as they were).
 use super::batch::{binarize, make_batch};
 use super::clip::clip_global_norm;
-use super::loss::{loss, LossKind};
+use super::loss::{LossKind, loss};
 use super::schedule::{EarlyStop, Plateau};
 use crate::data::dataset::Prepared;
 use crate::data::prompts::sample;
 use crate::data::records::Record;
 use crate::error::ZooError;
-use crate::metrics::{dice, Mask};
+use crate::metrics::{Mask, dice};
 use crate::model::ZooModel;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
-use std::path::Path;
 use burn::tensor::{Device, Tensor};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
-use vlsm_core::spec::TrainSpec;
+use std::path::Path;
 use vlsm_core::BackboneInput;
+use vlsm_core::spec::TrainSpec;
 
 /// Prepared samples of one split with their records.
 pub struct SplitData {
@@ -80,7 +80,12 @@ pub trait EpochObserver {
     /// Called with the model after a new best val Dice.
     fn on_best(&mut self, model: &ZooModel, state: &TrainState) -> Result<(), ZooError>;
     /// Called after every epoch with the optimizer too (checkpointing, progress).
-    fn on_epoch(&mut self, model: &ZooModel, state: &TrainState, optim: &ModuleOptimizer) -> Result<(), ZooError>;
+    fn on_epoch(
+        &mut self,
+        model: &ZooModel,
+        state: &TrainState,
+        optim: &ModuleOptimizer,
+    ) -> Result<(), ZooError>;
     /// Called after every batch with (done, total, mean loss so far, learning rate).
     fn on_batch(&mut self, _done: usize, _total: usize, _loss: f64, _lr: f64) {}
 }
@@ -142,7 +147,11 @@ pub fn validate(
 ) -> Result<(f64, f64), ZooError> {
     let kind = loss_kind(&t.loss)?;
     let mut rng = StdRng::seed_from_u64(t.seed ^ 0x0005_EED0_F7A1);
-    let prompts: Vec<&str> = data.records.iter().map(|r| sample(r, &mut rng).unwrap_or("")).collect();
+    let prompts: Vec<&str> = data
+        .records
+        .iter()
+        .map(|r| sample(r, &mut rng).unwrap_or(""))
+        .collect();
     let (mut loss_sum, mut dice_sum) = (0.0, 0.0);
     let idx: Vec<usize> = (0..data.samples.len()).collect();
     for chunk in idx.chunks(t.batch.max(1)) {
@@ -150,7 +159,8 @@ pub fn validate(
         let ps: Vec<&str> = chunk.iter().map(|&i| prompts[i]).collect();
         let (input, target) = make_batch(model, &samples, &ps, size, device)?;
         let logits = model.forward(&input);
-        loss_sum += loss(kind, logits.clone(), target).into_scalar::<f32>() as f64 * chunk.len() as f64;
+        loss_sum +=
+            loss(kind, logits.clone(), target).into_scalar::<f32>() as f64 * chunk.len() as f64;
         for (pred, s) in binarize(logits, 0.0).into_iter().zip(&samples) {
             let gt = Mask::new(size, size, s.target.iter().map(|&v| v > 0.5).collect());
             dice_sum += dice(&Mask::new(size, size, pred), &gt);
@@ -178,9 +188,12 @@ pub fn train(
     let kind = loss_kind(&t.loss)?;
     let optim = adamw(t);
     let mut optim = match optim_state {
-        Some(path) => optim
-            .load(path)
-            .map_err(|e| ZooError::Invalid(format!("{}: cannot restore the optimizer: {e}", path.display())))?,
+        Some(path) => optim.load(path).map_err(|e| {
+            ZooError::Invalid(format!(
+                "{}: cannot restore the optimizer: {e}",
+                path.display()
+            ))
+        })?,
         None => optim,
     };
     let batch = t.batch.max(1);
@@ -195,8 +208,10 @@ pub fn train(
         let total = order.len().div_ceil(batch);
         for (bi, chunk) in order.chunks(batch).enumerate() {
             let samples: Vec<&Prepared> = chunk.iter().map(|&i| &train_data.samples[i]).collect();
-            let prompts: Vec<&str> =
-                chunk.iter().map(|&i| sample(&train_data.records[i], &mut rng).unwrap_or("")).collect();
+            let prompts: Vec<&str> = chunk
+                .iter()
+                .map(|&i| sample(&train_data.records[i], &mut rng).unwrap_or(""))
+                .collect();
             let (input, target) = make_batch(&model, &samples, &prompts, size, device)?;
             let value;
             (model, value) = train_step(model, &mut optim, &input, target, kind, lr, t.grad_clip);
@@ -211,7 +226,8 @@ pub fn train(
             seen += chunk.len();
             observer.on_batch(bi + 1, total, loss_sum / seen as f64, lr);
         }
-        let (val_loss, val_dice) = validate(&model.valid(), val_data, t, size, &device.clone().inner())?;
+        let (val_loss, val_dice) =
+            validate(&model.valid(), val_data, t, size, &device.clone().inner())?;
         state.plateau.step(val_loss);
         let improved = state.early.update(epoch, val_dice);
         state.epoch = epoch;
