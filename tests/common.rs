@@ -156,8 +156,22 @@ pub fn tiny_spec(dir: &Path, placement: &str, train: &str) -> PathBuf {
     path
 }
 
-/// `vlsm-zoo run --quiet --spec S --out DIR [extra…]` in-process.
+/// Serialises what draws random numbers in-process: burn's seed (`Device::seed`) and generator
+/// are process-wide, so a run on one test thread and a model built on another would draw each
+/// other's random initialisation.
+static RANDOM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the process-wide random generator for this test thread until dropped (see [`run`]).
+pub fn exclusive_random() -> std::sync::MutexGuard<'static, ()> {
+    RANDOM
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `vlsm-zoo run --quiet --spec S --out DIR [extra…]` in-process (one at a time, holding
+/// [`exclusive_random`]).
 pub fn run(spec: &Path, out: &Path, extra: &[&str]) -> Result<String, String> {
+    let _one_at_a_time = exclusive_random();
     let mut args = vec![
         "run",
         "--quiet",

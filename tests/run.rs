@@ -47,12 +47,27 @@ fn run_writes_the_report_files() {
     }
     let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
     assert_eq!(history.lines().count(), 3, "header + 2 epochs");
-    let predictions = std::fs::read_dir(out.join("predictions")).unwrap().count();
+    let pngs = std::fs::read_dir(out.join("predictions"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "png")
+        })
+        .count();
+    assert_eq!(pngs, 6 + 1, "one mask per test image and overview.png");
+    let index = std::fs::read_to_string(out.join("predictions/index.csv")).unwrap();
     assert_eq!(
-        predictions,
-        6 + 1,
-        "one mask per test image and overview.png"
+        index.lines().count(),
+        1 + 6,
+        "header + one row per test record"
     );
+    for line in index.lines().skip(1) {
+        let file = line.rsplit(',').next().unwrap();
+        assert!(out.join("predictions").join(file).is_file(), "{line}");
+    }
     assert_eq!(
         image::image_dimensions(out.join("predictions/overview.png")).unwrap(),
         (3 * 128, 6 * 128)
@@ -431,4 +446,67 @@ fn export_merges_a_lora_run_into_a_plain_clipseg_folder() {
         "{err}"
     );
     assert!(!dir.join("hf2/model.safetensors").exists());
+}
+
+#[test]
+fn truncated_images_and_paths_leaving_the_root_are_caught_before_training() {
+    let dir = scratch("truncated");
+    let ds = dir.join("ds");
+    cli(&[
+        "data",
+        "synth",
+        "--domain",
+        "polyp",
+        "--out",
+        ds.to_str().unwrap(),
+        "--n-train",
+        "6",
+        "--n-val",
+        "3",
+        "--n-test",
+        "3",
+        "--size",
+        "48",
+    ])
+    .unwrap();
+    // A training image cut in half: its header still reads, its pixels do not.
+    let image = ds.join("images/train_00001.png");
+    let bytes = std::fs::read(&image).unwrap();
+    std::fs::write(&image, &bytes[..bytes.len() / 2]).unwrap();
+    // A validation record pointing outside the data root.
+    let anns = ds.join("anns/val.json");
+    let mut val: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&anns).unwrap()).unwrap();
+    val[1]["img_name"] = "../../outside.png".into();
+    std::fs::write(&anns, val.to_string()).unwrap();
+    std::fs::write(
+        dir.join("spec.ron"),
+        format!(
+            "(backbone: (kind: \"clipseg\", weights: \"{}\", params: (image_size: 96)), placement: {DENSE}, head: (kind: \"clipseg-decoder\"), \
+             data: (kind: \"folder\", params: (root: \"ds\")), train: {TWO_EPOCHS})",
+            fixtures().join("tiny-clipseg").display()
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let err = run(&dir.join("spec.ron"), &out, &[]).unwrap_err();
+    assert!(
+        err.contains("train[1]")
+            && err.contains("train_00001.png")
+            && err.contains("cannot decode"),
+        "{err}"
+    );
+    assert!(
+        !out.exists(),
+        "nothing is written before the data are valid"
+    );
+    std::fs::write(&image, &bytes).unwrap();
+    let err = run(&dir.join("spec.ron"), &out, &[]).unwrap_err();
+    assert!(
+        err.contains("val[1]") && err.contains("leaves the data root"),
+        "{err}"
+    );
+    std::fs::write(&image, &bytes[..bytes.len() / 2]).unwrap();
+    run(&dir.join("spec.ron"), &out, &["--skip-bad"]).unwrap();
+    assert_eq!(report(&out)["skipped_records"], 2);
 }

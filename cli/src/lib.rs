@@ -69,6 +69,8 @@ enum Command {
         #[arg(long)]
         skip_bad: bool,
         #[command(flatten)]
+        cache: CacheOpt,
+        #[command(flatten)]
         device: DeviceOpt,
     },
     /// Make or validate data sets in the medvlsm layout.
@@ -94,6 +96,8 @@ enum Command {
         /// No progress output.
         #[arg(long)]
         quiet: bool,
+        #[command(flatten)]
+        cache: CacheOpt,
         #[command(flatten)]
         device: DeviceOpt,
     },
@@ -169,6 +173,10 @@ enum Command {
         /// Time the forward pass only (no autodiff) instead of a training step.
         #[arg(long)]
         infer: bool,
+        /// Start each step from cached frozen outputs, as training does from epoch 2 on when
+        /// the model allows a frozen-feature cache.
+        #[arg(long)]
+        cached: bool,
         /// Images per step.
         #[arg(long, default_value_t = 8)]
         batch: usize,
@@ -258,6 +266,41 @@ impl DeviceOpt {
     }
 }
 
+/// Frozen-feature cache options of `run` and `compare`.
+#[derive(clap::Args, Clone)]
+struct CacheOpt {
+    /// Recompute the frozen towers every epoch instead of caching their outputs.
+    #[arg(long)]
+    no_cache: bool,
+    /// Keep the frozen-feature cache in this folder and reuse it across runs (default: a
+    /// temporary folder in the run folder, for what exceeds the memory budget).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache: Option<PathBuf>,
+    /// Memory budget of the cache in MiB (default: a quarter of the available memory); the
+    /// rest goes to disk.
+    #[arg(long, value_name = "MIB")]
+    cache_memory: Option<usize>,
+    /// Store cached features as float16 (half the memory; no longer bit-exact).
+    #[arg(long)]
+    cache_f16: bool,
+}
+
+impl CacheOpt {
+    fn options(&self) -> vlsm_zoo::cache::CacheOptions {
+        use vlsm_zoo::cache::store::CacheDtype;
+        vlsm_zoo::cache::CacheOptions {
+            enabled: !self.no_cache,
+            dir: self.cache.clone(),
+            memory_bytes: self.cache_memory.map(|m| m << 20),
+            dtype: if self.cache_f16 {
+                CacheDtype::F16
+            } else {
+                CacheDtype::F32
+            },
+        }
+    }
+}
+
 /// Parses `args` (program name first) and runs the command, writing results to `out`.
 pub fn run_args<I, S>(args: I, out: &mut dyn Write) -> Result<()>
 where
@@ -297,6 +340,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             resume,
             quiet,
             skip_bad,
+            cache,
             device: d,
         } => {
             let loaded = LoadedSpec::from_file(&spec)?;
@@ -306,6 +350,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 resume,
                 quiet,
                 skip_bad,
+                cache: cache.options(),
             };
             let (report, dir) = vlsm_zoo::run::run(&loaded, &opts, &d.open()?)?;
             writeln!(
@@ -326,6 +371,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Time {
             spec,
             infer,
+            cached,
             batch,
             warmup,
             steps,
@@ -345,6 +391,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 batch,
                 warmup,
                 steps,
+                cached,
             };
             let t = time_spec(&loaded, &o, &d.open()?)
                 .with_context(|| format!("timing {}", spec.display()))?;
@@ -389,6 +436,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             data,
             out: dir,
             quiet,
+            cache,
             device: d,
         } => {
             use vlsm_zoo::compare::{read_run, run_grid, table};
@@ -406,11 +454,20 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                     .map(|s| s.trim().parse())
                     .collect::<Result<_, _>>()
                     .with_context(|| format!("--seeds {seeds}: expected numbers like 41,42,43"))?;
-                run_grid(&specs, &data, &seeds, &dir, &d.open()?, quiet, &mut |m| {
-                    if !quiet {
-                        eprintln!("{m}")
-                    }
-                })?
+                run_grid(
+                    &specs,
+                    &data,
+                    &seeds,
+                    &dir,
+                    &d.open()?,
+                    quiet,
+                    &cache.options(),
+                    &mut |m| {
+                        if !quiet {
+                            eprintln!("{m}")
+                        }
+                    },
+                )?
             };
             if rows.is_empty() {
                 bail!("no finished runs (report.json) found");

@@ -1,9 +1,11 @@
 //! The backbone contract: image + prompt tokens in, decoder features out, calling hooks at sites.
 use crate::Erased;
 use crate::error::CoreError;
+use crate::frozen::{FrozenNeeds, FrozenText, FrozenVision};
 use crate::hooks::Hooks;
 use crate::site::{BlockPoint, Site, Tower};
 use burn::tensor::{Int, Tensor};
+use std::collections::BTreeMap;
 
 /// What a backbone tells placements and heads about its shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,14 +97,31 @@ pub struct Features {
     pub cond: Tensor<2>,
     /// Patch grid `(rows, cols)` of the vision tokens.
     pub grid: [usize; 2],
-    /// Every vision hidden state `[B, 1 + rows·cols, vision_width]` (CLS first): `[0]` is the
-    /// input of block 0 (embeddings after the pre-norm), `[i]` the output of block `i - 1`.
+    /// Vision hidden states `[B, 1 + rows·cols, vision_width]` (CLS first) by index: `0` is the
+    /// input of block 0 (embeddings after the pre-norm), `i` the output of block `i - 1`.
     /// Block hooks are applied, `Tap` hooks are not. Heads that fuse intermediate features or
-    /// re-enter the tower (`san`) read these.
-    pub vision_states: Vec<Tensor<3>>,
+    /// re-enter the tower (`san`) read these. [`Backbone::forward`] fills every index;
+    /// features built from a frozen cache hold the indices the model's [`FrozenNeeds`] name.
+    pub vision_states: BTreeMap<usize, Tensor<3>>,
     /// The normalised input images `[B, 3, H, W]`, for heads with an image path of their own
     /// (`san`'s side ViT).
     pub pixels: Tensor<4>,
+}
+
+impl Features {
+    /// Vision state `i` (see [`Features::vision_states`]).
+    ///
+    /// # Panics
+    /// When the state was not computed: a head that reads it must name it in its
+    /// [`FrozenNeeds`] (`Head::frozen_needs`), and the index must exist in the tower.
+    pub fn vision_state(&self, i: usize) -> &Tensor<3> {
+        self.vision_states.get(&i).unwrap_or_else(|| {
+            panic!(
+                "vision state {i} was not computed (have {:?}): a head reading it must list it in its frozen needs",
+                self.vision_states.keys().collect::<Vec<_>>()
+            )
+        })
+    }
 }
 
 /// An image + prompt encoder with hook sites.
@@ -114,11 +133,60 @@ pub trait Backbone: BackboneOps {
     /// Runs both towers, calling `hooks` at every site passed.
     fn forward(&self, input: &BackboneInput, hooks: &dyn Hooks) -> Features;
 
+    /// Whether the `*_frozen` methods below are implemented, so the engine may cache frozen
+    /// outputs. Backbones without this ability keep the default.
+    fn frozen_encoding(&self) -> bool {
+        false
+    }
+
+    /// The vision tower without hooks: the states behind every tap plus `needs.vision_states`.
+    fn encode_frozen_vision(
+        &self,
+        pixels: Tensor<4>,
+        needs: &FrozenNeeds,
+    ) -> Result<FrozenVision, CoreError> {
+        let _ = (pixels, needs);
+        Err(self.no_frozen_encoding())
+    }
+
+    /// The text tower without hooks: the conditional embedding and the EOS states of
+    /// `needs.text_eos`.
+    fn encode_frozen_text(
+        &self,
+        input_ids: Tensor<2, Int>,
+        needs: &FrozenNeeds,
+    ) -> Result<FrozenText, CoreError> {
+        let _ = (input_ids, needs);
+        Err(self.no_frozen_encoding())
+    }
+
+    /// The features `forward` would return for the same input when no block site is attached,
+    /// built from frozen outputs: the `Tap`, `TextEos` and `Cond` hooks are applied here, in the
+    /// same order as in `forward`.
+    fn features_from_frozen(
+        &self,
+        vision: FrozenVision,
+        text: FrozenText,
+        pixels: Tensor<4>,
+        hooks: &dyn Hooks,
+    ) -> Result<Features, CoreError> {
+        let _ = (vision, text, pixels, hooks);
+        Err(self.no_frozen_encoding())
+    }
+
+    /// The error of the `*_frozen` defaults.
+    fn no_frozen_encoding(&self) -> CoreError {
+        CoreError::Unsupported(format!(
+            "backbone `{}` cannot compute frozen outputs separately (no feature cache)",
+            self.info().name
+        ))
+    }
+
     /// Runs vision block `layer` for extra `queries` `[B, Q, D]` next to the block's input
-    /// `context` `[B, T, D]` (= `Features::vision_states[layer]`), as SAN's recognition path does:
+    /// `context` `[B, T, D]` (= `Features::vision_state(layer)`), as SAN's recognition path does:
     /// each query attends to itself and to every context token, with the additive `bias`
     /// `[B, heads, Q, T]` on its query→context attention scores; context tokens never attend to
-    /// queries, so their outputs stay `vision_states[layer + 1]` and are not recomputed.
+    /// queries, so their outputs stay `vision_state(layer + 1)` and are not recomputed.
     /// Returns the queries' outputs `[B, Q, D]`. The block's hooks apply to the queries as in
     /// [`Backbone::forward`]. Backbones without this ability keep the default, which says so;
     /// they report `query_blocks: false` in [`BackboneInfo`].

@@ -1,5 +1,6 @@
 //! The head contract: backbone features in, mask logits out.
-use crate::{Backbone, Erased, Features, Hooks};
+use crate::frozen::FrozenNeeds;
+use crate::{Backbone, BackboneInfo, Erased, Features, Hooks};
 use burn::tensor::Tensor;
 
 /// The backbone a head sits on, with the placement's hooks, for heads that re-enter the backbone
@@ -16,6 +17,13 @@ pub struct BackboneAccess<'a> {
 pub trait Head: HeadOps {
     /// Mask logits `[B, 1, H, W]` at the backbone's input resolution.
     fn forward(&self, features: &Features, backbone: BackboneAccess<'_>) -> Tensor<4>;
+    /// What the head reads beyond the taps, the conditional embedding and the pixels (which
+    /// every head gets), so that the engine may compute it once and cache it; `None` (the
+    /// default) when the head needs the full `forward`, which rules out a feature cache.
+    fn frozen_needs(&self, backbone: &BackboneInfo) -> Option<FrozenNeeds> {
+        let _ = backbone;
+        None
+    }
 }
 
 crate::erasable_kind!(HeadOps for Head);

@@ -12,6 +12,7 @@ pub mod bottleneck;
 pub mod erased;
 pub mod erased_module;
 pub mod error;
+pub mod frozen;
 pub mod head;
 pub mod hooks;
 pub mod params;
@@ -25,6 +26,7 @@ pub use backbone::{Backbone, BackboneBox, BackboneInfo, BackboneInput, Features}
 pub use bottleneck::{AdapterActivation, AdapterInit, Bottleneck};
 pub use erased_module::{Erased, ModuleOps};
 pub use error::CoreError;
+pub use frozen::{FrozenNeeds, FrozenText, FrozenVision};
 pub use head::{BackboneAccess, Head, HeadBox};
 pub use hooks::{Hooks, NoHooks};
 pub use params::{ParamCount, ParamInfo, count_params, list_params};

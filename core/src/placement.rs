@@ -1,5 +1,7 @@
 //! The placement contract: which trainable blocks sit at which sites, and what stays frozen.
 use crate::Erased;
+use crate::backbone::BackboneInfo;
+use crate::frozen::FrozenNeeds;
 use crate::hooks::Hooks;
 use crate::site::Site;
 
@@ -46,6 +48,13 @@ pub trait Placement: PlacementOps + Hooks {
     fn policy(&self) -> TrainPolicy;
     /// Blocks attached, one entry per site.
     fn attachments(&self) -> Vec<Attachment>;
+    /// What the hooks read from frozen computation when every block sits at an output site
+    /// (`Tap`, `TextEos`, `Cond`) and the backbone stays frozen; `None` (the default) when
+    /// trainable parts sit inside the towers, which rules out a feature cache.
+    fn frozen_needs(&self, backbone: &BackboneInfo) -> Option<FrozenNeeds> {
+        let _ = backbone;
+        None
+    }
 }
 
 crate::erasable_kind!(PlacementOps for Placement);

@@ -1,6 +1,8 @@
 //! Training-step and inference benchmarks at the CIDAS size (352², random weights, f32): one
 //! step = forward, loss, backward, global-norm clipping and AdamW, exactly as `vlsm-zoo run`
-//! trains, for the paper's placements and the `san` head at batch 8; inference at batch 1 and 8.
+//! trains, for the paper's placements and the `san` head at batch 8; the placements that allow
+//! a frozen-feature cache also from cached frozen outputs (`cached_step`, as training runs from
+//! epoch 2 on); inference at batch 1 and 8.
 //! `VLSM_BENCH_DEVICE=wgpu` (with `--features vlsm-zoo/gpu`) runs the same benches on a GPU.
 //! Compare with `scripts/bench_torch.py` on the same machine (`docs/performance.md`).
 use burn::tensor::Device;
@@ -29,9 +31,10 @@ fn bench_one(
     spec: &str,
     workload: Workload,
     batch: usize,
+    cached: bool,
     device: &Device,
 ) {
-    let mut bench = StepBench::new(&paper_spec(spec), workload, batch, device).unwrap();
+    let mut bench = StepBench::new(&paper_spec(spec), workload, batch, cached, device).unwrap();
     bench.step().unwrap(); // kernels, autotuning, allocator growth
     let mut g = c.benchmark_group(group);
     g.sample_size(10)
@@ -60,7 +63,10 @@ fn train_steps(c: &mut Criterion) {
         "full",
         "san",
     ] {
-        bench_one(c, "train_step", spec, Workload::Train, 8, &device);
+        bench_one(c, "train_step", spec, Workload::Train, 8, false, &device);
+    }
+    for spec in ["shallow_vlc", "decoder_only", "san"] {
+        bench_one(c, "cached_step", spec, Workload::Train, 8, true, &device);
     }
     for batch in [1, 8] {
         bench_one(
@@ -69,6 +75,7 @@ fn train_steps(c: &mut Criterion) {
             "clipseg_frozen",
             Workload::Infer,
             batch,
+            false,
             &device,
         );
     }

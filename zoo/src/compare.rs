@@ -82,6 +82,7 @@ fn data_override(base: &Option<ComponentSpec>, data: &str) -> Result<ComponentSp
 }
 
 /// Runs what is missing and returns every row.
+#[allow(clippy::too_many_arguments)]
 pub fn run_grid(
     specs: &[PathBuf],
     data: &[String],
@@ -89,6 +90,7 @@ pub fn run_grid(
     out: &Path,
     device: &Device,
     quiet: bool,
+    cache: &crate::cache::CacheOptions,
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<RunRow>, ZooError> {
     let mut rows = Vec::new();
@@ -129,6 +131,7 @@ pub fn run_grid(
                             seed: Some(seed),
                             resume,
                             quiet,
+                            cache: cache.clone(),
                             skip_bad: false,
                         },
                         device,

@@ -1,16 +1,19 @@
 //! Test-set evaluation: per-image DSC and IoU at model and original resolution, HD95 at original
 //! resolution (pixels), under a prompt mode.
+use crate::data::dataset::BadRecord;
+use crate::data::loader::{Batches, SplitData};
 use crate::data::prompts::{fixed, sample};
 use crate::error::ZooError;
 use crate::metrics::{Mask, dice, hd95, iou};
 use crate::model::ZooModel;
 use crate::train::batch::{binarize, make_batch};
-use crate::train::trainer::SplitData;
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// Scores of one (image, prompt).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,31 +58,46 @@ impl PromptChoice {
     }
 }
 
-/// Evaluates `data`; returns per-(image, prompt) scores and the original-resolution predictions
-/// of the first pass (one per image).
+/// What [`evaluate`] hands over for each image of its first prompt pass.
+pub struct Prediction<'a> {
+    /// Position of the item in the split.
+    pub position: usize,
+    /// The predicted mask at the original resolution.
+    pub mask: &'a Mask,
+    /// The ground-truth mask at the original resolution.
+    pub truth: &'a Mask,
+}
+
+/// Evaluates `data` streaming (images and original-resolution masks are decoded per batch, and
+/// the metrics of a batch are computed in parallel); returns per-(image, prompt) scores and the
+/// records that failed to decode under `--skip-bad`. `on_prediction` sees each image's
+/// prediction once, from the first prompt pass that has a prompt for it.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     model: &ZooModel,
-    data: &SplitData,
+    data: &Arc<SplitData>,
     choice: &PromptChoice,
     batch: usize,
     size: usize,
     threshold: f32,
     device: &Device,
-) -> Result<(Vec<ImageScore>, Vec<Mask>), ZooError> {
+    on_prediction: &mut dyn FnMut(Prediction<'_>) -> Result<(), ZooError>,
+) -> Result<(Vec<ImageScore>, Vec<BadRecord>), ZooError> {
+    let records: Vec<&crate::data::records::Record> =
+        data.items.iter().map(|i| &i.record).collect();
     let passes: Vec<(String, Vec<Option<String>>)> = match choice {
         PromptChoice::Random(seed) => {
             let mut rng = StdRng::seed_from_u64(*seed ^ 0x7E57);
             vec![(
                 "random".into(),
-                data.records
+                records
                     .iter()
                     .map(|r| sample(r, &mut rng).map(str::to_string))
                     .collect(),
             )]
         }
         PromptChoice::Key(key) => {
-            let prompts: Vec<Option<String>> = data
-                .records
+            let prompts: Vec<Option<String>> = records
                 .iter()
                 .map(|r| fixed(r, key).map(str::to_string))
                 .collect();
@@ -91,14 +109,14 @@ pub fn evaluate(
             vec![(key.clone(), prompts)]
         }
         PromptChoice::All => {
-            let keys: BTreeSet<&str> = data.records.iter().flat_map(|r| r.prompt_keys()).collect();
+            let keys: BTreeSet<&str> = records.iter().flat_map(|r| r.prompt_keys()).collect();
             let mut keys: Vec<&str> = keys.into_iter().collect();
             keys.sort_by_key(|k| k.trim_start_matches('p').parse::<u64>().unwrap_or(u64::MAX));
             keys.iter()
                 .map(|k| {
                     (
                         k.to_string(),
-                        data.records
+                        records
                             .iter()
                             .map(|r| fixed(r, k).map(str::to_string))
                             .collect(),
@@ -108,53 +126,64 @@ pub fn evaluate(
         }
     };
     let mut scores = Vec::new();
-    let mut predictions: Vec<Option<Mask>> = vec![None; data.samples.len()];
+    let mut predicted = vec![false; data.len()];
+    let mut skipped: Vec<BadRecord> = Vec::new();
     for (key, prompts) in passes {
-        let idx: Vec<usize> = (0..data.samples.len())
-            .filter(|&i| prompts[i].is_some())
-            .collect();
-        for chunk in idx.chunks(batch.max(1)) {
-            let samples: Vec<_> = chunk.iter().map(|&i| &data.samples[i]).collect();
-            let ps: Vec<&str> = chunk
+        let idx: Vec<usize> = (0..data.len()).filter(|&i| prompts[i].is_some()).collect();
+        let mut pass = Batches::start(data, idx, batch.max(1), true);
+        for decoded in pass.by_ref() {
+            let decoded = decoded.map_err(|bad| ZooError::Invalid(bad.to_string()))?;
+            let ps: Vec<&str> = decoded
+                .positions
                 .iter()
                 .map(|&i| prompts[i].as_deref().unwrap_or(""))
                 .collect();
-            let (input, _) = make_batch(model, &samples, &ps, size, device)?;
-            for ((pred, &i), prompt) in binarize(model.forward(&input), threshold)
-                .into_iter()
-                .zip(chunk)
+            let (input, _) = make_batch(model, &decoded.samples, &ps, size, device)?;
+            let preds = binarize(model.forward(&input), threshold);
+            let scored: Vec<(ImageScore, Mask)> = preds
+                .into_par_iter()
+                .zip(&decoded.samples)
+                .zip(&decoded.positions)
                 .zip(&ps)
+                .map(|(((pred, s), &i), prompt)| {
+                    let original = s.original.as_ref().expect("asked for originals");
+                    let small = Mask::new(size, size, pred);
+                    let gt_small =
+                        Mask::new(size, size, s.target.iter().map(|&v| v > 0.5).collect());
+                    let full = small.resize_nearest(original.height, original.width);
+                    let score = ImageScore {
+                        index: data.items[i].index,
+                        key: key.clone(),
+                        prompt: prompt.to_string(),
+                        dice_model: dice(&small, &gt_small),
+                        iou_model: iou(&small, &gt_small),
+                        dice: dice(&full, original),
+                        iou: iou(&full, original),
+                        hd95: hd95(&full, original),
+                    };
+                    (score, full)
+                })
+                .collect();
+            for ((score, full), (s, &i)) in scored
+                .into_iter()
+                .zip(decoded.samples.iter().zip(&decoded.positions))
             {
-                let s = &data.samples[i];
-                let small = Mask::new(size, size, pred);
-                let gt_small = Mask::new(size, size, s.target.iter().map(|&v| v > 0.5).collect());
-                let full = small.resize_nearest(s.original.height, s.original.width);
-                scores.push(ImageScore {
-                    index: i,
-                    key: key.clone(),
-                    prompt: prompt.to_string(),
-                    dice_model: dice(&small, &gt_small),
-                    iou_model: iou(&small, &gt_small),
-                    dice: dice(&full, &s.original),
-                    iou: iou(&full, &s.original),
-                    hd95: hd95(&full, &s.original),
-                });
-                predictions[i].get_or_insert(full);
+                scores.push(score);
+                if !predicted[i] {
+                    predicted[i] = true;
+                    on_prediction(Prediction {
+                        position: i,
+                        mask: &full,
+                        truth: s.original.as_ref().expect("asked for originals"),
+                    })?;
+                }
+            }
+        }
+        for bad in pass.skipped() {
+            if !skipped.iter().any(|s| s.index == bad.index) {
+                skipped.push(bad);
             }
         }
     }
-    let predictions = predictions
-        .into_iter()
-        .zip(&data.samples)
-        .map(|(p, s)| {
-            p.unwrap_or_else(|| {
-                Mask::new(
-                    s.original.height,
-                    s.original.width,
-                    vec![false; s.original.data.len()],
-                )
-            })
-        })
-        .collect();
-    Ok((scores, predictions))
+    Ok((scores, skipped))
 }

@@ -2,6 +2,7 @@
 //! registry, and reports on the result. Linking this crate links every built-in plugin
 //! (see [`plugins`]).
 
+pub mod cache;
 pub mod checkpoint;
 pub mod compare;
 pub mod data;

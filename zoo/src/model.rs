@@ -4,9 +4,26 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use vlsm_core::registry::{self, Constructor};
 use vlsm_core::{
-    BackboneAccess, BackboneBox, BackboneCtx, BackboneInput, HeadBox, HeadCtx, Hooks, Kind,
-    LoadedSpec, PlacementBox, PlacementCtx, Training,
+    BackboneAccess, BackboneBox, BackboneCtx, BackboneInput, FrozenNeeds, FrozenText, FrozenVision,
+    HeadBox, HeadCtx, Hooks, Kind, LoadedSpec, PlacementBox, PlacementCtx, Training,
 };
+
+/// One batch of model input: raw images and prompt ids, or the frozen outputs of both towers
+/// (from the feature cache) with the images.
+#[derive(Debug, Clone)]
+pub enum ModelInput {
+    /// Everything is computed.
+    Raw(BackboneInput),
+    /// The towers' frozen outputs are given; only the output-site hooks and the head run.
+    Frozen {
+        /// Frozen vision outputs.
+        vision: FrozenVision,
+        /// Frozen text outputs.
+        text: FrozenText,
+        /// Normalised images `[B, 3, H, W]` (for heads with an image path of their own).
+        pixels: Tensor<4>,
+    },
+}
 
 /// Backbone, placement and head. Field names are the parameter-path prefixes
 /// (`backbone.vision_model…`, `placement.…`, `head.…`).
@@ -91,6 +108,48 @@ impl ZooModel {
                 hooks,
             },
         )
+    }
+
+    /// The frozen outputs the trainable parts read, when the model can train from a feature
+    /// cache: the backbone is frozen and can encode separately, and both the placement and the
+    /// head declare what they read.
+    pub fn frozen_needs(&self) -> Option<FrozenNeeds> {
+        if self.placement.policy().backbone != Training::Frozen || !self.backbone.frozen_encoding()
+        {
+            return None;
+        }
+        let info = self.backbone.info();
+        let placement = self.placement.frozen_needs(&info)?;
+        let head = self.head.frozen_needs(&info)?;
+        Some(placement.union(&head))
+    }
+
+    /// Mask logits `[B, 1, H, W]` of either kind of input; for frozen input exactly what
+    /// [`ZooModel::forward`] gives on the same images and prompts.
+    pub fn forward_input(&self, input: &ModelInput) -> Result<Tensor<4>, ZooError> {
+        match input {
+            ModelInput::Raw(raw) => Ok(self.forward(raw)),
+            ModelInput::Frozen {
+                vision,
+                text,
+                pixels,
+            } => {
+                let hooks: &dyn Hooks = &*self.placement;
+                let features = self.backbone.features_from_frozen(
+                    vision.clone(),
+                    text.clone(),
+                    pixels.clone(),
+                    hooks,
+                )?;
+                Ok(self.head.forward(
+                    &features,
+                    BackboneAccess {
+                        backbone: &*self.backbone,
+                        hooks,
+                    },
+                ))
+            }
+        }
     }
 
     /// Tokenises prompts into a `[B, max_tokens]` id tensor on `device`.

@@ -89,6 +89,7 @@ pub fn pretrain(o: &PretrainOptions, device: &Device) -> Result<RunReport, ZooEr
         seed: None,
         resume: false,
         quiet: o.quiet,
+        cache: crate::cache::CacheOptions::default(),
         skip_bad: false,
     };
     let (report, _) = run(&spec, &opts, device)?;

@@ -7,16 +7,19 @@
 //! and renamed. Data are fully validated and decoded before anything is written. A resumed run
 //! restores the adapter weights, AdamW's moments, the LR schedule, early-stopping state and
 //! history of its last finished epoch.
+use crate::cache::{CacheOptions, FeatureCache};
 use crate::checkpoint::{load_trainable, save_trainable};
-use crate::data::dataset::{Preprocess, open_split, prepare};
+use crate::data::dataset::{BadRecord, Preprocess, open_split};
+use crate::data::loader::SplitData;
 use crate::data::source::resolve;
 use crate::data::write::write_atomic;
 use crate::error::ZooError;
-use crate::evaluate::{PromptChoice, evaluate};
+use crate::evaluate::{Prediction, PromptChoice, evaluate};
 use crate::inspect::inspect;
+use crate::metrics::Mask;
 use crate::model::ZooModel;
 use crate::report::{RunReport, TestReport, history_csv};
-use crate::train::trainer::{EpochObserver, SplitData, TrainState, train};
+use crate::train::trainer::{EpochObserver, TrainState, train};
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::ModuleOptimizer;
 use burn::tensor::{Device, Tensor};
@@ -24,6 +27,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use vlsm_core::LoadedSpec;
 
 /// Options of one run.
@@ -39,6 +43,8 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Turn bad data records into counted warnings (also `skip_bad` in folder data params).
     pub skip_bad: bool,
+    /// Frozen-feature cache settings.
+    pub cache: CacheOptions,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> ZooError + '_ {
@@ -88,6 +94,8 @@ struct Writer<'a> {
     /// Training images per epoch and per batch (for images/s).
     train_images: usize,
     batch: usize,
+    /// Records skipped at decode time (`--skip-bad`).
+    skipped: usize,
 }
 
 /// Dotted path → id of every trainable parameter (optimizer state is keyed by id).
@@ -150,7 +158,7 @@ impl EpochObserver for Writer<'_> {
         self.last_val_dice = Some(h.val_dice);
         self.epochs_done = state.epoch;
         self.progress.line(&format!(
-            "epoch {}/{}  train loss {:.4}  val loss {:.4}  val dice {:.4}  lr {:.2e}  ({:.1} s, {:.1} train img/s incl. validation){}",
+            "epoch {}/{}  train loss {:.4}  val loss {:.4}  val dice {:.4}  lr {:.2e}  ({:.1} s, {:.1} train img/s incl. validation, eta ≤ {:.0} s){}",
             h.epoch,
             self.progress.epochs,
             h.train_loss,
@@ -159,10 +167,16 @@ impl EpochObserver for Writer<'_> {
             h.lr,
             h.seconds,
             self.train_images as f64 / h.seconds.max(1e-9),
+            h.seconds * self.progress.epochs.saturating_sub(h.epoch) as f64,
             if state.early.best_epoch == h.epoch { "  *best" } else { "" }
         ));
         self.epoch_started = false;
         Ok(())
+    }
+
+    fn on_skip(&mut self, bad: &BadRecord) {
+        self.skipped += 1;
+        self.progress.line(&format!("warning: skipping {bad}"));
     }
 
     fn on_batch(&mut self, done: usize, total: usize, loss: f64, lr: f64) {
@@ -250,23 +264,19 @@ pub fn run(
         soft_masks: source.soft_masks,
     };
     let mut skipped = 0;
-    let mut load = |split: &str| -> Result<SplitData, ZooError> {
+    let mut load = |split: &str| -> Result<Arc<SplitData>, ZooError> {
         let s = open_split(&source.root, split, skip_bad)
             .map_err(|e| ZooError::Invalid(e.to_string()))?;
         for bad in &s.skipped {
             progress.line(&format!("warning: skipping {bad}"));
         }
         skipped += s.skipped.len();
-        let samples = s
-            .items
-            .iter()
-            .map(|it| prepare(split, it, &pre))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ZooError::Invalid(e.to_string()))?;
-        Ok(SplitData {
-            samples,
-            records: s.items.into_iter().map(|i| i.record).collect(),
-        })
+        Ok(Arc::new(SplitData {
+            name: split.into(),
+            items: s.items,
+            pre: pre.clone(),
+            skip_bad,
+        }))
     };
     let (train_data, val_data, test_data) = (load("train")?, load("val")?, load("test")?);
 
@@ -281,8 +291,9 @@ pub fn run(
         epoch_started: false,
         last_val_dice: None,
         epochs_done: 0,
-        train_images: train_data.samples.len(),
+        train_images: train_data.len(),
         batch: t.batch.max(1),
+        skipped,
     };
 
     // 3. training (nothing to train for zero-shot placements).
@@ -314,7 +325,19 @@ pub fn run(
         } else {
             (model, TrainState::new(&t), None)
         };
-        train(
+        let mut cache =
+            FeatureCache::for_model(&model, &pre, &opts.cache, dir.join("feature-cache"));
+        match &cache {
+            Some(c) => writer.progress.line(&format!(
+                "frozen-feature cache: on (vision states {:?} + taps per image, text per prompt)",
+                c.needs().vision_states
+            )),
+            None if opts.cache.enabled => writer
+                .progress
+                .line("frozen-feature cache: off (trainable parts sit inside the frozen towers)"),
+            None => {}
+        }
+        let trained = train(
             model,
             state,
             &train_data,
@@ -323,8 +346,19 @@ pub fn run(
             info.image_size,
             &ad,
             optim.as_deref(),
+            cache.as_mut(),
             &mut writer,
-        )?
+        );
+        if let Some(c) = cache {
+            writer.progress.line(&format!(
+                "frozen-feature cache: {} images encoded, {} served; {:.0} MiB in memory",
+                c.stats.misses,
+                c.stats.hits,
+                c.memory_bytes() as f64 / (1 << 20) as f64
+            ));
+            c.finish();
+        }
+        trained?
     };
     if let Some(bar) = &writer.progress.bar {
         bar.finish_and_clear();
@@ -339,7 +373,11 @@ pub fn run(
     let eval_device = device.clone();
     let best = best.valid().to_device(&eval_device);
     let choice = PromptChoice::parse(&spec.spec.eval.prompt, t.seed);
-    let (scores, predictions) = evaluate(
+    let pred_dir = dir.join("predictions");
+    std::fs::create_dir_all(&pred_dir).map_err(io(&pred_dir))?;
+    let names = prediction_names(&test_data);
+    let mut overview_rows: Vec<(image::RgbImage, Mask, Mask)> = Vec::new();
+    let (scores, eval_skipped) = evaluate(
         &best,
         &test_data,
         &choice,
@@ -347,43 +385,34 @@ pub fn run(
         info.image_size,
         spec.spec.eval.threshold,
         &eval_device,
+        &mut |p: Prediction<'_>| {
+            let path = pred_dir.join(&names[p.position]);
+            write_atomic(&path, &mask_png(p.mask)?).map_err(io(&path))?;
+            if overview_rows.len() < 8
+                && let Ok(img) = image::open(&test_data.items[p.position].image_path)
+            {
+                overview_rows.push((img.to_rgb8(), p.truth.clone(), p.mask.clone()));
+            }
+            Ok(())
+        },
     )?;
-    let pred_dir = dir.join("predictions");
-    std::fs::create_dir_all(&pred_dir).map_err(io(&pred_dir))?;
-    for (mask, record) in predictions.iter().zip(&test_data.records) {
-        let stem = Path::new(&record.img_name)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let img = image::GrayImage::from_fn(mask.width as u32, mask.height as u32, |x, y| {
-            image::Luma([if mask.data[y as usize * mask.width + x as usize] {
-                255
-            } else {
-                0
-            }])
-        });
-        let mut png = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-            .map_err(|e| ZooError::Invalid(e.to_string()))?;
-        let path = pred_dir.join(format!("{stem}.png"));
-        write_atomic(&path, &png).map_err(io(&path))?;
+    for bad in &eval_skipped {
+        writer.progress.line(&format!("warning: skipping {bad}"));
     }
-    let rows: Vec<(
-        image::RgbImage,
-        &crate::metrics::Mask,
-        &crate::metrics::Mask,
-    )> = test_data
-        .records
+    let mut index_csv = String::from("index,img_name,mask_name,prediction\n");
+    for (item, name) in test_data.items.iter().zip(&names) {
+        index_csv.push_str(&format!(
+            "{},{},{},{}\n",
+            item.index,
+            csv_field(&item.record.img_name),
+            csv_field(&item.record.mask_name),
+            csv_field(name)
+        ));
+    }
+    write_text(&pred_dir.join("index.csv"), &index_csv)?;
+    let rows: Vec<(image::RgbImage, &Mask, &Mask)> = overview_rows
         .iter()
-        .zip(&test_data.samples)
-        .zip(&predictions)
-        .take(8)
-        .filter_map(|((record, sample), pred)| {
-            let img = image::open(source.root.join("images").join(&record.img_name))
-                .ok()?
-                .to_rgb8();
-            Some((img, &sample.original, pred))
-        })
+        .map(|(img, truth, pred)| (img.clone(), truth, pred))
         .collect();
     let mut png = Vec::new();
     crate::predict::overview(&rows, 128)
@@ -391,6 +420,7 @@ pub fn run(
         .map_err(|e| ZooError::Invalid(e.to_string()))?;
     let path = pred_dir.join("overview.png");
     write_atomic(&path, &png).map_err(io(&path))?;
+    let skipped = writer.skipped + eval_skipped.len();
     let report = RunReport {
         spec: spec.name(),
         seed: t.seed,
@@ -413,4 +443,55 @@ pub fn run(
         serde_json::to_string_pretty(&report).map_err(|e| ZooError::Invalid(e.to_string()))?;
     write_text(&dir.join("report.json"), &json)?;
     Ok((report, dir))
+}
+
+/// Prediction file names of a split: `<image stem>.png`, or `<image stem>-<record index>.png`
+/// for every record whose image stem is shared with another record (several prompts or masks
+/// per image), so no prediction overwrites another. `predictions/index.csv` maps them back.
+fn prediction_names(data: &SplitData) -> Vec<String> {
+    let stem = |name: &str| {
+        Path::new(name)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for item in &data.items {
+        *count.entry(stem(&item.record.img_name)).or_default() += 1;
+    }
+    data.items
+        .iter()
+        .map(|item| {
+            let s = stem(&item.record.img_name);
+            if count[&s] > 1 {
+                format!("{s}-{}.png", item.index)
+            } else {
+                format!("{s}.png")
+            }
+        })
+        .collect()
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// A binary mask as an 8-bit PNG (0 / 255).
+pub fn mask_png(mask: &Mask) -> Result<Vec<u8>, ZooError> {
+    let img = image::GrayImage::from_fn(mask.width as u32, mask.height as u32, |x, y| {
+        image::Luma([if mask.data[y as usize * mask.width + x as usize] {
+            255
+        } else {
+            0
+        }])
+    });
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| ZooError::Invalid(e.to_string()))?;
+    Ok(png)
 }

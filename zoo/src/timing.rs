@@ -4,9 +4,10 @@
 //!
 //! Every timed step ends with `Device::sync`, so on a GPU a step's time covers its kernels,
 //! not only their queueing. The first `warmup` steps (shader compilation, autotuning, allocator
-//! growth) are run but not counted.
+//! growth) are run but not counted. With `cached`, the step starts from the towers' frozen
+//! outputs as training does once the frozen-feature cache holds an image (from epoch 2 on).
 use crate::error::ZooError;
-use crate::model::ZooModel;
+use crate::model::{ModelInput, ZooModel};
 use crate::train::loss::LossKind;
 use crate::train::trainer::{adamw, train_step};
 use burn::module::Module;
@@ -37,6 +38,8 @@ pub struct TimingOptions {
     pub warmup: usize,
     /// Timed steps.
     pub steps: usize,
+    /// Start from cached frozen outputs (specs whose model allows a feature cache).
+    pub cached: bool,
 }
 
 /// Measured figures of one spec on one device.
@@ -48,6 +51,8 @@ pub struct Timing {
     pub workload: Workload,
     /// Images per step.
     pub batch: usize,
+    /// Whether steps started from cached frozen outputs.
+    pub cached: bool,
     /// Image side in pixels (the backbone's input size).
     pub image_size: usize,
     /// Trainable parameters.
@@ -69,7 +74,7 @@ pub struct Timing {
 pub struct StepBench {
     model: Option<ZooModel>,
     optim: ModuleOptimizer,
-    input: BackboneInput,
+    input: ModelInput,
     target: Tensor<4>,
     workload: Workload,
     device: Device,
@@ -80,11 +85,13 @@ pub struct StepBench {
 }
 
 impl StepBench {
-    /// Builds `spec`'s model on `device` (with autodiff for [`Workload::Train`]) and one batch.
+    /// Builds `spec`'s model on `device` (with autodiff for [`Workload::Train`]) and one batch;
+    /// with `cached` the batch is the towers' frozen outputs, encoded once here.
     pub fn new(
         spec: &LoadedSpec,
         workload: Workload,
         batch: usize,
+        cached: bool,
         device: &Device,
     ) -> Result<Self, ZooError> {
         if batch == 0 {
@@ -101,13 +108,32 @@ impl StepBench {
         let model = if train { model } else { model.valid() };
         let image_size = model.backbone.info().image_size;
         let prompts = vec!["one medium yellow round polyp, located in right of the image"; batch];
-        let input = BackboneInput {
+        let raw = BackboneInput {
             pixels: Tensor::random(
                 [batch, 3, image_size, image_size],
                 Distribution::Normal(0.0, 1.0),
                 &model_device,
             ),
             input_ids: model.tokenize(&prompts, &model_device)?,
+        };
+        let input = if cached {
+            let needs = model.frozen_needs().ok_or_else(|| {
+                ZooError::Invalid(format!(
+                    "time --cached: `{}` cannot train from a feature cache (its trainable parts sit inside the frozen towers)",
+                    spec.name()
+                ))
+            })?;
+            ModelInput::Frozen {
+                vision: model
+                    .backbone
+                    .encode_frozen_vision(raw.pixels.clone(), &needs)?,
+                text: model
+                    .backbone
+                    .encode_frozen_text(raw.input_ids.clone(), &needs)?,
+                pixels: raw.pixels,
+            }
+        } else {
+            ModelInput::Raw(raw)
         };
         let target = Tensor::random(
             [batch, 1, image_size, image_size],
@@ -143,14 +169,14 @@ impl StepBench {
                     LossKind::DiceBce,
                     1e-4,
                     1.0,
-                );
+                )?;
                 if !loss.is_finite() {
                     return Err(ZooError::Invalid(format!("time: the loss became {loss}")));
                 }
                 model
             }
             Workload::Infer => {
-                let _ = model.forward(&self.input);
+                let _ = model.forward_input(&self.input)?;
                 model
             }
         };
@@ -171,7 +197,7 @@ pub fn time_spec(
     if o.steps == 0 {
         return Err(ZooError::Invalid("time: --steps must be at least 1".into()));
     }
-    let mut bench = StepBench::new(spec, o.workload, o.batch, device)?;
+    let mut bench = StepBench::new(spec, o.workload, o.batch, o.cached, device)?;
     let mut step_seconds = Vec::with_capacity(o.steps);
     for i in 0..o.warmup + o.steps {
         let started = Instant::now();
@@ -185,6 +211,7 @@ pub fn time_spec(
         spec: spec.name(),
         workload: o.workload,
         batch: o.batch,
+        cached: o.cached,
         image_size: bench.image_size,
         trainable_params: bench.trainable_params,
         median_step_seconds,

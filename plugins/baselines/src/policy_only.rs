@@ -3,8 +3,8 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use vlsm_core::{
-    Attachment, CoreError, Hooks, Placement, PlacementBox, PlacementCtx, Site, TrainPolicy,
-    Training,
+    Attachment, BackboneInfo, CoreError, FrozenNeeds, Hooks, Placement, PlacementBox, PlacementCtx,
+    Site, TrainPolicy, Training,
 };
 
 /// Attaches nothing; the backbone is the plain pretrained model.
@@ -36,6 +36,9 @@ impl Placement for PolicyOnly {
     }
     fn attachments(&self) -> Vec<Attachment> {
         Vec::new()
+    }
+    fn frozen_needs(&self, _backbone: &BackboneInfo) -> Option<FrozenNeeds> {
+        (self.policy.backbone == Training::Frozen).then(FrozenNeeds::default)
     }
 }
 

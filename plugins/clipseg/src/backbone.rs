@@ -10,11 +10,12 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use vlsm_core::hooks::at;
 use vlsm_core::{
-    Backbone, BackboneInfo, BackboneInput, BlockPoint, CoreError, Features, Hooks, Site, Tower,
-    WeightSource,
+    Backbone, BackboneInfo, BackboneInput, BlockPoint, CoreError, Features, FrozenNeeds,
+    FrozenText, FrozenVision, Hooks, NoHooks, Site, Tower, WeightSource,
 };
 
 /// ImageNet statistics, CIDAS's `preprocessor_config.json`.
@@ -242,6 +243,54 @@ impl ClipSegBackbone {
             })
             .collect()
     }
+    /// EOS state `[B, 1, text_width]` of text tap `k` (the state after text block
+    /// `extract_layers[k]`), the input of the `TextEos(k)` hook.
+    fn text_eos_state(&self, states: &[Tensor<3>], k: usize, eos: &[usize]) -> Tensor<3> {
+        let e = self.meta.config.extract_layers[k];
+        let state = states.get(e).unwrap_or_else(|| {
+            panic!(
+                "site text_eos.{k} needs text block {e}, but the text tower has {}",
+                states.len()
+            )
+        });
+        gather_rows(state.clone(), eos)
+    }
+
+    /// Applies the output sites: `Tap(k)` on the tapped states, then `Cond`, then every
+    /// attached `TextEos(k)` adds its adapted EOS state to the conditional embedding.
+    fn finish(
+        &self,
+        states: BTreeMap<usize, Tensor<3>>,
+        grid: [usize; 2],
+        text: FrozenText,
+        pixels: Tensor<4>,
+        hooks: &dyn Hooks,
+    ) -> Features {
+        let extract = &self.meta.config.extract_layers;
+        let taps = extract
+            .iter()
+            .enumerate()
+            .map(|(k, &e)| {
+                let state = &states[&(e + 1)];
+                at(hooks, Site::Tap(k), state, state.clone())
+            })
+            .collect();
+        let mut cond = at(hooks, Site::Cond, &text.cond, text.cond.clone());
+        for (k, eos_state) in &text.eos {
+            let site = Site::TextEos(*k);
+            if hooks.attached(&site) {
+                cond = cond.clone() + hooks.apply(&site, eos_state, cond.zeros_like());
+            }
+        }
+        let [b, _, p] = cond.dims();
+        Features {
+            taps,
+            cond: cond.reshape([b, p]),
+            grid,
+            vision_states: states,
+            pixels,
+        }
+    }
 }
 
 /// Module path (inside the backbone) of the Linear weight that computes a projection site's
@@ -360,14 +409,7 @@ impl Backbone for ClipSegBackbone {
     }
 
     fn forward(&self, input: &BackboneInput, hooks: &dyn Hooks) -> Features {
-        let extract = &self.meta.config.extract_layers;
         let (states, grid) = self.vision_model.forward(input.pixels.clone(), hooks);
-        let taps = extract
-            .iter()
-            .enumerate()
-            .map(|(k, &e)| at(hooks, Site::Tap(k), &states[e + 1], states[e + 1].clone()))
-            .collect();
-
         let eos = self.eos_positions(&input.input_ids);
         let text = self
             .text_model
@@ -376,28 +418,111 @@ impl Backbone for ClipSegBackbone {
             .text_projection
             .forward(text.pooled)
             .unsqueeze_dim::<3>(1);
-        let mut cond = at(hooks, Site::Cond, &cond, cond.clone());
-        for (k, &e) in extract.iter().enumerate() {
-            let site = Site::TextEos(k);
-            if hooks.attached(&site) {
-                let state = text.states.get(e).unwrap_or_else(|| {
-                    panic!(
-                        "site {site} needs text block {e}, but the text tower has {}",
-                        text.states.len()
-                    )
-                });
-                let eos_state = gather_rows(state.clone(), &eos);
-                cond = cond.clone() + hooks.apply(&site, &eos_state, cond.zeros_like());
-            }
-        }
-        let [b, _, p] = cond.dims();
-        Features {
-            taps,
-            cond: cond.reshape([b, p]),
+        let extract = &self.meta.config.extract_layers;
+        let eos_states = (0..extract.len())
+            .filter(|&k| hooks.attached(&Site::TextEos(k)))
+            .map(|k| (k, self.text_eos_state(&text.states, k, &eos)))
+            .collect();
+        self.finish(
+            states.into_iter().enumerate().collect(),
             grid,
-            vision_states: states,
-            pixels: input.pixels.clone(),
+            FrozenText {
+                cond,
+                eos: eos_states,
+            },
+            input.pixels.clone(),
+            hooks,
+        )
+    }
+
+    fn frozen_encoding(&self) -> bool {
+        true
+    }
+
+    fn encode_frozen_vision(
+        &self,
+        pixels: Tensor<4>,
+        needs: &FrozenNeeds,
+    ) -> Result<FrozenVision, CoreError> {
+        let (states, grid) = self.vision_model.forward(pixels, &NoHooks);
+        let wanted: BTreeSet<usize> = self
+            .meta
+            .config
+            .extract_layers
+            .iter()
+            .map(|&e| e + 1)
+            .chain(needs.vision_states.iter().copied())
+            .collect();
+        if let Some(&i) = wanted.iter().find(|&&i| i >= states.len()) {
+            return Err(CoreError::Unsupported(format!(
+                "vision state {i} does not exist: the clipseg vision tower has states 0..{}",
+                states.len()
+            )));
         }
+        let states = states
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| wanted.contains(i))
+            .collect();
+        Ok(FrozenVision { states, grid })
+    }
+
+    fn encode_frozen_text(
+        &self,
+        input_ids: Tensor<2, Int>,
+        needs: &FrozenNeeds,
+    ) -> Result<FrozenText, CoreError> {
+        let taps = self.meta.config.extract_layers.len();
+        if let Some(&k) = needs.text_eos.iter().find(|&&k| k >= taps) {
+            return Err(CoreError::Unsupported(format!(
+                "text tap {k} does not exist: clipseg has taps 0..{taps}"
+            )));
+        }
+        let eos = self.eos_positions(&input_ids);
+        let text = self.text_model.forward(input_ids, &eos, &NoHooks);
+        let cond = self
+            .text_projection
+            .forward(text.pooled)
+            .unsqueeze_dim::<3>(1);
+        let eos_states = needs
+            .text_eos
+            .iter()
+            .map(|&k| (k, self.text_eos_state(&text.states, k, &eos)))
+            .collect();
+        Ok(FrozenText {
+            cond,
+            eos: eos_states,
+        })
+    }
+
+    fn features_from_frozen(
+        &self,
+        vision: FrozenVision,
+        text: FrozenText,
+        pixels: Tensor<4>,
+        hooks: &dyn Hooks,
+    ) -> Result<Features, CoreError> {
+        let taps = self.meta.config.extract_layers.len();
+        if let Some(k) =
+            (0..taps).find(|&k| hooks.attached(&Site::TextEos(k)) && !text.eos.contains_key(&k))
+        {
+            return Err(CoreError::Unsupported(format!(
+                "site text_eos.{k} is attached but its EOS state was not encoded: the placement must list it in its frozen needs"
+            )));
+        }
+        if let Some(&e) = self
+            .meta
+            .config
+            .extract_layers
+            .iter()
+            .find(|&&e| !vision.states.contains_key(&(e + 1)))
+        {
+            return Err(CoreError::Unsupported(format!(
+                "vision state {} (a tap) was not encoded",
+                e + 1
+            )));
+        }
+        Ok(self.finish(vision.states, vision.grid, text, pixels, hooks))
     }
 
     fn vision_block_with_queries(

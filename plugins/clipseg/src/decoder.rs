@@ -8,7 +8,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use vlsm_core::{BackboneAccess, Features, Head};
+use vlsm_core::{BackboneAccess, BackboneInfo, Features, FrozenNeeds, Head};
 
 /// Post-norm block: `LN1(x + MSA(x))`, then `LN2(h + MLP(h))`, ReLU MLP.
 #[derive(Module, Debug)]
@@ -173,5 +173,9 @@ impl Head for ClipSegDecoder {
             (None, Some(tconv)) => tconv.forward(maps),
             (None, None) => unreachable!("decoder built without an upsampler"),
         }
+    }
+
+    fn frozen_needs(&self, _backbone: &BackboneInfo) -> Option<FrozenNeeds> {
+        Some(FrozenNeeds::default())
     }
 }

@@ -8,7 +8,9 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use vlsm_core::{BackboneAccess, CoreError, Features, Head, HeadBox, HeadCtx, Kind};
+use vlsm_core::{
+    BackboneAccess, BackboneInfo, CoreError, Features, FrozenNeeds, Head, HeadBox, HeadCtx, Kind,
+};
 
 /// A SAN-style side adapter network predicting one text-prompted mask.
 ///
@@ -33,12 +35,7 @@ impl SanHead {
         let side_grid = self.side.grid();
         let fuse = |position: usize, mut x: Tensor<3>| {
             for f in self.fusion.iter().filter(|f| f.position == position) {
-                x = f.forward(
-                    x,
-                    &features.vision_states[f.state],
-                    features.grid,
-                    side_grid,
-                );
+                x = f.forward(x, features.vision_state(f.state), features.grid, side_grid);
             }
             x
         };
@@ -73,6 +70,18 @@ impl Head for SanHead {
                 .with_align_corners(false)
                 .with_output_size([h, w]),
         )
+    }
+
+    fn frozen_needs(&self, _backbone: &BackboneInfo) -> Option<FrozenNeeds> {
+        Some(FrozenNeeds {
+            vision_states: self
+                .fusion
+                .iter()
+                .map(|f| f.state)
+                .chain(self.recognition.states_read())
+                .collect(),
+            text_eos: Default::default(),
+        })
     }
 }
 

@@ -28,6 +28,11 @@ pub struct Recognition {
 }
 
 impl Recognition {
+    /// Backbone vision states read: the context of every re-run block.
+    pub fn states_read(&self) -> std::ops::Range<usize> {
+        self.first_layer..self.first_layer + self.layers
+    }
+
     /// Re-runs vision blocks `first_layer .. first_layer + layers`.
     pub fn init(
         vision_width: usize,
@@ -56,7 +61,7 @@ impl Recognition {
         side_grid: [usize; 2],
     ) -> Tensor<2> {
         let [b, heads, nq, _] = attn_bias.dims();
-        let context = &features.vision_states[self.first_layer];
+        let context = features.vision_state(self.first_layer);
         let [_, t, d] = context.dims();
         // Bias onto the backbone grid; the class token column gets 0.
         let on_grid = resize_tokens(
@@ -78,7 +83,7 @@ impl Recognition {
                 .backbone
                 .vision_block_with_queries(
                     layer,
-                    &features.vision_states[layer],
+                    features.vision_state(layer),
                     sos,
                     bias.clone(),
                     backbone.hooks,

@@ -3,8 +3,8 @@ use crate::params::ShallowParams;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use vlsm_core::{
-    Attachment, Bottleneck, CoreError, Hooks, Placement, PlacementBox, PlacementCtx, Site,
-    TrainPolicy, count_params,
+    Attachment, BackboneInfo, Bottleneck, CoreError, FrozenNeeds, Hooks, Placement, PlacementBox,
+    PlacementCtx, Site, TrainPolicy, count_params,
 };
 
 /// SA adapters. Field names follow the reference code's state dict
@@ -68,6 +68,12 @@ impl Placement for ShallowAdapters {
                 params: count_params(a).total,
             })
             .collect()
+    }
+    fn frozen_needs(&self, _backbone: &BackboneInfo) -> Option<FrozenNeeds> {
+        Some(FrozenNeeds {
+            vision_states: Default::default(),
+            text_eos: (0..self.text_extract_adapters.len()).collect(),
+        })
     }
 }
 

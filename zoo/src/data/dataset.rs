@@ -1,12 +1,15 @@
 //! Loading a medvlsm-layout data set: validation, decoding, resizing, normalisation.
 //!
-//! Images are read with the `image` crate (any format it decodes), converted to RGB, resized
+//! [`open_split`] validates every record up front, in parallel (files exist inside the root,
+//! image and mask decode completely, sizes agree, a prompt exists), and keeps only paths; pixels
+//! are decoded per batch by [`super::loader`]. Images are read with the `image` crate (any format it decodes), converted to RGB, resized
 //! bilinearly (area-aware when shrinking, like PIL) to the model size and normalised with the
 //! backbone's mean/std. Masks are read as grey, binarised (`> threshold`, 127 by default; or kept
 //! soft in 0..1), resized nearest. The original-resolution mask is kept for evaluation.
 use super::records::{Record, read_split};
 use crate::metrics::Mask;
 use image::imageops::FilterType;
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 /// A problem with one record, naming split, index and path.
@@ -71,13 +74,14 @@ pub struct Prepared {
     pub pixels: Vec<f32>,
     /// Target `[size, size]` in 0..1.
     pub target: Vec<f32>,
-    /// Binarised mask at original resolution.
-    pub original: Mask,
+    /// Binarised mask at original resolution, when asked for (evaluation).
+    pub original: Option<Mask>,
 }
 
-/// Reads and validates a split: files exist, image headers decode, image and mask sizes agree,
-/// at least one non-empty prompt. With `skip_bad` problems become warnings; otherwise the first
-/// one is the error.
+/// Reads and validates a split: paths stay inside the root, files exist, image and mask decode
+/// completely (checked in parallel, nothing is kept), their sizes agree, at least one non-empty
+/// prompt. With `skip_bad` problems become warnings; otherwise the first one (lowest index) is
+/// the error.
 pub fn open_split(root: &Path, split: &str, skip_bad: bool) -> Result<Split, BadRecord> {
     let json = super::records::split_file(root, split);
     let records = read_split(root, split).map_err(|message| BadRecord {
@@ -86,10 +90,15 @@ pub fn open_split(root: &Path, split: &str, skip_bad: bool) -> Result<Split, Bad
         path: json.clone(),
         message,
     })?;
+    let checked: Vec<Result<Item, BadRecord>> = records
+        .into_par_iter()
+        .enumerate()
+        .map(|(index, record)| validate(root, split, index, record))
+        .collect();
     let mut items = Vec::new();
     let mut skipped = Vec::new();
-    for (index, record) in records.into_iter().enumerate() {
-        match validate(root, split, index, record) {
+    for result in checked {
+        match result {
             Ok(item) => items.push(item),
             Err(bad) if skip_bad => skipped.push(bad),
             Err(bad) => return Err(bad),
@@ -119,6 +128,17 @@ fn validate(root: &Path, split: &str, index: usize, record: Record) -> Result<It
         path: path.to_path_buf(),
         message,
     };
+    for (field, name, path) in [
+        ("img_name", &record.img_name, &image_path),
+        ("mask_name", &record.mask_name, &mask_path),
+    ] {
+        if escapes(name) {
+            return Err(bad(
+                path,
+                format!("{field} `{name}` leaves the data root (absolute or `..`); refusing it"),
+            ));
+        }
+    }
     if record.prompt_keys().is_empty() {
         return Err(bad(
             &super::records::split_file(root, split),
@@ -129,9 +149,9 @@ fn validate(root: &Path, split: &str, index: usize, record: Record) -> Result<It
         if !p.is_file() {
             return Err(bad(p, "file not found".into()));
         }
-        image::image_dimensions(p)
-            .map(|(w, h)| (h as usize, w as usize))
-            .map_err(|e| bad(p, format!("unreadable image: {e}")))
+        image::open(p)
+            .map(|i| (i.height() as usize, i.width() as usize))
+            .map_err(|e| bad(p, format!("cannot decode: {e}")))
     };
     let size = dims(&image_path)?;
     let mask_size = dims(&mask_path)?;
@@ -153,8 +173,25 @@ fn validate(root: &Path, split: &str, index: usize, record: Record) -> Result<It
     })
 }
 
-/// Decodes and prepares one item.
-pub fn prepare(split: &str, item: &Item, p: &Preprocess) -> Result<Prepared, BadRecord> {
+/// Whether a record's file name would resolve outside the data root.
+fn escapes(name: &str) -> bool {
+    let path = Path::new(name);
+    path.is_absolute()
+        || path.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
+}
+
+/// Decodes and prepares one item; the original-resolution mask only when `original`.
+pub fn prepare(
+    split: &str,
+    item: &Item,
+    p: &Preprocess,
+    original: bool,
+) -> Result<Prepared, BadRecord> {
     let bad = |path: &Path, e: image::ImageError| BadRecord {
         split: split.into(),
         index: item.index,
@@ -189,14 +226,31 @@ pub fn prepare(split: &str, item: &Item, p: &Preprocess) -> Result<Prepared, Bad
             }
         })
         .collect();
-    let original = Mask::new(
-        mask.height() as usize,
-        mask.width() as usize,
-        mask.pixels().map(|v| v.0[0] > p.threshold).collect(),
-    );
+    let original = original.then(|| {
+        Mask::new(
+            mask.height() as usize,
+            mask.width() as usize,
+            mask.pixels().map(|v| v.0[0] > p.threshold).collect(),
+        )
+    });
     Ok(Prepared {
         pixels,
         target,
         original,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escapes;
+
+    #[test]
+    fn names_leaving_the_root_are_caught() {
+        for bad in ["../x.png", "a/../../x.png", "/etc/passwd", "a/.."] {
+            assert!(escapes(bad), "{bad}");
+        }
+        for good in ["x.png", "sub/x.png", "./x.png"] {
+            assert!(!escapes(good), "{good}");
+        }
+    }
 }

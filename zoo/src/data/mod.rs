@@ -3,6 +3,7 @@
 pub mod check;
 pub mod dataset;
 pub mod init;
+pub mod loader;
 pub mod prompts;
 pub mod records;
 pub mod source;

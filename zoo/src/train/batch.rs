@@ -1,14 +1,38 @@
 //! Turning prepared samples and prompts into model input tensors.
+use crate::cache::FeatureCache;
 use crate::data::dataset::Prepared;
 use crate::error::ZooError;
-use crate::model::ZooModel;
+use crate::model::{ModelInput, ZooModel};
 use burn::tensor::{Device, Tensor, TensorData};
 use vlsm_core::BackboneInput;
+
+/// The model input of a batch: raw, or with the towers' frozen outputs from `cache` (images by
+/// `keys`, prompts by text).
+pub fn model_input(
+    model: &ZooModel,
+    raw: BackboneInput,
+    cache: Option<&mut FeatureCache>,
+    keys: &[u64],
+    prompts: &[&str],
+    device: &Device,
+) -> Result<ModelInput, ZooError> {
+    Ok(match cache {
+        Some(cache) => {
+            let (vision, text) = cache.batch(model, keys, &raw.pixels, prompts, device)?;
+            ModelInput::Frozen {
+                vision,
+                text,
+                pixels: raw.pixels,
+            }
+        }
+        None => ModelInput::Raw(raw),
+    })
+}
 
 /// Model input and target `[B, 1, S, S]` for `samples` with their prompts.
 pub fn make_batch(
     model: &ZooModel,
-    samples: &[&Prepared],
+    samples: &[Prepared],
     prompts: &[&str],
     size: usize,
     device: &Device,

@@ -1,16 +1,21 @@
 //! The training loop: AdamW, global gradient clipping, ReduceLROnPlateau on val loss, early
 //! stopping on val Dice, min/max epochs, best epoch by val Dice. A non-finite loss stops training
 //! with an error (checkpoints already written stay as they were).
-use super::batch::{binarize, make_batch};
+//!
+//! Batches stream from [`Batches`] (decoded on worker threads while the previous batch trains).
+//! With a [`FeatureCache`] the towers' frozen outputs come from the cache after an image's first
+//! pass, in training and in validation.
+use super::batch::{binarize, make_batch, model_input};
 use super::clip::clip_global_norm;
 use super::loss::{LossKind, loss};
 use super::schedule::{EarlyStop, Plateau};
-use crate::data::dataset::Prepared;
+use crate::cache::FeatureCache;
+use crate::data::dataset::BadRecord;
+use crate::data::loader::{Batches, SplitData};
 use crate::data::prompts::sample;
-use crate::data::records::Record;
 use crate::error::ZooError;
 use crate::metrics::{Mask, dice};
-use crate::model::ZooModel;
+use crate::model::{ModelInput, ZooModel};
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
@@ -18,17 +23,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::path::Path;
-use vlsm_core::BackboneInput;
+use std::sync::Arc;
 use vlsm_core::spec::TrainSpec;
-
-/// Prepared samples of one split with their records.
-pub struct SplitData {
-    /// Samples.
-    pub samples: Vec<Prepared>,
-    /// Their annotation records (for prompts).
-    pub records: Vec<Record>,
-}
 
 /// One row of `history.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,6 +86,35 @@ pub trait EpochObserver {
     ) -> Result<(), ZooError>;
     /// Called after every batch with (done, total, mean loss so far, learning rate).
     fn on_batch(&mut self, _done: usize, _total: usize, _loss: f64, _lr: f64) {}
+    /// Called once per record that failed to decode and was skipped (`--skip-bad`).
+    fn on_skip(&mut self, _bad: &BadRecord) {}
+}
+
+/// Reports every newly skipped record of a pass once.
+fn report_skips(
+    pass: &Batches,
+    seen: &mut HashSet<(String, usize)>,
+    observer: &mut dyn EpochObserver,
+) {
+    for bad in pass.skipped() {
+        if seen.insert((bad.split.clone(), bad.index)) {
+            observer.on_skip(&bad);
+        }
+    }
+}
+
+/// The error of a record that failed to decode without `--skip-bad`.
+fn bad_record(bad: BadRecord) -> ZooError {
+    ZooError::Invalid(format!(
+        "{bad} (the file changed after validation; pass --skip-bad to skip such records)"
+    ))
+}
+
+/// Cache keys of every item of `data` (empty without a cache).
+pub fn cache_keys(cache: Option<&FeatureCache>, data: &SplitData) -> Vec<u64> {
+    cache.map_or_else(Vec::new, |c| {
+        data.items.iter().map(|i| c.image_key(i)).collect()
+    })
 }
 
 /// Parses the spec's loss name.
@@ -119,55 +146,74 @@ pub fn adamw(t: &TrainSpec) -> ModuleOptimizer {
 pub fn train_step(
     model: ZooModel,
     optim: &mut ModuleOptimizer,
-    input: &BackboneInput,
+    input: &ModelInput,
     target: Tensor<4>,
     kind: LossKind,
     lr: f64,
     grad_clip: f64,
-) -> (ZooModel, f64) {
-    let l = loss(kind, model.forward(input), target);
+) -> Result<(ZooModel, f64), ZooError> {
+    let l = loss(kind, model.forward_input(input)?, target);
     let value = l.clone().into_scalar::<f32>() as f64;
     if !value.is_finite() {
-        return (model, value);
+        return Ok((model, value));
     }
     let mut grads = GradientsParams::from_grads(l.backward(), &model);
     if grad_clip > 0.0 {
         clip_global_norm(&model, &mut grads, grad_clip);
     }
-    (optim.step(lr, model, grads), value)
+    Ok((optim.step(lr, model, grads), value))
 }
 
-/// Validation loss and Dice with prompts drawn once from `seed`.
+/// Validation loss and Dice with prompts drawn once from `seed`; frozen outputs from `cache`
+/// when given (`keys`: the items' cache keys).
+#[allow(clippy::too_many_arguments)]
 pub fn validate(
     model: &ZooModel,
-    data: &SplitData,
+    data: &Arc<SplitData>,
     t: &TrainSpec,
     size: usize,
     device: &Device,
+    mut cache: Option<&mut FeatureCache>,
+    keys: &[u64],
+    observer: &mut dyn EpochObserver,
+    seen: &mut HashSet<(String, usize)>,
 ) -> Result<(f64, f64), ZooError> {
     let kind = loss_kind(&t.loss)?;
     let mut rng = StdRng::seed_from_u64(t.seed ^ 0x0005_EED0_F7A1);
     let prompts: Vec<&str> = data
-        .records
+        .items
         .iter()
-        .map(|r| sample(r, &mut rng).unwrap_or(""))
+        .map(|it| sample(&it.record, &mut rng).unwrap_or(""))
         .collect();
-    let (mut loss_sum, mut dice_sum) = (0.0, 0.0);
-    let idx: Vec<usize> = (0..data.samples.len()).collect();
-    for chunk in idx.chunks(t.batch.max(1)) {
-        let samples: Vec<&Prepared> = chunk.iter().map(|&i| &data.samples[i]).collect();
-        let ps: Vec<&str> = chunk.iter().map(|&i| prompts[i]).collect();
-        let (input, target) = make_batch(model, &samples, &ps, size, device)?;
-        let logits = model.forward(&input);
-        loss_sum +=
-            loss(kind, logits.clone(), target).into_scalar::<f32>() as f64 * chunk.len() as f64;
-        for (pred, s) in binarize(logits, 0.0).into_iter().zip(&samples) {
+    let (mut loss_sum, mut dice_sum, mut n) = (0.0, 0.0, 0usize);
+    let mut pass = Batches::start(data, (0..data.len()).collect(), t.batch.max(1), false);
+    for batch in pass.by_ref() {
+        let batch = batch.map_err(bad_record)?;
+        let ps: Vec<&str> = batch.positions.iter().map(|&i| prompts[i]).collect();
+        let (raw, target) = make_batch(model, &batch.samples, &ps, size, device)?;
+        let batch_keys: Vec<u64> = batch
+            .positions
+            .iter()
+            .filter_map(|&i| keys.get(i).copied())
+            .collect();
+        let input = model_input(model, raw, cache.as_deref_mut(), &batch_keys, &ps, device)?;
+        let logits = model.forward_input(&input)?;
+        let b = batch.samples.len();
+        loss_sum += loss(kind, logits.clone(), target).into_scalar::<f32>() as f64 * b as f64;
+        for (pred, s) in binarize(logits, 0.0).into_iter().zip(&batch.samples) {
             let gt = Mask::new(size, size, s.target.iter().map(|&v| v > 0.5).collect());
             dice_sum += dice(&Mask::new(size, size, pred), &gt);
         }
+        n += b;
     }
-    let n = data.samples.len() as f64;
-    Ok((loss_sum / n, dice_sum / n))
+    report_skips(&pass, seen, observer);
+    if n == 0 {
+        return Err(ZooError::Invalid(format!(
+            "split {}: no record could be decoded",
+            data.name
+        )));
+    }
+    Ok((loss_sum / n as f64, dice_sum / n as f64))
 }
 
 /// Trains `model` (built on an autodiff device) from `state` until early stopping or
@@ -177,12 +223,13 @@ pub fn validate(
 pub fn train(
     mut model: ZooModel,
     mut state: TrainState,
-    train_data: &SplitData,
-    val_data: &SplitData,
+    train_data: &Arc<SplitData>,
+    val_data: &Arc<SplitData>,
     t: &TrainSpec,
     size: usize,
     device: &Device,
     optim_state: Option<&Path>,
+    mut cache: Option<&mut FeatureCache>,
     observer: &mut dyn EpochObserver,
 ) -> Result<(ZooModel, TrainState), ZooError> {
     let kind = loss_kind(&t.loss)?;
@@ -197,24 +244,35 @@ pub fn train(
         None => optim,
     };
     let batch = t.batch.max(1);
+    let train_keys = cache_keys(cache.as_deref(), train_data);
+    let val_keys = cache_keys(cache.as_deref(), val_data);
+    let mut skipped = HashSet::new();
     while !state.finished && state.epoch < t.epochs {
         let epoch = state.epoch + 1;
         let started = std::time::Instant::now();
         let lr = state.plateau.lr;
         let mut rng = StdRng::seed_from_u64(t.seed.wrapping_mul(1000).wrapping_add(epoch as u64));
-        let mut order: Vec<usize> = (0..train_data.samples.len()).collect();
+        let mut order: Vec<usize> = (0..train_data.len()).collect();
         order.shuffle(&mut rng);
         let (mut loss_sum, mut seen) = (0.0, 0usize);
         let total = order.len().div_ceil(batch);
-        for (bi, chunk) in order.chunks(batch).enumerate() {
-            let samples: Vec<&Prepared> = chunk.iter().map(|&i| &train_data.samples[i]).collect();
-            let prompts: Vec<&str> = chunk
+        let mut pass = Batches::start(train_data, order, batch, false);
+        for (bi, decoded) in pass.by_ref().enumerate() {
+            let decoded = decoded.map_err(bad_record)?;
+            let prompts: Vec<&str> = decoded
+                .positions
                 .iter()
-                .map(|&i| sample(&train_data.records[i], &mut rng).unwrap_or(""))
+                .map(|&i| sample(&train_data.items[i].record, &mut rng).unwrap_or(""))
                 .collect();
-            let (input, target) = make_batch(&model, &samples, &prompts, size, device)?;
+            let (raw, target) = make_batch(&model, &decoded.samples, &prompts, size, device)?;
+            let keys: Vec<u64> = decoded
+                .positions
+                .iter()
+                .filter_map(|&i| train_keys.get(i).copied())
+                .collect();
+            let input = model_input(&model, raw, cache.as_deref_mut(), &keys, &prompts, device)?;
             let value;
-            (model, value) = train_step(model, &mut optim, &input, target, kind, lr, t.grad_clip);
+            (model, value) = train_step(model, &mut optim, &input, target, kind, lr, t.grad_clip)?;
             if !value.is_finite() {
                 return Err(ZooError::Invalid(format!(
                     "training loss became {value} in epoch {epoch}, batch {}: stopping; the last good \
@@ -222,12 +280,24 @@ pub fn train(
                     bi + 1
                 )));
             }
-            loss_sum += value * chunk.len() as f64;
-            seen += chunk.len();
+            let b = decoded.samples.len();
+            loss_sum += value * b as f64;
+            seen += b;
             observer.on_batch(bi + 1, total, loss_sum / seen as f64, lr);
         }
-        let (val_loss, val_dice) =
-            validate(&model.valid(), val_data, t, size, &device.clone().inner())?;
+        report_skips(&pass, &mut skipped, observer);
+        drop(pass);
+        let (val_loss, val_dice) = validate(
+            &model.valid(),
+            val_data,
+            t,
+            size,
+            &device.clone().inner(),
+            cache.as_deref_mut(),
+            &val_keys,
+            observer,
+            &mut skipped,
+        )?;
         state.plateau.step(val_loss);
         let improved = state.early.update(epoch, val_dice);
         state.epoch = epoch;
