@@ -11,8 +11,11 @@
 # It prints the Vulkan adapters, runs the GPU test set (tests/gpu.rs: HF parity, DA-VLC/SA-VLC
 # parity, a training step, CPU-vs-GPU step and run agreement, checkpoints across devices), then
 # times CIDAS-size training steps (DA-VL, SA-VLC, decoder-only; batch 8 and 32) and inference
-# (batch 1 and 8) with `vlsm-zoo time` and prints them as one markdown table; BATCHES="8" or
-# STEPS=3 make it shorter. Budget time for the first steps of every workload: burn's wgpu backend
+# (batch 1 and 8) with `vlsm-zoo time` and prints them as one markdown table; the placements
+# that allow a frozen-feature cache (SA-VLC, decoder-only) are timed from cached frozen outputs
+# too (`--cached`, the step of every epoch after the first). BATCHES="8", STEPS=3,
+# SPECS="decoder_only", CACHED_SPECS="" or INFER_BATCHES="" make it shorter; STEP_TIMEOUT=S
+# stops any one timing after S seconds and goes on with the next. Budget time for the first steps of every workload: burn's wgpu backend
 # compiles and autotunes its kernels then (on an H200 with NVIDIA's Vulkan driver, the first
 # training step of even the tiny model took over 90 s; see docs/performance.md).
 set -euo pipefail
@@ -34,6 +37,10 @@ BATCHES="${BATCHES:-8 32}"
 STEPS="${STEPS:-5}"
 WARMUP="${WARMUP:-2}"
 DEVICE="${DEVICE:-wgpu}"
+SPECS="${SPECS:-dense_vl shallow_vlc decoder_only}"
+CACHED_SPECS="${CACHED_SPECS-shallow_vlc decoder_only}"
+INFER_BATCHES="${INFER_BATCHES-1 8}"
+STEP_TIMEOUT="${STEP_TIMEOUT:-0}"
 # wgpu/Vulkan warns on every call without a private runtime dir.
 if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "${XDG_RUNTIME_DIR}" ]; then
     export XDG_RUNTIME_DIR="$(mktemp -d)"
@@ -77,15 +84,26 @@ fi
 echo "== timing (CIDAS-size CLIPSeg, 352², f32, random weights; $STEPS steps after $WARMUP warm-up) =="
 echo "| spec | workload | device | batch | s/step | s/img | peak RSS MiB | device pool MiB |"
 echo "|---|---|---|---|---|---|---|---|"
+timed() { # one `vlsm-zoo time` row, or a row saying it was stopped
+    if [ "$STEP_TIMEOUT" -gt 0 ]; then
+        timeout "$STEP_TIMEOUT" "$zoo" time "$@" --row || echo "| $* | stopped after ${STEP_TIMEOUT} s |"
+    else
+        "$zoo" time "$@" --row
+    fi
+}
 for batch in $BATCHES; do
-    for spec in dense_vl shallow_vlc decoder_only; do
-        "$zoo" time --spec "specs/paper/$spec.ron" --device "$DEVICE" --batch "$batch" \
-            --steps "$STEPS" --warmup "$WARMUP" --row
+    for spec in $CACHED_SPECS; do
+        timed --spec "specs/paper/$spec.ron" --cached --device "$DEVICE" --batch "$batch" \
+            --steps "$STEPS" --warmup "$WARMUP"
+    done
+    for spec in $SPECS; do
+        timed --spec "specs/paper/$spec.ron" --device "$DEVICE" --batch "$batch" \
+            --steps "$STEPS" --warmup "$WARMUP"
     done
 done
-for batch in 1 8; do
-    "$zoo" time --spec specs/paper/clipseg_frozen.ron --infer --device "$DEVICE" --batch "$batch" \
-        --steps "$STEPS" --warmup "$WARMUP" --row
+for batch in $INFER_BATCHES; do
+    timed --spec specs/paper/clipseg_frozen.ron --infer --device "$DEVICE" --batch "$batch" \
+        --steps "$STEPS" --warmup "$WARMUP"
 done
 
 if [ "$main_job" = 1 ]; then

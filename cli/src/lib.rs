@@ -401,9 +401,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             } else if row {
                 writeln!(
                     out,
-                    "| {} | {:?} | {} | {} | {:.4} | {:.4} | {} | {} |",
+                    "| {} | {:?}{} | {} | {} | {:.4} | {:.4} | {} | {} |",
                     t.spec,
                     t.workload,
+                    if t.cached { " (cached)" } else { "" },
                     d.choice,
                     t.batch,
                     t.median_step_seconds,
@@ -414,9 +415,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             } else {
                 writeln!(
                     out,
-                    "{} {:?} on {}: batch {} at {}², {:.4} s/step, {:.4} s/img (median of {}); peak RSS {} MiB, device pool {} MiB",
+                    "{} {:?}{} on {}: batch {} at {}², {:.4} s/step, {:.4} s/img (median of {}); peak RSS {} MiB, device pool {} MiB",
                     t.spec,
                     t.workload,
+                    if t.cached { " (cached)" } else { "" },
                     d.choice,
                     t.batch,
                     t.image_size,

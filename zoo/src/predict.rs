@@ -42,15 +42,7 @@ impl Predictor {
     /// Binary mask of `image` for `prompt`, at the image's size.
     pub fn predict(&self, image: &RgbImage, prompt: &str) -> Result<Mask, ZooError> {
         let s = self.pre.size as u32;
-        let resized = image::imageops::resize(image, s, s, FilterType::Triangle);
-        let plane = (s * s) as usize;
-        let mut pixels = vec![0f32; 3 * plane];
-        for (i, px) in resized.pixels().enumerate() {
-            for c in 0..3 {
-                pixels[c * plane + i] =
-                    (px.0[c] as f32 / 255.0 - self.pre.mean[c]) / self.pre.std[c];
-            }
-        }
+        let pixels = crate::data::dataset::normalise(image, &self.pre);
         let input = BackboneInput {
             pixels: Tensor::from_data(
                 TensorData::new(pixels, [1, 3, s as usize, s as usize]),

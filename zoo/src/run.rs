@@ -483,15 +483,9 @@ fn csv_field(text: &str) -> String {
 
 /// A binary mask as an 8-bit PNG (0 / 255).
 pub fn mask_png(mask: &Mask) -> Result<Vec<u8>, ZooError> {
-    let img = image::GrayImage::from_fn(mask.width as u32, mask.height as u32, |x, y| {
-        image::Luma([if mask.data[y as usize * mask.width + x as usize] {
-            255
-        } else {
-            0
-        }])
-    });
     let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+    crate::predict::mask_image(mask)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| ZooError::Invalid(e.to_string()))?;
     Ok(png)
 }

@@ -275,14 +275,23 @@ impl FeatureCache {
         pixels: &Tensor<4>,
         device: &Device,
     ) -> Result<FrozenVision, ZooError> {
-        let mut rows: Vec<Option<Vec<f32>>> = match &self.layout {
-            Some(layout) => keys
-                .iter()
-                .map(|&k| self.store.get(k, layout.len))
-                .collect(),
-            None => vec![None; keys.len()],
-        };
-        let missing: Vec<usize> = (0..keys.len()).filter(|&i| rows[i].is_none()).collect();
+        // Phase 1: rows held in memory are read in place below; the others are read from disk
+        // or encoded now.
+        let mut owned: Vec<Option<Vec<f32>>> = vec![None; keys.len()];
+        let mut missing = Vec::new();
+        for (i, &key) in keys.iter().enumerate() {
+            let Some(len) = self.layout.as_ref().map(|l| l.len) else {
+                missing.push(i);
+                continue;
+            };
+            if self.store.in_memory(key, len).is_some() {
+                continue;
+            }
+            match self.store.from_disk(key, len) {
+                Some(row) => owned[i] = Some(row),
+                None => missing.push(i),
+            }
+        }
         self.stats.hits += keys.len() - missing.len();
         self.stats.misses += missing.len();
         if !missing.is_empty() {
@@ -311,6 +320,12 @@ impl FeatureCache {
                     len,
                 }
             });
+            if fresh && self.persistent {
+                let path = layout_file(&self.spill, self.fingerprint);
+                crate::data::write::write_atomic(&path, layout.to_text().as_bytes()).map_err(
+                    |e| ZooError::Invalid(format!("feature cache {}: {e}", path.display())),
+                )?;
+            }
             let per_state: Vec<Vec<f32>> = layout
                 .slots
                 .iter()
@@ -323,12 +338,6 @@ impl FeatureCache {
                         .expect("f32 features")
                 })
                 .collect();
-            if fresh && self.persistent {
-                let path = layout_file(&self.spill, self.fingerprint);
-                crate::data::write::write_atomic(&path, layout.to_text().as_bytes()).map_err(
-                    |e| ZooError::Invalid(format!("feature cache {}: {e}", path.display())),
-                )?;
-            }
             let len = layout.len;
             let slots = layout.slots.clone();
             for (r, &i) in missing.iter().enumerate() {
@@ -340,9 +349,10 @@ impl FeatureCache {
                 self.store.put(keys[i], &row).map_err(|e| {
                     ZooError::Invalid(format!("feature cache {}: {e}", self.spill.display()))
                 })?;
-                rows[i] = Some(row);
+                owned[i] = Some(row);
             }
         }
+        // Phase 2: one batch tensor per state, straight from the stored rows.
         let layout = self.layout.as_ref().expect("set by the first encoding");
         let b = keys.len();
         let mut states = BTreeMap::new();
@@ -350,8 +360,15 @@ impl FeatureCache {
         for slot in &layout.slots {
             let n = slot.dims[0] * slot.dims[1];
             let mut values = Vec::with_capacity(b * n);
-            for row in &rows {
-                values.extend_from_slice(&row.as_ref().expect("filled above")[offset..offset + n]);
+            for (row, &key) in owned.iter().zip(keys) {
+                match row {
+                    Some(row) => values.extend_from_slice(&row[offset..offset + n]),
+                    None => self
+                        .store
+                        .in_memory(key, layout.len)
+                        .expect("held in memory (phase 1)")
+                        .extend_into(offset..offset + n, &mut values),
+                }
             }
             let t = Tensor::from_data(
                 TensorData::new(values, [b, slot.dims[0], slot.dims[1]]),

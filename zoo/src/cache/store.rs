@@ -33,10 +33,56 @@ impl CacheDtype {
 
 const MAGIC: &[u8; 8] = b"VLSMFC01";
 
+/// A blob held in memory, in its storage precision.
+#[derive(Debug, Clone)]
+pub enum MemoryBlob {
+    /// Exact values.
+    F32(Vec<f32>),
+    /// Rounded values.
+    F16(Vec<f16>),
+}
+
+impl MemoryBlob {
+    fn from_values(values: &[f32], dtype: CacheDtype) -> Self {
+        match dtype {
+            CacheDtype::F32 => MemoryBlob::F32(values.to_vec()),
+            CacheDtype::F16 => MemoryBlob::F16(values.iter().map(|&v| f16::from_f32(v)).collect()),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            MemoryBlob::F32(v) => 4 * v.len(),
+            MemoryBlob::F16(v) => 2 * v.len(),
+        }
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            MemoryBlob::F32(v) => v.len(),
+            MemoryBlob::F16(v) => v.len(),
+        }
+    }
+
+    /// Whether it holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends values `range` as f32 to `out`.
+    pub fn extend_into(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>) {
+        match self {
+            MemoryBlob::F32(v) => out.extend_from_slice(&v[range]),
+            MemoryBlob::F16(v) => out.extend(v[range].iter().map(|h| h.to_f32())),
+        }
+    }
+}
+
 /// Memory-first blob store with a disk spill folder.
 pub struct BlobStore {
     dtype: CacheDtype,
-    memory: HashMap<u64, Vec<u8>>,
+    memory: HashMap<u64, MemoryBlob>,
     memory_bytes: usize,
     budget: usize,
     spill: PathBuf,
@@ -69,11 +115,14 @@ impl BlobStore {
         self.spill.join(format!("{key:016x}.blob"))
     }
 
-    /// The blob of `key` with `len` values, if stored.
-    pub fn get(&mut self, key: u64, len: usize) -> Option<Vec<f32>> {
-        if let Some(bytes) = self.memory.get(&key) {
-            return Some(decode(bytes, self.dtype));
-        }
+    /// The in-memory blob of `key` with `len` values, if held.
+    pub fn in_memory(&self, key: u64, len: usize) -> Option<&MemoryBlob> {
+        self.memory.get(&key).filter(|b| b.len() == len)
+    }
+
+    /// The blob of `key` with `len` values from disk, if stored there (kept in memory when
+    /// the budget allows).
+    pub fn from_disk(&mut self, key: u64, len: usize) -> Option<Vec<f32>> {
         let bytes = std::fs::read(self.file(key)).ok()?;
         let body = bytes.strip_prefix(MAGIC.as_slice())?;
         let (&tag, body) = body.split_first()?;
@@ -82,26 +131,38 @@ impl BlobStore {
         }
         self.disk_entries += 1;
         let values = decode(body, self.dtype);
-        self.keep_in_memory(key, body.to_vec());
+        self.keep_in_memory(key, &values);
         Some(values)
+    }
+
+    /// The blob of `key` with `len` values, if stored (memory first, then disk).
+    pub fn get(&mut self, key: u64, len: usize) -> Option<Vec<f32>> {
+        if let Some(blob) = self.in_memory(key, len) {
+            let mut out = Vec::with_capacity(len);
+            blob.extend_into(0..len, &mut out);
+            return Some(out);
+        }
+        self.from_disk(key, len)
     }
 
     /// Stores `values` under `key`.
     pub fn put(&mut self, key: u64, values: &[f32]) -> std::io::Result<()> {
-        let body = encode(values, self.dtype);
-        let fits = self.memory_bytes + body.len() <= self.budget;
+        let bytes = values.len() * self.dtype.bytes();
+        let fits = self.memory_bytes + bytes <= self.budget;
         if self.persistent || !fits {
-            write_blob(&self.file(key), self.dtype, &body)?;
+            write_blob(&self.file(key), self.dtype, &encode(values, self.dtype))?;
             self.disk_entries += 1;
         }
-        self.keep_in_memory(key, body);
+        self.keep_in_memory(key, values);
         Ok(())
     }
 
-    fn keep_in_memory(&mut self, key: u64, body: Vec<u8>) {
-        if self.memory_bytes + body.len() <= self.budget && !self.memory.contains_key(&key) {
-            self.memory_bytes += body.len();
-            self.memory.insert(key, body);
+    fn keep_in_memory(&mut self, key: u64, values: &[f32]) {
+        let bytes = values.len() * self.dtype.bytes();
+        if self.memory_bytes + bytes <= self.budget && !self.memory.contains_key(&key) {
+            let blob = MemoryBlob::from_values(values, self.dtype);
+            self.memory_bytes += blob.bytes();
+            self.memory.insert(key, blob);
         }
     }
 }

@@ -173,6 +173,21 @@ fn validate(root: &Path, split: &str, index: usize, record: Record) -> Result<It
     })
 }
 
+/// `image` resized bilinearly to the model size and normalised: `[3, size, size]`, row-major
+/// per channel (the one pixel preparation of training, evaluation and `predict`).
+pub fn normalise(image: &image::RgbImage, p: &Preprocess) -> Vec<f32> {
+    let s = p.size as u32;
+    let resized = image::imageops::resize(image, s, s, FilterType::Triangle);
+    let plane = (s * s) as usize;
+    let mut pixels = vec![0f32; 3 * plane];
+    for (i, px) in resized.pixels().enumerate() {
+        for c in 0..3 {
+            pixels[c * plane + i] = (px.0[c] as f32 / 255.0 - p.mean[c]) / p.std[c];
+        }
+    }
+    pixels
+}
+
 /// Whether a record's file name would resolve outside the data root.
 fn escapes(name: &str) -> bool {
     let path = Path::new(name);
@@ -205,14 +220,7 @@ pub fn prepare(
         .map_err(|e| bad(&item.mask_path, e))?
         .to_luma8();
     let s = p.size as u32;
-    let resized = image::imageops::resize(&image, s, s, FilterType::Triangle);
-    let plane = (s * s) as usize;
-    let mut pixels = vec![0f32; 3 * plane];
-    for (i, px) in resized.pixels().enumerate() {
-        for c in 0..3 {
-            pixels[c * plane + i] = (px.0[c] as f32 / 255.0 - p.mean[c]) / p.std[c];
-        }
-    }
+    let pixels = normalise(&image, p);
     let small = image::imageops::resize(&mask, s, s, FilterType::Nearest);
     let target = small
         .pixels()
