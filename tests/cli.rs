@@ -235,3 +235,10 @@ fn every_computing_command_takes_device_and_names_a_missing_feature() {
         }
     }
 }
+
+#[test]
+fn a_missing_spec_file_names_its_cause_once() {
+    let err = cli(&["run", "--spec", "/nonexistent/spec.ron"]).unwrap_err();
+    assert!(err.contains("/nonexistent/spec.ron"), "{err}");
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+}

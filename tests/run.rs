@@ -449,7 +449,8 @@ fn export_merges_a_lora_run_into_a_plain_clipseg_folder() {
 }
 
 #[test]
-fn truncated_images_and_paths_leaving_the_root_are_caught_before_training() {
+fn truncated_images_records_without_prompts_and_paths_leaving_the_root_are_caught_before_training()
+{
     let dir = scratch("truncated");
     let ds = dir.join("ds");
     cli(&[
@@ -479,6 +480,12 @@ fn truncated_images_and_paths_leaving_the_root_are_caught_before_training() {
         serde_json::from_str(&std::fs::read_to_string(&anns).unwrap()).unwrap();
     val[1]["img_name"] = "../../outside.png".into();
     std::fs::write(&anns, val.to_string()).unwrap();
+    // A training record without prompts: only that record is bad, not the whole file.
+    let train_anns = ds.join("anns/train.json");
+    let mut train: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&train_anns).unwrap()).unwrap();
+    train[4].as_object_mut().unwrap().remove("prompts");
+    std::fs::write(&train_anns, train.to_string()).unwrap();
     std::fs::write(
         dir.join("spec.ron"),
         format!(
@@ -503,10 +510,22 @@ fn truncated_images_and_paths_leaving_the_root_are_caught_before_training() {
     std::fs::write(&image, &bytes).unwrap();
     let err = run(&dir.join("spec.ron"), &out, &[]).unwrap_err();
     assert!(
+        err.contains("train[4]") && err.contains("missing field `prompts`"),
+        "{err}"
+    );
+    std::fs::write(&train_anns, {
+        let mut fixed = train.clone();
+        fixed[4]["prompts"] = serde_json::json!({"p1": "a polyp"});
+        fixed.to_string()
+    })
+    .unwrap();
+    let err = run(&dir.join("spec.ron"), &out, &[]).unwrap_err();
+    assert!(
         err.contains("val[1]") && err.contains("leaves the data root"),
         "{err}"
     );
+    std::fs::write(&train_anns, train.to_string()).unwrap();
     std::fs::write(&image, &bytes[..bytes.len() / 2]).unwrap();
     run(&dir.join("spec.ron"), &out, &["--skip-bad"]).unwrap();
-    assert_eq!(report(&out)["skipped_records"], 2);
+    assert_eq!(report(&out)["skipped_records"], 3);
 }

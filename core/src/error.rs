@@ -5,12 +5,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     /// The spec file could not be read.
-    #[error("cannot read spec {path}: {source}")]
+    #[error("cannot read spec {path}: {cause}")]
     SpecRead {
         /// The spec file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (part of the message, not a separate source, so it prints once).
+        cause: std::io::Error,
     },
     /// The spec is not valid RON for a spec (syntax, unknown or missing field, wrong type).
     #[error("{file}:{line}:{col}: {message}")]

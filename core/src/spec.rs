@@ -97,7 +97,7 @@ pub struct TrainSpec {
     pub seed: u64,
     /// Loss: `dice_bce` (paper, nominal), `dice_only` or `double_sigmoid_bce` (what the
     /// reference code computed with monai 1.1.0 / 1.3.2).
-    pub loss: String,
+    pub loss: LossKind,
     /// Global gradient-norm clipping (paper: 0.5; 0 disables).
     pub grad_clip: f64,
     /// ReduceLROnPlateau factor on val loss (paper: 0.3).
@@ -121,7 +121,7 @@ impl Default for TrainSpec {
             betas: (0.9, 0.999),
             eps: 1e-8,
             seed: 42,
-            loss: "dice_bce".into(),
+            loss: LossKind::DiceBce,
             grad_clip: 0.5,
             plateau_factor: 0.3,
             plateau_patience: 5,
@@ -135,11 +135,9 @@ impl Default for TrainSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvalSpec {
-    /// Metrics to report (default: dice, iou, hd95).
-    pub metrics: Vec<String>,
     /// Test prompts: `"random"` (seeded two-level draw, the paper's protocol), `"all"` (one
     /// score per prompt key) or a key such as `"p3"`.
-    pub prompt: String,
+    pub prompt: EvalPrompt,
     /// Mask threshold on logits (0 = probability 0.5).
     pub threshold: f32,
 }
@@ -147,10 +145,112 @@ pub struct EvalSpec {
 impl Default for EvalSpec {
     fn default() -> Self {
         Self {
-            metrics: vec!["dice".into(), "iou".into(), "hd95".into()],
-            prompt: "random".into(),
+            prompt: EvalPrompt::Random,
             threshold: 0.0,
         }
+    }
+}
+
+/// Which loss to train with (`train.loss`), written as a string in the spec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LossKind {
+    /// `1.5·Dice + 1.0·BCE(logits)` (paper, nominal).
+    #[default]
+    DiceBce,
+    /// `1.5·Dice` (reference code with monai 1.1.0).
+    DiceOnly,
+    /// `1.5·Dice + BCE(sigmoid(logits))` (reference code with monai 1.3.2).
+    DoubleSigmoidBce,
+}
+
+impl LossKind {
+    /// Spelling in specs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossKind::DiceBce => "dice_bce",
+            LossKind::DiceOnly => "dice_only",
+            LossKind::DoubleSigmoidBce => "double_sigmoid_bce",
+        }
+    }
+}
+
+impl std::str::FromStr for LossKind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        [LossKind::DiceBce, LossKind::DiceOnly, LossKind::DoubleSigmoidBce]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .ok_or_else(|| {
+                format!("train.loss `{text}`: expected \"dice_bce\", \"dice_only\" or \"double_sigmoid_bce\"")
+            })
+    }
+}
+
+impl Serialize for LossKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for LossKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// How test prompts are chosen (`eval.prompt`), written as one string in the spec.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum EvalPrompt {
+    /// `"random"`: the seeded two-level draw (the paper's protocol).
+    #[default]
+    Random,
+    /// `"all"`: every prompt key, one score per key.
+    All,
+    /// A key such as `"p3"`: its first alternative for every record.
+    Key(String),
+}
+
+impl std::fmt::Display for EvalPrompt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvalPrompt::Random => f.write_str("random"),
+            EvalPrompt::All => f.write_str("all"),
+            EvalPrompt::Key(k) => f.write_str(k),
+        }
+    }
+}
+
+impl std::str::FromStr for EvalPrompt {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "random" => Ok(EvalPrompt::Random),
+            "all" => Ok(EvalPrompt::All),
+            key if key.len() > 1
+                && key.starts_with('p')
+                && key[1..].bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Ok(EvalPrompt::Key(key.to_string()))
+            }
+            other => Err(format!(
+                "eval.prompt `{other}`: expected \"random\", \"all\" or a prompt key such as \"p3\""
+            )),
+        }
+    }
+}
+
+impl Serialize for EvalPrompt {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for EvalPrompt {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -168,9 +268,9 @@ pub struct LoadedSpec {
 impl LoadedSpec {
     /// Reads and parses a spec file.
     pub fn from_file(path: &Path) -> Result<Self, CoreError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CoreError::SpecRead {
+        let text = std::fs::read_to_string(path).map_err(|cause| CoreError::SpecRead {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         let spec = parse(&text, &path.display().to_string())?;
         Ok(Self {
@@ -233,6 +333,30 @@ fn parse(text: &str, origin: &str) -> Result<Spec, CoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typos_in_loss_and_eval_prompt_fail_at_parse_time_with_their_location() {
+        let with = |train: &str, eval: &str| {
+            LoadedSpec::from_str(
+                &format!(
+                    "(\n backbone: (kind: \"clipseg\"),\n placement: (kind: \"frozen\"),\n head: (kind: \"clipseg-decoder\"),\n train: {train},\n eval: {eval},\n)"
+                ),
+                "typo.ron",
+            )
+        };
+        let err = with("(loss: \"dice\")", "()").unwrap_err().to_string();
+        assert!(err.starts_with("typo.ron:5:"), "{err}");
+        assert!(
+            err.contains("dice_bce") && err.contains("double_sigmoid_bce"),
+            "{err}"
+        );
+        let err = with("()", "(prompt: \"randm\")").unwrap_err().to_string();
+        assert!(err.starts_with("typo.ron:6:"), "{err}");
+        assert!(err.contains("`randm`"), "{err}");
+        let ok = with("(loss: \"dice_only\")", "(prompt: \"p10\")").unwrap();
+        assert_eq!(ok.spec.train.loss, LossKind::DiceOnly);
+        assert_eq!(ok.spec.eval.prompt, EvalPrompt::Key("p10".into()));
+    }
 
     const MINIMAL: &str = r#"(
         backbone: (kind: "clipseg"),

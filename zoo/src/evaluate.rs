@@ -49,11 +49,11 @@ pub enum PromptChoice {
 
 impl PromptChoice {
     /// From the spec's `eval.prompt` and the run seed.
-    pub fn parse(text: &str, seed: u64) -> Self {
-        match text {
-            "random" => Self::Random(seed),
-            "all" => Self::All,
-            key => Self::Key(key.to_string()),
+    pub fn new(prompt: &vlsm_core::spec::EvalPrompt, seed: u64) -> Self {
+        match prompt {
+            vlsm_core::spec::EvalPrompt::Random => Self::Random(seed),
+            vlsm_core::spec::EvalPrompt::All => Self::All,
+            vlsm_core::spec::EvalPrompt::Key(key) => Self::Key(key.clone()),
         }
     }
 }

@@ -372,7 +372,7 @@ pub fn run(
     };
     let eval_device = device.clone();
     let best = best.valid().to_device(&eval_device);
-    let choice = PromptChoice::parse(&spec.spec.eval.prompt, t.seed);
+    let choice = PromptChoice::new(&spec.spec.eval.prompt, t.seed);
     let pred_dir = dir.join("predictions");
     std::fs::create_dir_all(&pred_dir).map_err(io(&pred_dir))?;
     let names = prediction_names(&test_data);
@@ -436,7 +436,7 @@ pub fn run(
             0.0
         },
         skipped_records: skipped,
-        test: TestReport::from_scores(&spec.spec.eval.prompt, &scores),
+        test: TestReport::from_scores(&spec.spec.eval.prompt.to_string(), &scores),
     };
     write_text(&dir.join("report.md"), &report.to_markdown())?;
     let json =

@@ -12,14 +12,14 @@ use image::imageops::FilterType;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
-/// A problem with one record, naming split, index and path.
+/// A problem with one record (or with a whole split file), naming split, index and path.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{split}[{index}] {path}: {message}")]
+#[error("{split}{} {path}: {message}", index.map(|i| format!("[{i}]")).unwrap_or_default())]
 pub struct BadRecord {
     /// Split name.
     pub split: String,
-    /// Record index in the split's JSON list.
-    pub index: usize,
+    /// Record index in the split's JSON list; `None` for the split file as a whole.
+    pub index: Option<usize>,
     /// The offending file (or the JSON file).
     pub path: PathBuf,
     /// What is wrong.
@@ -86,14 +86,22 @@ pub fn open_split(root: &Path, split: &str, skip_bad: bool) -> Result<Split, Bad
     let json = super::records::split_file(root, split);
     let records = read_split(root, split).map_err(|message| BadRecord {
         split: split.into(),
-        index: 0,
+        index: None,
         path: json.clone(),
         message,
     })?;
     let checked: Vec<Result<Item, BadRecord>> = records
         .into_par_iter()
         .enumerate()
-        .map(|(index, record)| validate(root, split, index, record))
+        .map(|(index, record)| match record {
+            Ok(record) => validate(root, split, index, record),
+            Err(message) => Err(BadRecord {
+                split: split.into(),
+                index: Some(index),
+                path: json.clone(),
+                message,
+            }),
+        })
         .collect();
     let mut items = Vec::new();
     let mut skipped = Vec::new();
@@ -107,7 +115,7 @@ pub fn open_split(root: &Path, split: &str, skip_bad: bool) -> Result<Split, Bad
     if items.is_empty() {
         return Err(BadRecord {
             split: split.into(),
-            index: 0,
+            index: None,
             path: json,
             message: "no usable records".into(),
         });
@@ -124,7 +132,7 @@ fn validate(root: &Path, split: &str, index: usize, record: Record) -> Result<It
     let mask_path = root.join("masks").join(&record.mask_name);
     let bad = |path: &Path, message: String| BadRecord {
         split: split.into(),
-        index,
+        index: Some(index),
         path: path.to_path_buf(),
         message,
     };
@@ -177,7 +185,12 @@ fn validate(root: &Path, split: &str, index: usize, record: Record) -> Result<It
 /// per channel (the one pixel preparation of training, evaluation and `predict`).
 pub fn normalise(image: &image::RgbImage, p: &Preprocess) -> Vec<f32> {
     let s = p.size as u32;
-    let resized = image::imageops::resize(image, s, s, FilterType::Triangle);
+    // At the model size already, resizing (a unit-weight filter) would only copy.
+    let resized = if image.dimensions() == (s, s) {
+        std::borrow::Cow::Borrowed(image)
+    } else {
+        std::borrow::Cow::Owned(image::imageops::resize(image, s, s, FilterType::Triangle))
+    };
     let plane = (s * s) as usize;
     let mut pixels = vec![0f32; 3 * plane];
     for (i, px) in resized.pixels().enumerate() {
@@ -209,7 +222,7 @@ pub fn prepare(
 ) -> Result<Prepared, BadRecord> {
     let bad = |path: &Path, e: image::ImageError| BadRecord {
         split: split.into(),
-        index: item.index,
+        index: Some(item.index),
         path: path.to_path_buf(),
         message: format!("cannot decode: {e}"),
     };
@@ -221,7 +234,11 @@ pub fn prepare(
         .to_luma8();
     let s = p.size as u32;
     let pixels = normalise(&image, p);
-    let small = image::imageops::resize(&mask, s, s, FilterType::Nearest);
+    let small = if mask.dimensions() == (s, s) {
+        std::borrow::Cow::Borrowed(&mask)
+    } else {
+        std::borrow::Cow::Owned(image::imageops::resize(&mask, s, s, FilterType::Nearest))
+    };
     let target = small
         .pixels()
         .map(|v| {

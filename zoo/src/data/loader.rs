@@ -2,12 +2,11 @@
 //! ahead of the consumer, and nothing of a split held in memory but its records.
 //!
 //! [`Batches`] starts one producer thread per pass. The producer decodes each batch's samples in
-//! parallel (rayon) and puts the batch into a queue that holds at most `prefetch` batches, so
+//! parallel (scoped threads, one per core) and puts the batch into a queue that holds at most `prefetch` batches, so
 //! memory is `O(prefetch · batch)` whatever the split size. A sample that fails to decode is a
 //! counted warning when the split allows skipping bad records, and otherwise ends the pass with
 //! an error naming `split[index]` and the file.
 use super::dataset::{BadRecord, Item, Prepared, Preprocess, prepare};
-use rayon::prelude::*;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -56,6 +55,40 @@ pub struct Batches {
 /// Batches queued ahead of the consumer.
 pub const PREFETCH: usize = 2;
 
+/// Decodes `positions` on up to one scoped thread per core, in order. Threads end with the
+/// batch: unlike a thread pool, nothing spins between batches on the cores that train.
+fn decode_batch(
+    data: &SplitData,
+    positions: &[usize],
+    originals: bool,
+) -> Vec<(usize, Result<Prepared, BadRecord>)> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = positions.len().div_ceil(cores.min(positions.len()).max(1));
+    let decode = |part: &[usize]| -> Vec<(usize, Result<Prepared, BadRecord>)> {
+        part.iter()
+            .map(|&pos| {
+                (
+                    pos,
+                    prepare(&data.name, &data.items[pos], &data.pre, originals),
+                )
+            })
+            .collect()
+    };
+    if per_thread >= positions.len() {
+        return decode(positions);
+    }
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = positions
+            .chunks(per_thread)
+            .map(|part| scope.spawn(move || decode(part)))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().expect("a decoding thread panicked"))
+            .collect()
+    })
+}
+
 impl Batches {
     /// Starts decoding `order` (positions in `data.items`) in chunks of `batch`; with
     /// `originals` each sample also carries its original-resolution mask.
@@ -66,15 +99,7 @@ impl Batches {
         let sink = Arc::clone(&skipped);
         let worker = std::thread::spawn(move || {
             for chunk in order.chunks(batch.max(1)) {
-                let decoded: Vec<(usize, Result<Prepared, BadRecord>)> = chunk
-                    .par_iter()
-                    .map(|&pos| {
-                        (
-                            pos,
-                            prepare(&data.name, &data.items[pos], &data.pre, originals),
-                        )
-                    })
-                    .collect();
+                let decoded = decode_batch(&data, chunk, originals);
                 let mut out = Batch {
                     positions: Vec::with_capacity(chunk.len()),
                     samples: Vec::with_capacity(chunk.len()),
@@ -216,7 +241,7 @@ mod tests {
                 assert_eq!(kept, [0, 1, 3]);
                 let skipped = pass.skipped();
                 assert_eq!(skipped.len(), 1);
-                assert_eq!(skipped[0].index, data.items[2].index);
+                assert_eq!(skipped[0].index, Some(data.items[2].index));
             } else {
                 let err = results.into_iter().find_map(Result::err).expect("an error");
                 assert!(err.to_string().starts_with("train["), "{err}");

@@ -7,20 +7,6 @@
 use super::records::Record;
 use rand::Rng;
 use rand::rngs::StdRng;
-use serde::{Deserialize, Serialize};
-
-/// How evaluation picks prompts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum PromptMode {
-    /// Two-level random draw with the run's seed (the paper's protocol).
-    #[default]
-    Random,
-    /// Always this key, e.g. `fixed("p3")`; records lacking it are an error.
-    Fixed(String),
-    /// Every key; metrics are reported per key.
-    All,
-}
 
 /// Two-level random draw; `None` when the record has no usable prompt.
 pub fn sample<'a>(record: &'a Record, rng: &mut StdRng) -> Option<&'a str> {

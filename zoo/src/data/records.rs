@@ -69,11 +69,18 @@ pub fn split_file(root: &Path, split: &str) -> PathBuf {
     root.join("anns").join(format!("{split}.json"))
 }
 
-/// Reads the records of a split.
-pub fn read_split(root: &Path, split: &str) -> Result<Vec<Record>, String> {
+/// Reads the records of a split one by one: the outer error is a file that cannot be read or is
+/// not a JSON list (its message names the cause once; the caller names the file), the inner
+/// ones are records that do not fit the schema, by their index in the list.
+pub fn read_split(root: &Path, split: &str) -> Result<Vec<Result<Record, String>>, String> {
     let path = split_file(root, split);
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read: {e}"))?;
+    let values: Vec<serde_json::Value> =
+        serde_json::from_str(&text).map_err(|e| format!("not a JSON list of records: {e}"))?;
+    Ok(values
+        .into_iter()
+        .map(|v| serde_json::from_value::<Record>(v).map_err(|e| format!("record: {e}")))
+        .collect())
 }
 
 #[cfg(test)]
@@ -87,5 +94,24 @@ mod tests {
         let records: Vec<Record> = serde_json::from_str(json).unwrap();
         assert_eq!(records[0].prompt_keys(), ["p1", "p2", "p10"]);
         assert_eq!(records[0].prompts["p10"].options(), ["x", "y"]);
+    }
+
+    #[test]
+    fn a_record_without_prompts_fails_alone() {
+        let root = std::env::temp_dir().join(format!("vlsm-records-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("anns")).unwrap();
+        std::fs::write(
+            split_file(&root, "train"),
+            r#"[{"img_name": "a.png", "mask_name": "a.png", "prompts": {"p1": "x"}},
+                {"img_name": "b.png", "mask_name": "b.png"}]"#,
+        )
+        .unwrap();
+        let records = read_split(&root, "train").unwrap();
+        assert!(records[0].is_ok());
+        let err = records[1].as_ref().unwrap_err();
+        assert!(err.contains("missing field `prompts`"), "{err}");
+        let missing = read_split(&root, "val").unwrap_err();
+        assert_eq!(missing.matches("No such file").count(), 1, "{missing}");
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -10,20 +10,8 @@
 //! the batch (monai `DiceLoss(batch=False)` defaults).
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
-use serde::{Deserialize, Serialize};
 
-/// Which loss to train with.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LossKind {
-    /// `1.5·Dice + 1.0·BCE(logits)` (paper, nominal).
-    #[default]
-    DiceBce,
-    /// `1.5·Dice` (reference code with monai 1.1.0).
-    DiceOnly,
-    /// `1.5·Dice + BCE(sigmoid(logits))` (reference code with monai 1.3.2).
-    DoubleSigmoidBce,
-}
+pub use vlsm_core::spec::LossKind;
 
 fn bce_with_logits(z: Tensor<2>, g: Tensor<2>) -> Tensor<1> {
     // max(z, 0) − z·g + log(1 + exp(−|z|)), the numerically stable form.

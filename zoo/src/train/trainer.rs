@@ -93,7 +93,7 @@ pub trait EpochObserver {
 /// Reports every newly skipped record of a pass once.
 fn report_skips(
     pass: &Batches,
-    seen: &mut HashSet<(String, usize)>,
+    seen: &mut HashSet<(String, Option<usize>)>,
     observer: &mut dyn EpochObserver,
 ) {
     for bad in pass.skipped() {
@@ -115,18 +115,6 @@ pub fn cache_keys(cache: Option<&FeatureCache>, data: &SplitData) -> Vec<u64> {
     cache.map_or_else(Vec::new, |c| {
         data.items.iter().map(|i| c.image_key(i)).collect()
     })
-}
-
-/// Parses the spec's loss name.
-pub fn loss_kind(name: &str) -> Result<LossKind, ZooError> {
-    match name {
-        "dice_bce" => Ok(LossKind::DiceBce),
-        "dice_only" => Ok(LossKind::DiceOnly),
-        "double_sigmoid_bce" => Ok(LossKind::DoubleSigmoidBce),
-        other => Err(ZooError::Invalid(format!(
-            "train.loss `{other}` is unknown: use dice_bce, dice_only or double_sigmoid_bce"
-        ))),
-    }
 }
 
 /// The spec's AdamW (betas, epsilon, weight decay; the learning rate is given per step).
@@ -176,9 +164,9 @@ pub fn validate(
     mut cache: Option<&mut FeatureCache>,
     keys: &[u64],
     observer: &mut dyn EpochObserver,
-    seen: &mut HashSet<(String, usize)>,
+    seen: &mut HashSet<(String, Option<usize>)>,
 ) -> Result<(f64, f64), ZooError> {
-    let kind = loss_kind(&t.loss)?;
+    let kind = t.loss;
     let mut rng = StdRng::seed_from_u64(t.seed ^ 0x0005_EED0_F7A1);
     let prompts: Vec<&str> = data
         .items
@@ -232,7 +220,7 @@ pub fn train(
     mut cache: Option<&mut FeatureCache>,
     observer: &mut dyn EpochObserver,
 ) -> Result<(ZooModel, TrainState), ZooError> {
-    let kind = loss_kind(&t.loss)?;
+    let kind = t.loss;
     let optim = adamw(t);
     let mut optim = match optim_state {
         Some(path) => optim.load(path).map_err(|e| {
