@@ -263,7 +263,7 @@ fn merged_lora_gives_the_same_logits_as_the_side_branches() {
         .max()
         .into_scalar();
     assert!(moved > 1e-4, "the step moved the model ({moved})");
-    let merged = vlsm_zoo::merge::merge_lora(trained).unwrap();
+    let merged = vlsm_zoo::merge::merge_placement(trained).unwrap();
     assert!(
         vlsm_zoo::core::count_params(&merged.placement).total == 0,
         "branches dropped"

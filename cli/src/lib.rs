@@ -135,26 +135,30 @@ enum Command {
         #[command(flatten)]
         device: DeviceOpt,
     },
-    /// Train the tiny CLIPSeg end to end on synthetic shapes and export it (f16 HF folder).
+    /// Train a backbone + head from scratch (default: the tiny CLIPSeg end to end on synthetic
+    /// shapes, specs/pretrain/tiny_clipseg.ron) and export it in float16 (an HF folder for CLIPSeg).
     Pretrain {
-        /// Output folder (config.json, preprocessor_config.json, model.safetensors).
+        /// Output folder (for CLIPSeg: config.json, preprocessor_config.json, model.safetensors).
         #[arg(long)]
         out: PathBuf,
-        /// Training images.
-        #[arg(long, default_value_t = 2400)]
-        n_train: usize,
-        /// Epochs.
-        #[arg(long, default_value_t = 30)]
-        epochs: usize,
-        /// Batch size.
-        #[arg(long, default_value_t = 32)]
-        batch: usize,
-        /// Learning rate.
-        #[arg(long, default_value_t = 1e-3)]
-        lr: f64,
-        /// Seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        /// Pretraining spec (default: the embedded tiny CLIPSeg's, specs/pretrain/tiny_clipseg.ron).
+        #[arg(long)]
+        spec: Option<PathBuf>,
+        /// Training images (default: the spec's).
+        #[arg(long)]
+        n_train: Option<usize>,
+        /// Epochs (default: the spec's).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Batch size (default: the spec's).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Learning rate (default: the spec's).
+        #[arg(long)]
+        lr: Option<f64>,
+        /// Seed of data and training (default: the spec's).
+        #[arg(long)]
+        seed: Option<u64>,
         /// Work folder (data cache and the training run).
         #[arg(long, default_value = "runs/pretrain")]
         work: PathBuf,
@@ -487,7 +491,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             device: d,
         } => {
             let summary = vlsm_zoo::export::export_run(&run, &dir, f16, &d.open()?)?;
-            let how = if summary.merged_lora {
+            let how = if summary.merged {
                 " (LoRA merged into the weights)"
             } else {
                 ""
@@ -533,6 +537,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Command::Pretrain {
             out: dir,
+            spec,
             n_train,
             epochs,
             batch,
@@ -552,10 +557,19 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 work,
                 quiet,
             };
-            let report = vlsm_zoo::pretrain::pretrain(&o, &d.open()?)?;
+            let device = d.open()?;
+            let spec = match spec {
+                Some(path) => LoadedSpec::from_file(&path)?,
+                None => LoadedSpec::from_str(
+                    include_str!("../../specs/pretrain/tiny_clipseg.ron"),
+                    "specs/pretrain/tiny_clipseg.ron",
+                )?,
+            };
+            let report = vlsm_zoo::pretrain::pretrain(&spec, &o, &device)?;
             writeln!(
                 out,
-                "pretrained tiny CLIPSeg: test DSC {:.2}% on synthetic shapes after {} epochs; exported to {}",
+                "pretrained {}: test DSC {:.2}% after {} epochs; exported to {}",
+                report.spec,
                 100.0 * report.test.dice.mean,
                 report.epochs_run,
                 dir.display()

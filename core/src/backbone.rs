@@ -133,6 +133,14 @@ pub trait Backbone: BackboneOps {
     /// Runs both towers, calling `hooks` at every site passed.
     fn forward(&self, input: &BackboneInput, hooks: &dyn Hooks) -> Features;
 
+    /// Dotted path (inside the backbone module) of the weight `[in, out]` of the linear that
+    /// computes a projection site's output (`q_proj`, `k_proj`, `v_proj`, `out_proj`, `fc1`,
+    /// `fc2`), for merging placements into the weights; `None` where the backbone has none.
+    fn projection_weight_path(&self, site: &Site) -> Option<String> {
+        let _ = site;
+        None
+    }
+
     /// Whether the `*_frozen` methods below are implemented, so the engine may cache frozen
     /// outputs. Backbones without this ability keep the default.
     fn frozen_encoding(&self) -> bool {

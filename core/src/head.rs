@@ -1,6 +1,6 @@
 //! The head contract: backbone features in, mask logits out.
 use crate::frozen::FrozenNeeds;
-use crate::{Backbone, BackboneInfo, Erased, Features, Hooks};
+use crate::{Backbone, BackboneInfo, CoreError, Erased, Features, Hooks};
 use burn::tensor::Tensor;
 
 /// The backbone a head sits on, with the placement's hooks, for heads that re-enter the backbone
@@ -23,6 +23,21 @@ pub trait Head: HeadOps {
     fn frozen_needs(&self, backbone: &BackboneInfo) -> Option<FrozenNeeds> {
         let _ = backbone;
         None
+    }
+    /// The "write as a plain model folder" capability: writes `backbone` and this head as the
+    /// model family's own format (e.g. an HF folder) into `out`, in float16 when `half`. The
+    /// default says the head cannot.
+    fn export_model(
+        &self,
+        backbone: &dyn Backbone,
+        out: &std::path::Path,
+        half: bool,
+    ) -> Result<(), CoreError> {
+        let _ = (out, half);
+        Err(CoreError::Unsupported(format!(
+            "this head cannot write a plain model folder with backbone `{}`",
+            backbone.info().name
+        )))
     }
 }
 

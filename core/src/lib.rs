@@ -30,7 +30,7 @@ pub use frozen::{FrozenNeeds, FrozenText, FrozenVision};
 pub use head::{BackboneAccess, Head, HeadBox};
 pub use hooks::{Hooks, NoHooks};
 pub use params::{ParamCount, ParamInfo, count_params, list_params};
-pub use placement::{Attachment, Placement, PlacementBox, TrainPolicy, Training};
+pub use placement::{Attachment, Placement, PlacementBox, PolicyOnly, TrainPolicy, Training};
 pub use registry::{BackboneCtx, HeadCtx, Kind, PlacementCtx};
 pub use site::{BlockPoint, Site, Tower};
 pub use spec::{LoadedSpec, Spec};

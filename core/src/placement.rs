@@ -4,6 +4,8 @@ use crate::backbone::BackboneInfo;
 use crate::frozen::FrozenNeeds;
 use crate::hooks::Hooks;
 use crate::site::Site;
+use burn::module::Module;
+use burn::tensor::Tensor;
 
 /// Whether a pretrained component keeps training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +56,51 @@ pub trait Placement: PlacementOps + Hooks {
     fn frozen_needs(&self, backbone: &BackboneInfo) -> Option<FrozenNeeds> {
         let _ = backbone;
         None
+    }
+    /// The "merge into the backbone" capability: when the placement's effect is a change of
+    /// projection weights (LoRA: `W + s·A·B`), the delta to add to the weight `[in, out]` of the
+    /// linear that computes each projection site's output. The engine adds them (through
+    /// [`Backbone::projection_weight_path`](crate::Backbone::projection_weight_path)) and
+    /// replaces the placement by a [`PolicyOnly`] with its policy; the model's logits stay the
+    /// same. `None` (the default): the placement cannot be merged.
+    fn weight_deltas(&self) -> Option<Vec<(Site, Tensor<2>)>> {
+        None
+    }
+}
+
+/// Attaches nothing and only applies a [`TrainPolicy`]: the `frozen`, `decoder-only` and `full`
+/// placements, and what a merged placement becomes.
+#[derive(Module, Debug)]
+pub struct PolicyOnly {
+    #[module(skip)]
+    policy: TrainPolicy,
+}
+
+impl PolicyOnly {
+    /// A placement that only applies `policy`.
+    pub fn new(policy: TrainPolicy) -> Self {
+        Self { policy }
+    }
+}
+
+impl Hooks for PolicyOnly {
+    fn attached(&self, _site: &Site) -> bool {
+        false
+    }
+    fn apply(&self, _site: &Site, _input: &Tensor<3>, output: Tensor<3>) -> Tensor<3> {
+        output
+    }
+}
+
+impl Placement for PolicyOnly {
+    fn policy(&self) -> TrainPolicy {
+        self.policy
+    }
+    fn attachments(&self) -> Vec<Attachment> {
+        Vec::new()
+    }
+    fn frozen_needs(&self, _backbone: &BackboneInfo) -> Option<FrozenNeeds> {
+        (self.policy.backbone == Training::Frozen).then(FrozenNeeds::default)
     }
 }
 

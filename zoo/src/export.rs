@@ -1,25 +1,23 @@
-//! `vlsm-zoo export`: a finished run as a plain HF CLIPSeg folder (`config.json`,
-//! `preprocessor_config.json`, `model.safetensors`) that any CLIPSeg loader reads, this one
-//! (`weights: "path"`) and `CLIPSegForImageSegmentation.from_pretrained` alike. A `lora` run is
-//! merged into the projection weights first, so inference pays nothing for the branches.
-//! Placements that add blocks at sites (`dense`, `shallow`, `ssf`) and other heads (`san`) have
-//! no place in that format and are refused.
+//! `vlsm-zoo export`: a finished run as a plain model folder in its family's own format, through
+//! the head's export capability (`clipseg-decoder` on `clipseg`: an HF CLIPSeg folder with
+//! `config.json`, `preprocessor_config.json`, `model.safetensors`, which this tool and
+//! `CLIPSegForImageSegmentation.from_pretrained` both read). A mergeable placement (`lora`) is
+//! folded into the weights first, so inference pays nothing for it; placements that add blocks
+//! at sites (`dense`, `shallow`, `ssf`) and heads without the capability (`san`) are refused.
 use crate::checkpoint::load_run;
 use crate::error::ZooError;
-use crate::merge::merge_lora;
+use crate::merge::merge_placement;
 use burn::module::Module;
 use burn::tensor::Device;
 use std::path::Path;
-use vlsm_baselines::Lora;
-use vlsm_clipseg::{ClipSegBackbone, ClipSegDecoder};
 
 /// What was exported.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportSummary {
     /// The run's placement kind.
     pub placement: String,
-    /// Whether LoRA branches were merged into the weights.
-    pub merged_lora: bool,
+    /// Whether the placement was merged into the weights (`lora`).
+    pub merged: bool,
 }
 
 /// Writes `out/{config.json, preprocessor_config.json, model.safetensors}` from `run_dir`;
@@ -39,37 +37,22 @@ pub fn export_run(
     }
     let (spec, model) = load_run(run_dir, device)?;
     let placement = spec.spec.placement.kind.clone();
-    let merged_lora = model.placement.downcast_ref::<Lora>().is_some();
-    let model = if merged_lora {
-        merge_lora(model)?
+    let merged = model.placement.weight_deltas().is_some();
+    let model = if merged {
+        merge_placement(model)?
     } else {
         model
     };
-    let attachments = vlsm_core::Placement::attachments(&*model.placement);
+    let attachments = model.placement.attachments();
     if !attachments.is_empty() {
         return Err(ZooError::Invalid(format!(
             "export: placement `{placement}` adds {} blocks at backbone sites, which a plain CLIPSeg folder cannot hold; \
-             use `vlsm-zoo predict --run {}` instead (exportable: frozen, decoder-only, full, lora)",
+             use `vlsm-zoo predict --run {}` instead (exportable: placements without blocks, and mergeable ones such as lora)",
             attachments.len(),
             run_dir.display()
         )));
     }
     let model = model.valid();
-    let backbone: &ClipSegBackbone = model.backbone.downcast_ref().ok_or_else(|| {
-        ZooError::Invalid(format!(
-            "export: backbone `{}` is not `clipseg`",
-            spec.spec.backbone.kind
-        ))
-    })?;
-    let decoder: &ClipSegDecoder = model.head.downcast_ref().ok_or_else(|| {
-        ZooError::Invalid(format!(
-            "export: head `{}` is not `clipseg-decoder`",
-            spec.spec.head.kind
-        ))
-    })?;
-    vlsm_clipseg::export::export_hf(backbone, decoder, out, half)?;
-    Ok(ExportSummary {
-        placement,
-        merged_lora,
-    })
+    model.head.export_model(&*model.backbone, out, half)?;
+    Ok(ExportSummary { placement, merged })
 }

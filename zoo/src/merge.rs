@@ -1,14 +1,13 @@
-//! Folding a trained LoRA placement into the backbone's projection weights for inference:
-//! `W ← W + (α/r)·A·B` at every branch's projection, then the branches are dropped. The merged
-//! model computes the same logits (up to float rounding) without the side branches.
+//! Folding a trained placement into the backbone's projection weights for inference, through
+//! core's capabilities: the placement's weight deltas (LoRA: `W ← W + (α/r)·A·B` at every
+//! branch's projection) added at the backbone's projection weight paths, then the placement is
+//! dropped. The merged model computes the same logits (up to float rounding) without it.
 use crate::error::ZooError;
 use crate::model::ZooModel;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::Tensor;
 use std::collections::HashMap;
-use vlsm_baselines::{Lora, PolicyOnly};
-use vlsm_clipseg::backbone::linear_weight_path;
-use vlsm_core::PlacementBox;
+use vlsm_core::{PlacementBox, PolicyOnly};
 
 struct AddDeltas {
     path: Vec<String>,
@@ -33,23 +32,32 @@ impl ModuleMapper for AddDeltas {
     }
 }
 
-/// Merges a `lora` placement into a `clipseg` backbone; the returned model has no branches.
-pub fn merge_lora(model: ZooModel) -> Result<ZooModel, ZooError> {
-    let lora: &Lora = model
-        .placement
-        .downcast_ref()
-        .ok_or_else(|| ZooError::Invalid("merge: the model's placement is not `lora`".into()))?;
-    let (branches, scale) = lora.branches();
-    let mut deltas = HashMap::new();
-    for (site, branch) in branches {
-        let path = linear_weight_path(&site)
-            .ok_or_else(|| ZooError::Invalid(format!("merge: site {site} is not a projection")))?;
-        deltas.insert(path, branch.delta() * scale);
+/// Folds a mergeable placement (one that offers [`Placement::weight_deltas`], e.g. `lora`) into
+/// the backbone's projection weights; the returned model's placement is a [`PolicyOnly`] with
+/// the same policy, and its logits equal the unmerged model's up to float rounding.
+pub fn merge_placement(model: ZooModel) -> Result<ZooModel, ZooError> {
+    let deltas = model.placement.weight_deltas().ok_or_else(|| {
+        ZooError::Invalid(
+            "merge: the model's placement cannot be merged into the backbone's weights".into(),
+        )
+    })?;
+    let mut by_path = HashMap::new();
+    for (site, delta) in deltas {
+        let path = model
+            .backbone
+            .projection_weight_path(&site)
+            .ok_or_else(|| {
+                ZooError::Invalid(format!(
+                    "merge: backbone `{}` has no projection weight at site {site}",
+                    model.backbone.info().name
+                ))
+            })?;
+        by_path.insert(path, delta);
     }
-    let policy = vlsm_core::Placement::policy(lora);
+    let policy = model.placement.policy();
     let mut mapper = AddDeltas {
         path: Vec::new(),
-        deltas,
+        deltas: by_path,
     };
     let backbone = model.backbone.map(&mut mapper);
     if let Some(left) = mapper.deltas.keys().next() {

@@ -2,21 +2,24 @@
 //!
 //! `inventory` registrations survive linking only when their crate is linked at all; naming the
 //! crates here links them into every binary and test that uses `vlsm-zoo`. A new built-in plugin
-//! crate is added here and to [`BUILTIN_CRATES`] (a test checks `list` shows them all).
+//! crate is one more name in the list below (and a dependency line in `zoo/Cargo.toml`); a test
+//! checks that `list` shows a plugin of every crate in [`BUILTIN_CRATES`]. A plugin crate outside
+//! this workspace links itself into its own binary instead (`docs/writing-a-plugin.md`).
 
-use vlsm_baselines as _;
-use vlsm_clipseg as _;
-use vlsm_dense as _;
-use vlsm_san as _;
-use vlsm_shallow as _;
-use vlsm_ssf as _;
+macro_rules! link_builtin_plugins {
+    ($($krate:ident),* $(,)?) => {
+        $(use $krate as _;)*
+        /// Crates whose registrations every build of the zoo must show, as Rust names
+        /// (`vlsm_ssf`; the registry shows the package name, `vlsm-ssf`).
+        pub const BUILTIN_CRATES: &[&str] = &[$(stringify!($krate)),*];
+    };
+}
 
-/// Crates whose registrations every build of the zoo must show.
-pub const BUILTIN_CRATES: &[&str] = &[
-    "vlsm-baselines",
-    "vlsm-clipseg",
-    "vlsm-dense",
-    "vlsm-san",
-    "vlsm-shallow",
-    "vlsm-ssf",
-];
+link_builtin_plugins!(
+    vlsm_baselines,
+    vlsm_clipseg,
+    vlsm_dense,
+    vlsm_san,
+    vlsm_shallow,
+    vlsm_ssf,
+);

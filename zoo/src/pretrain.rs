@@ -1,6 +1,8 @@
-//! `vlsm-zoo pretrain`: trains a tiny CLIPSeg end to end on synthetic `shapes` (our offline
-//! stand-in for CLIPSeg's open-domain pretraining) and exports it as an HF folder in float16,
-//! the asset behind `weights: "embedded:tiny-clipseg"`.
+//! `vlsm-zoo pretrain`: trains a spec's backbone + head from scratch (typically `full` on
+//! synthetic `shapes`, our offline stand-in for open-domain pretraining) and writes the result
+//! as a plain model folder through the head's export capability, in float16. The shipped spec
+//! (`specs/pretrain/tiny_clipseg.ron`) makes the asset behind `weights: "embedded:tiny-clipseg"`;
+//! any backbone whose head can export can be pretrained the same way.
 use crate::checkpoint::load_trainable;
 use crate::error::ZooError;
 use crate::model::ZooModel;
@@ -8,81 +10,87 @@ use crate::report::RunReport;
 use crate::run::{RunOptions, run};
 use burn::module::Module;
 use burn::tensor::Device;
-use std::path::{Path, PathBuf};
-use vlsm_clipseg::{ClipSegBackbone, ClipSegDecoder};
+use std::path::PathBuf;
 use vlsm_core::LoadedSpec;
 
-/// Configuration of the embedded tiny CLIPSeg (CLIP vocabulary, 128-px input, refined head,
-/// legacy argmax EOS pooling as CIDAS).
-pub const TINY_CLIPSEG_CONFIG: &str = r#"{
-  "extract_layers": [1, 2, 3],
-  "reduce_dim": 32,
-  "projection_dim": 64,
-  "conditional_layer": 0,
-  "decoder_num_attention_heads": 4,
-  "decoder_intermediate_size": 128,
-  "use_complex_transposed_convolution": true,
-  "text_config": {"hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 4,
-                  "num_attention_heads": 4, "max_position_embeddings": 77, "vocab_size": 49408,
-                  "bos_token_id": 0, "eos_token_id": 2},
-  "vision_config": {"hidden_size": 96, "intermediate_size": 384, "num_hidden_layers": 4,
-                    "num_attention_heads": 4, "image_size": 128, "patch_size": 16}
-}"#;
-
-/// Pretraining options (defaults = the committed asset's command).
-#[derive(Debug, Clone)]
+/// Pretraining options; `None` keeps the spec's value.
+#[derive(Debug, Clone, Default)]
 pub struct PretrainOptions {
-    /// Output HF folder.
+    /// Output model folder.
     pub out: PathBuf,
-    /// Training images of synthetic shapes.
-    pub n_train: usize,
-    /// Epochs.
-    pub epochs: usize,
+    /// Training images of synthetic data (validation and test get an eighth, at least 16).
+    pub n_train: Option<usize>,
+    /// Epochs (also the minimum: pretraining runs them all).
+    pub epochs: Option<usize>,
     /// Batch size.
-    pub batch: usize,
+    pub batch: Option<usize>,
     /// Learning rate.
-    pub lr: f64,
-    /// Seed (data and training).
-    pub seed: u64,
-    /// Work folder for the run.
+    pub lr: Option<f64>,
+    /// Seed of the data and of training.
+    pub seed: Option<u64>,
+    /// Work folder: the data cache and the training run.
     pub work: PathBuf,
     /// No progress output.
     pub quiet: bool,
 }
 
-/// The spec text pretraining runs.
-pub fn pretrain_spec(config_path: &Path, o: &PretrainOptions) -> String {
-    format!(
-        r#"(
-    name: "pretrain-tiny-clipseg",
-    backbone: (kind: "clipseg", weights: "random", params: (config: "{config}", image_size: 128)),
-    placement: (kind: "full"),
-    head: (kind: "clipseg-decoder"),
-    data: (kind: "synthetic", params: (domain: "shapes", train: {n}, val: {v}, test: {v}, size: 128, seed: {seed},
-                                      cache: "{cache}")),
-    train: (epochs: {epochs}, min_epochs: {epochs}, batch: {batch}, lr: {lr:e}, weight_decay: 1e-2, seed: {seed},
-            grad_clip: 1.0, plateau_patience: 3),
-    eval: (prompt: "random"),
-)"#,
-        config = config_path.display(),
-        n = o.n_train,
-        v = (o.n_train / 8).max(16),
-        seed = o.seed,
-        cache = o.work.join("data").display(),
-        epochs = o.epochs,
-        batch = o.batch,
-        lr = o.lr,
-    )
+fn set(params: &mut ron::Value, key: &str, value: ron::Value) {
+    if !matches!(params, ron::Value::Map(_)) {
+        *params = ron::Value::Map(ron::Map::new());
+    }
+    if let ron::Value::Map(map) = params {
+        map.insert(ron::Value::String(key.into()), value);
+    }
 }
 
-/// Trains and exports; returns the pretraining run's report.
-pub fn pretrain(o: &PretrainOptions, device: &Device) -> Result<RunReport, ZooError> {
+fn number(n: u64) -> ron::Value {
+    ron::Value::Number(ron::Number::U64(n))
+}
+
+/// `spec` with the options applied (the synthetic data cached under the work folder).
+pub fn pretrain_spec(spec: &LoadedSpec, o: &PretrainOptions) -> Result<LoadedSpec, ZooError> {
+    let mut s = spec.spec.clone();
+    if let Some(n) = o.epochs {
+        s.train.epochs = n;
+        s.train.min_epochs = n;
+    }
+    if let Some(b) = o.batch {
+        s.train.batch = b;
+    }
+    if let Some(lr) = o.lr {
+        s.train.lr = lr;
+    }
+    if let Some(seed) = o.seed {
+        s.train.seed = seed;
+    }
+    if let Some(data) = s.data.as_mut().filter(|d| d.kind == "synthetic") {
+        if let Some(n) = o.n_train {
+            let held_out = (n / 8).max(16) as u64;
+            set(&mut data.params, "train", number(n as u64));
+            set(&mut data.params, "val", number(held_out));
+            set(&mut data.params, "test", number(held_out));
+        }
+        if let Some(seed) = o.seed {
+            set(&mut data.params, "seed", number(seed));
+        }
+        let cache = o.work.join("data").display().to_string();
+        set(&mut data.params, "cache", ron::Value::String(cache));
+    }
+    let text = ron::ser::to_string_pretty(&s, ron::ser::PrettyConfig::default())
+        .map_err(|e| ZooError::Invalid(format!("pretrain: cannot write the spec: {e}")))?;
+    Ok(LoadedSpec::from_str(&text, "pretrain")?)
+}
+
+/// Trains `spec` with the options applied, exports the trained backbone + head to `o.out`
+/// (float16) and returns the training run's report.
+pub fn pretrain(
+    spec: &LoadedSpec,
+    o: &PretrainOptions,
+    device: &Device,
+) -> Result<RunReport, ZooError> {
     std::fs::create_dir_all(&o.work)
         .map_err(|e| ZooError::Invalid(format!("{}: {e}", o.work.display())))?;
-    let config_path = o.work.join("tiny-clipseg-config.json");
-    std::fs::write(&config_path, TINY_CLIPSEG_CONFIG)
-        .map_err(|e| ZooError::Invalid(e.to_string()))?;
-    let spec = LoadedSpec::from_str(&pretrain_spec(&config_path, o), "pretrain")?;
+    let spec = pretrain_spec(spec, o)?;
     let run_dir = o.work.join("run");
     let opts = RunOptions {
         out: Some(run_dir.clone()),
@@ -95,8 +103,39 @@ pub fn pretrain(o: &PretrainOptions, device: &Device) -> Result<RunReport, ZooEr
     let (report, _) = run(&spec, &opts, device)?;
     let model = ZooModel::build(&spec, &device.clone().autodiff())?;
     let model = load_trainable(model, &spec, &run_dir.join("adapter.safetensors"))?.valid();
-    let backbone: &ClipSegBackbone = model.backbone.downcast_ref().expect("clipseg backbone");
-    let decoder: &ClipSegDecoder = model.head.downcast_ref().expect("clipseg decoder");
-    vlsm_clipseg::export::export_hf(backbone, decoder, &o.out, true)?;
+    model.head.export_model(&*model.backbone, &o.out, true)?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_override_the_spec_and_keep_the_rest() {
+        let text = include_str!("../../specs/pretrain/tiny_clipseg.ron");
+        let spec = LoadedSpec::from_str(text, "tiny_clipseg.ron").unwrap();
+        let o = PretrainOptions {
+            n_train: Some(64),
+            epochs: Some(2),
+            seed: Some(7),
+            work: PathBuf::from("/tmp/w"),
+            ..Default::default()
+        };
+        let got = pretrain_spec(&spec, &o).unwrap().spec;
+        assert_eq!((got.train.epochs, got.train.min_epochs), (2, 2));
+        assert_eq!(got.train.seed, 7);
+        assert_eq!(got.train.batch, spec.spec.train.batch, "not overridden");
+        let data = ron::ser::to_string(&got.data.unwrap().params).unwrap();
+        for part in [
+            "\"train\":64",
+            "\"val\":16",
+            "\"test\":16",
+            "\"seed\":7",
+            "\"cache\":\"/tmp/w/data\"",
+        ] {
+            assert!(data.replace(' ', "").contains(part), "{part} in {data}");
+        }
+        assert_eq!(got.backbone.params, spec.spec.backbone.params);
+    }
 }

@@ -9,7 +9,7 @@
 
 pub mod policy_only;
 
-pub use policy_only::PolicyOnly;
+pub use vlsm_core::PolicyOnly;
 
 pub mod lora;
 

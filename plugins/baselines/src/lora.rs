@@ -142,6 +142,15 @@ impl Placement for Lora {
             })
             .collect()
     }
+    fn weight_deltas(&self) -> Option<Vec<(Site, Tensor<2>)>> {
+        Some(
+            self.sites
+                .iter()
+                .zip(&self.branches)
+                .map(|(site, b)| (*site, b.delta() * self.scale))
+                .collect(),
+        )
+    }
 }
 
 fn point(name: &str) -> Option<BlockPoint> {

@@ -1,46 +1,7 @@
-//! A placement with no blocks of its own: it only sets the train policy.
-use burn::module::Module;
-use burn::tensor::Tensor;
+//! The placements with no blocks of their own (`frozen`, `decoder-only`, `full`): core's
+//! [`PolicyOnly`] with their train policies.
 use serde::{Deserialize, Serialize};
-use vlsm_core::{
-    Attachment, BackboneInfo, CoreError, FrozenNeeds, Hooks, Placement, PlacementBox, PlacementCtx,
-    Site, TrainPolicy, Training,
-};
-
-/// Attaches nothing; the backbone is the plain pretrained model.
-#[derive(Module, Debug)]
-pub struct PolicyOnly {
-    #[module(skip)]
-    policy: TrainPolicy,
-}
-
-impl PolicyOnly {
-    /// A placement that only applies `policy`.
-    pub fn new(policy: TrainPolicy) -> Self {
-        Self { policy }
-    }
-}
-
-impl Hooks for PolicyOnly {
-    fn attached(&self, _site: &Site) -> bool {
-        false
-    }
-    fn apply(&self, _site: &Site, _input: &Tensor<3>, output: Tensor<3>) -> Tensor<3> {
-        output
-    }
-}
-
-impl Placement for PolicyOnly {
-    fn policy(&self) -> TrainPolicy {
-        self.policy
-    }
-    fn attachments(&self) -> Vec<Attachment> {
-        Vec::new()
-    }
-    fn frozen_needs(&self, _backbone: &BackboneInfo) -> Option<FrozenNeeds> {
-        (self.policy.backbone == Training::Frozen).then(FrozenNeeds::default)
-    }
-}
+use vlsm_core::{CoreError, PlacementBox, PlacementCtx, PolicyOnly, TrainPolicy, Training};
 
 /// These placements take no params.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

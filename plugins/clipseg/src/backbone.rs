@@ -29,8 +29,9 @@ pub const CIDAS_IMAGE_SIZE: usize = 352;
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClipSegParams {
-    /// HF `config.json` path; default: the weights directory's, or CIDAS/clipseg-rd64-refined's
-    /// for random weights.
+    /// HF `config.json` path, or `embedded:<name>` for the configuration of a model compiled
+    /// into the binary (e.g. `embedded:tiny-clipseg`); default: the weights directory's, or
+    /// CIDAS/clipseg-rd64-refined's for random weights.
     pub config: Option<String>,
     /// Input side in pixels; default: the weights directory's `preprocessor_config.json`, else 352.
     pub image_size: Option<usize>,
@@ -96,6 +97,13 @@ impl ClipSegBackbone {
         match source {
             WeightSource::Random => {
                 let (config, config_json) = match &params.config {
+                    Some(name) if name.starts_with("embedded:") => {
+                        let m = crate::embedded::find(&name["embedded:".len()..])?;
+                        (
+                            ClipSegConfig::from_json(m.config_json, name)?,
+                            m.config_json.to_string(),
+                        )
+                    }
                     Some(path) => read_config(Path::new(path))?,
                     None => (
                         ClipSegConfig::cidas_refined(),
@@ -433,6 +441,10 @@ impl Backbone for ClipSegBackbone {
             input.pixels.clone(),
             hooks,
         )
+    }
+
+    fn projection_weight_path(&self, site: &Site) -> Option<String> {
+        linear_weight_path(site)
     }
 
     fn frozen_encoding(&self) -> bool {

@@ -8,7 +8,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use vlsm_core::{BackboneAccess, BackboneInfo, Features, FrozenNeeds, Head};
+use vlsm_core::{Backbone, BackboneAccess, BackboneInfo, CoreError, Features, FrozenNeeds, Head};
 
 /// Post-norm block: `LN1(x + MSA(x))`, then `LN2(h + MLP(h))`, ReLU MLP.
 #[derive(Module, Debug)]
@@ -177,5 +177,24 @@ impl Head for ClipSegDecoder {
 
     fn frozen_needs(&self, _backbone: &BackboneInfo) -> Option<FrozenNeeds> {
         Some(FrozenNeeds::default())
+    }
+
+    /// An HF `CLIPSegForImageSegmentation` folder, with a `clipseg` backbone.
+    fn export_model(
+        &self,
+        backbone: &dyn Backbone,
+        out: &std::path::Path,
+        half: bool,
+    ) -> Result<(), CoreError> {
+        let clipseg = backbone
+            .ops_as_any()
+            .downcast_ref::<crate::ClipSegBackbone>()
+            .ok_or_else(|| {
+                CoreError::Unsupported(format!(
+                    "head `clipseg-decoder` exports an HF CLIPSeg folder only with backbone `clipseg`, not `{}`",
+                    backbone.info().name
+                ))
+            })?;
+        crate::export::export_hf(clipseg, self, out, half)
     }
 }
