@@ -305,6 +305,20 @@ impl CacheOpt {
     }
 }
 
+/// The whole `vlsm-zoo` program: parses the process arguments, runs the command and exits with
+/// 0 (success), 1 (any error, printed with its causes) or 2 (bad usage). A plugin crate's own
+/// binary is `use my_plugin as _; fn main() { vlsm_zoo_cli::main() }`.
+pub fn main() {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = run_args(std::env::args_os(), &mut stdout) {
+        if let Some(clap_err) = e.downcast_ref::<clap::Error>() {
+            clap_err.exit();
+        }
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
 /// Parses `args` (program name first) and runs the command, writing results to `out`.
 pub fn run_args<I, S>(args: I, out: &mut dyn Write) -> Result<()>
 where

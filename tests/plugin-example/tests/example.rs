@@ -1,0 +1,89 @@
+//! The example crate's own binary lists its plugin and trains with it.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn zoo(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_vlsm-zoo-example"))
+        .args(args)
+        .output()
+        .expect("the example binary runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn scratch() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vlsm-plugin-example-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn list_shows_the_plugin_with_its_crate_next_to_the_built_in_ones() {
+    let out = zoo(&["list"]);
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("cond-gate"))
+        .unwrap_or_else(|| panic!("cond-gate missing:\n{out}"));
+    assert!(line.contains("vlsm-plugin-example"), "{line}");
+    assert!(
+        out.contains("clipseg-decoder"),
+        "built-in plugins stay:\n{out}"
+    );
+}
+
+#[test]
+fn run_trains_the_plugin_and_only_it() {
+    let dir = scratch();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tiny-clipseg");
+    let spec = dir.join("gate.ron");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"(
+    backbone: (kind: "clipseg", weights: "{}", params: (image_size: 96)),
+    placement: (kind: "cond-gate"),
+    head: (kind: "clipseg-decoder"),
+    data: (kind: "synthetic", params: (domain: "polyp", train: 8, val: 4, test: 4, size: 64, cache: "{}")),
+    train: (epochs: 2, min_epochs: 1, batch: 4, lr: 1e-2),
+)"#,
+            fixture.display(),
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let inspect = zoo(&["inspect", "--spec", spec.to_str().unwrap()]);
+    assert!(
+        inspect.contains("cond") && inspect.contains("gate 16"),
+        "{inspect}"
+    );
+    let out = dir.join("run");
+    zoo(&[
+        "run",
+        "--quiet",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["trainable_params"], 16, "the gate alone trains");
+    assert_eq!(report["epochs_run"], 2);
+    let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
+    let losses: Vec<f64> = history
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_ne!(
+        losses[0], losses[1],
+        "the gate moved between epochs: {losses:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
