@@ -449,7 +449,7 @@ fn export_merges_a_lora_run_into_a_plain_clipseg_folder() {
 }
 
 #[test]
-fn truncated_images_records_without_prompts_and_paths_leaving_the_root_are_caught_before_training()
+fn truncated_images_records_without_prompts_and_paths_or_links_leaving_the_root_are_caught_before_training()
 {
     let dir = scratch("truncated");
     let ds = dir.join("ds");
@@ -525,7 +525,31 @@ fn truncated_images_records_without_prompts_and_paths_leaving_the_root_are_caugh
         "{err}"
     );
     std::fs::write(&train_anns, train.to_string()).unwrap();
+    // A test mask replaced by a link to a file outside the root.
+    let outside = dir.join("outside.png");
+    let mask = ds.join("masks/test_00000.png");
+    std::fs::rename(&mask, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &mask).unwrap();
+    let val_ok = {
+        let mut v = val.clone();
+        v[1]["img_name"] = "val_00001.png".into();
+        v
+    };
+    std::fs::write(&anns, val_ok.to_string()).unwrap();
+    std::fs::write(&train_anns, {
+        let mut fixed = train.clone();
+        fixed[4]["prompts"] = serde_json::json!({"p1": "a polyp"});
+        fixed.to_string()
+    })
+    .unwrap();
+    let err = run(&dir.join("spec.ron"), &out, &[]).unwrap_err();
+    assert!(
+        err.contains("test[0]") && err.contains("outside the data root"),
+        "{err}"
+    );
+    std::fs::write(&anns, val.to_string()).unwrap();
+    std::fs::write(&train_anns, train.to_string()).unwrap();
     std::fs::write(&image, &bytes[..bytes.len() / 2]).unwrap();
     run(&dir.join("spec.ron"), &out, &["--skip-bad"]).unwrap();
-    assert_eq!(report(&out)["skipped_records"], 3);
+    assert_eq!(report(&out)["skipped_records"], 4);
 }

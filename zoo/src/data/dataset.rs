@@ -157,6 +157,17 @@ fn validate(root: &Path, split: &str, index: usize, record: Record) -> Result<It
         if !p.is_file() {
             return Err(bad(p, "file not found".into()));
         }
+        // A link inside the root may still lead out of it.
+        let inside = match (p.canonicalize(), root.canonicalize()) {
+            (Ok(file), Ok(root)) => file.starts_with(root),
+            _ => false,
+        };
+        if !inside {
+            return Err(bad(
+                p,
+                "resolves outside the data root (a symbolic link?); refusing it".into(),
+            ));
+        }
         image::open(p)
             .map(|i| (i.height() as usize, i.width() as usize))
             .map_err(|e| bad(p, format!("cannot decode: {e}")))
