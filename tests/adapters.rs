@@ -169,7 +169,7 @@ fn ssf_plugin_starts_at_identity_and_reports_its_sites() {
         "(kind: \"ssf\", params: (sites: [\"vision.*.mlp_out\", \"tap.0\", \"text.2.fc1\", \"cond\"]))",
     );
     let (_, ssf) = build(&ssf_spec, &device).unwrap();
-    let d: f32 = (frozen.forward(&input) - ssf.forward(&input))
+    let d: f32 = (frozen.forward(&input).unwrap() - ssf.forward(&input).unwrap())
         .abs()
         .max()
         .into_scalar();
@@ -257,8 +257,8 @@ fn merged_lora_gives_the_same_logits_as_the_side_branches() {
     let device = Device::flex();
     let input = reference_input(&device);
     let (frozen, trained) = (before.valid(), trained.valid());
-    let unmerged = trained.forward(&input);
-    let moved: f32 = (unmerged.clone() - frozen.forward(&input))
+    let unmerged = trained.forward(&input).unwrap();
+    let moved: f32 = (unmerged.clone() - frozen.forward(&input).unwrap())
         .abs()
         .max()
         .into_scalar();
@@ -268,7 +268,7 @@ fn merged_lora_gives_the_same_logits_as_the_side_branches() {
         vlsm_zoo::core::count_params(&merged.placement).total == 0,
         "branches dropped"
     );
-    let d: f32 = (merged.forward(&input) - unmerged)
+    let d: f32 = (merged.forward(&input).unwrap() - unmerged)
         .abs()
         .max()
         .into_scalar();

@@ -87,7 +87,12 @@ fn both_ways(model: &ZooModel, device: &Device) -> (Vec<f32>, Vec<f32>) {
             .unwrap(),
         pixels: raw.pixels.clone(),
     };
-    let full = model.forward(&raw).into_data().try_to_vec::<f32>().unwrap();
+    let full = model
+        .forward(&raw)
+        .unwrap()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     let cached = model
         .forward_input(&frozen)
         .unwrap()

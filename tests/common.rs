@@ -247,7 +247,7 @@ pub fn check_hf_parity(weights_dir: &Path, reference: &Path, device: &Device, to
     }
     let d = max_abs_diff(features.cond.clone(), &read_tensor(reference, "cond"));
     assert!(d <= tol, "conditional embedding: max abs diff {d}");
-    let logits = model.forward(&input);
+    let logits = model.forward(&input).unwrap();
     let expected = read_tensor(reference, "logits");
     assert_eq!(logits.dims()[2..], expected.shape[1..]);
     let d = max_abs_diff(logits, &expected);
@@ -260,7 +260,7 @@ pub fn check_hf_parity(weights_dir: &Path, reference: &Path, device: &Device, to
 /// reference's. Returns the largest difference.
 pub fn check_adapter_parity(placement: &str, name: &str, device: &Device, tol: f32) -> f32 {
     let model = with_reference_adapters(placement, name, device);
-    let logits = model.forward(&reference_input(device));
+    let logits = model.forward(&reference_input(device)).unwrap();
     let expected = read_tensor(
         &fixtures().join("tiny-clipseg/adapters.reference.safetensors"),
         name,
@@ -295,6 +295,7 @@ pub fn one_step(placement: &str, device: &Device) -> (ZooModel, ZooModel) {
 pub fn step(model: ZooModel, device: &Device) -> (ZooModel, ZooModel) {
     let loss = model
         .forward(&reference_input(device))
+        .unwrap()
         .powf_scalar(2.0)
         .mean();
     let grads = GradientsParams::from_grads(loss.backward(), &model);

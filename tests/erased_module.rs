@@ -38,6 +38,7 @@ fn optimizer_step_changes_only_trainable_parameters() {
     let before = values(&model);
     let loss = model
         .forward(&input(&model, &device))
+        .unwrap()
         .powf_scalar(2.0)
         .mean();
     let grads = GradientsParams::from_grads(loss.backward(), &model);

@@ -146,8 +146,8 @@ fn adapter_checkpoints_round_trip_between_devices() {
         // The reloaded model computes on the target device.
         let input = reference_input(&to);
         let (x, y) = (
-            loaded.valid().forward(&input),
-            trained.valid().forward(&reference_input(&from)),
+            loaded.valid().forward(&input).unwrap(),
+            trained.valid().forward(&reference_input(&from)).unwrap(),
         );
         let (x, y): (Vec<f32>, Vec<f32>) = (
             x.into_data().try_into_vec_as().unwrap(),

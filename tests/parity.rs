@@ -230,7 +230,10 @@ fn hf_export_round_trips() {
             pixels: float(&read_tensor(&reference, "pixel_values"), &device),
             input_ids: int(&read_tensor(&reference, "input_ids"), &device),
         };
-        let d = max_abs_diff(reloaded.forward(&input), &read_tensor(&reference, "logits"));
+        let d = max_abs_diff(
+            reloaded.forward(&input).unwrap(),
+            &read_tensor(&reference, "logits"),
+        );
         assert!(d <= tol, "half={half}: {d}");
     }
 }

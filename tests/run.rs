@@ -403,14 +403,14 @@ fn export_merges_a_lora_run_into_a_plain_clipseg_folder() {
             .tokenize(&["a polyp", "a small red polyp"], &device)
             .unwrap(),
     };
-    let logits = trained.forward(&input);
+    let logits = trained.forward(&input).unwrap();
     let diff = |a: Tensor<4>, b: Tensor<4>| (a - b).abs().max().into_scalar::<f32>();
-    let merged = diff(exported.forward(&input), logits.clone());
+    let merged = diff(exported.forward(&input).unwrap(), logits.clone());
     assert!(
         merged < 1e-4,
         "exported folder differs from the run by {merged}"
     );
-    let moved = diff(original.forward(&input), logits);
+    let moved = diff(original.forward(&input).unwrap(), logits);
     assert!(
         moved > 1e-3,
         "training moved the logits by only {moved}: the test would not see a lost merge"
@@ -450,7 +450,7 @@ fn export_merges_a_lora_run_into_a_plain_clipseg_folder() {
 
 #[test]
 fn truncated_images_records_without_prompts_and_paths_or_links_leaving_the_root_are_caught_before_training()
-{
+ {
     let dir = scratch("truncated");
     let ds = dir.join("ds");
     cli(&[

@@ -105,7 +105,7 @@ fn every_san_part_gets_gradients_through_the_frozen_backbone() {
             .tokenize(&["a polyp", "a round lesion"], &device)
             .unwrap(),
     };
-    let logits = model.forward(&input);
+    let logits = model.forward(&input).unwrap();
     assert_eq!(logits.dims(), [2, 1, 96, 96]);
     let loss = logits.powf_scalar(2.0).mean();
     let grads = GradientsParams::from_grads(loss.backward(), &model);

@@ -15,8 +15,13 @@ pub struct BackboneAccess<'a> {
 
 /// Turns features into mask logits.
 pub trait Head: HeadOps {
-    /// Mask logits `[B, 1, H, W]` at the backbone's input resolution.
-    fn forward(&self, features: &Features, backbone: BackboneAccess<'_>) -> Tensor<4>;
+    /// Mask logits `[B, 1, H, W]` at the backbone's input resolution, or why the head cannot
+    /// compute them (e.g. the backbone refused to re-enter a block).
+    fn forward(
+        &self,
+        features: &Features,
+        backbone: BackboneAccess<'_>,
+    ) -> Result<Tensor<4>, CoreError>;
     /// What the head reads beyond the taps, the conditional embedding and the pixels (which
     /// every head gets), so that the engine may compute it once and cache it; `None` (the
     /// default) when the head needs the full `forward`, which rules out a feature cache.

@@ -36,7 +36,9 @@ fn forward(c: &mut Criterion) {
         &device,
     );
     let x = input(&full, 352, &device);
-    group.bench_function("cidas_352_b1", |b| b.iter(|| full.forward(&x).into_data()));
+    group.bench_function("cidas_352_b1", |b| {
+        b.iter(|| full.forward(&x).unwrap().into_data())
+    });
 
     // The same backbone with the paper-size `san` head instead of the CLIPSeg decoder.
     let san_spec = std::fs::read_to_string(
@@ -45,7 +47,7 @@ fn forward(c: &mut Criterion) {
     .unwrap();
     let san = model(&san_spec, &device);
     group.bench_function("cidas_352_b1_san", |b| {
-        b.iter(|| san.forward(&x).into_data())
+        b.iter(|| san.forward(&x).unwrap().into_data())
     });
 
     let tiny_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-clipseg");
@@ -57,7 +59,9 @@ fn forward(c: &mut Criterion) {
         &device,
     );
     let x = input(&tiny, 96, &device);
-    group.bench_function("tiny_96_b1", |b| b.iter(|| tiny.forward(&x).into_data()));
+    group.bench_function("tiny_96_b1", |b| {
+        b.iter(|| tiny.forward(&x).unwrap().into_data())
+    });
     group.finish();
 }
 

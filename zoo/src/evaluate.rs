@@ -139,7 +139,7 @@ pub fn evaluate(
                 .map(|&i| prompts[i].as_deref().unwrap_or(""))
                 .collect();
             let (input, _) = make_batch(model, &decoded.samples, &ps, size, device)?;
-            let preds = binarize(model.forward(&input), threshold);
+            let preds = binarize(model.forward(&input)?, threshold);
             let scored: Vec<(ImageScore, Mask)> = preds
                 .into_par_iter()
                 .zip(&decoded.samples)

@@ -97,17 +97,17 @@ impl ZooModel {
         })
     }
 
-    /// Mask logits `[B, 1, H, W]`.
-    pub fn forward(&self, input: &BackboneInput) -> Tensor<4> {
+    /// Mask logits `[B, 1, H, W]`, or the head's error.
+    pub fn forward(&self, input: &BackboneInput) -> Result<Tensor<4>, ZooError> {
         let hooks: &dyn Hooks = &*self.placement;
         let features = self.backbone.forward(input, hooks);
-        self.head.forward(
+        Ok(self.head.forward(
             &features,
             BackboneAccess {
                 backbone: &*self.backbone,
                 hooks,
             },
-        )
+        )?)
     }
 
     /// The frozen outputs the trainable parts read, when the model can train from a feature
@@ -128,7 +128,7 @@ impl ZooModel {
     /// [`ZooModel::forward`] gives on the same images and prompts.
     pub fn forward_input(&self, input: &ModelInput) -> Result<Tensor<4>, ZooError> {
         match input {
-            ModelInput::Raw(raw) => Ok(self.forward(raw)),
+            ModelInput::Raw(raw) => self.forward(raw),
             ModelInput::Frozen {
                 vision,
                 text,
@@ -147,7 +147,7 @@ impl ZooModel {
                         backbone: &*self.backbone,
                         hooks,
                     },
-                ))
+                )?)
             }
         }
     }

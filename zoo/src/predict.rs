@@ -50,7 +50,7 @@ impl Predictor {
             ),
             input_ids: self.model.tokenize(&[prompt], &self.device)?,
         };
-        let small = binarize(self.model.forward(&input), 0.0).remove(0);
+        let small = binarize(self.model.forward(&input)?, 0.0).remove(0);
         Ok(Mask::new(s as usize, s as usize, small)
             .resize_nearest(image.height() as usize, image.width() as usize))
     }

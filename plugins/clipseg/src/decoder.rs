@@ -133,7 +133,11 @@ impl ClipSegDecoder {
 }
 
 impl Head for ClipSegDecoder {
-    fn forward(&self, features: &Features, _backbone: BackboneAccess<'_>) -> Tensor<4> {
+    fn forward(
+        &self,
+        features: &Features,
+        _backbone: BackboneAccess<'_>,
+    ) -> Result<Tensor<4>, CoreError> {
         let mut out: Option<Tensor<3>> = None;
         for (i, (tap, (reduce, layer))) in features
             .taps
@@ -166,13 +170,13 @@ impl Head for ClipSegDecoder {
             .narrow(1, 1, t - 1)
             .swap_dims(1, 2)
             .reshape([b, r, rows, cols]);
-        match (&self.refined, &self.plain) {
+        Ok(match (&self.refined, &self.plain) {
             (Some(up), _) => up
                 .up2
                 .forward(relu(up.up1.forward(relu(up.conv.forward(maps))))),
             (None, Some(tconv)) => tconv.forward(maps),
             (None, None) => unreachable!("decoder built without an upsampler"),
-        }
+        })
     }
 
     fn frozen_needs(&self, _backbone: &BackboneInfo) -> Option<FrozenNeeds> {

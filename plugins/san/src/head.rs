@@ -53,23 +53,27 @@ impl SanHead {
 }
 
 impl Head for SanHead {
-    fn forward(&self, features: &Features, backbone: BackboneAccess<'_>) -> Tensor<4> {
+    fn forward(
+        &self,
+        features: &Features,
+        backbone: BackboneAccess<'_>,
+    ) -> Result<Tensor<4>, CoreError> {
         let (queries, patches) = self.side_tokens(features);
         let side_grid = self.side.grid();
         let proposals = self.decoder.forward(queries, patches);
-        let weights = self
-            .recognition
-            .weights(features, backbone, proposals.attn_bias, side_grid);
+        let weights =
+            self.recognition
+                .weights(features, backbone, proposals.attn_bias, side_grid)?;
         let [b, _] = weights.dims();
         let logits = weights.unsqueeze_dim::<3>(1).matmul(proposals.masks); // [B, 1, N]
         let map = logits.reshape([b, 1, side_grid[0], side_grid[1]]);
         let [_, _, h, w] = features.pixels.dims();
-        interpolate(
+        Ok(interpolate(
             map,
             InterpolateOptions::new(InterpolateMode::Bilinear)
                 .with_align_corners(false)
                 .with_output_size([h, w]),
-        )
+        ))
     }
 
     fn frozen_needs(&self, _backbone: &BackboneInfo) -> Option<FrozenNeeds> {

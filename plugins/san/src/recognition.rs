@@ -6,7 +6,7 @@ use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
-use vlsm_core::{BackboneAccess, Features};
+use vlsm_core::{BackboneAccess, CoreError, Features};
 
 /// The trainable end of the recognition path: CLIPSeg drops CLIP's `post_layernorm` and
 /// `visual_projection`, so the query outputs get their own LayerNorm + projection into the
@@ -59,7 +59,7 @@ impl Recognition {
         backbone: BackboneAccess<'_>,
         attn_bias: Tensor<4>,
         side_grid: [usize; 2],
-    ) -> Tensor<2> {
+    ) -> Result<Tensor<2>, CoreError> {
         let [b, heads, nq, _] = attn_bias.dims();
         let context = features.vision_state(self.first_layer);
         let [_, t, d] = context.dims();
@@ -88,14 +88,17 @@ impl Recognition {
                     bias.clone(),
                     backbone.hooks,
                 )
-                .unwrap_or_else(|e| panic!("san recognition: {e}"));
+                .map_err(|e| CoreError::Unsupported(format!("san recognition: {e}")))?;
         }
         let emb = self.proj.forward(self.norm.forward(sos)); // [B, Q, C]
         let text = features.cond.clone().unsqueeze_dim::<3>(1); // [B, 1, C]
         let cos = (l2_normalise(emb) * l2_normalise(text))
             .sum_dim(2)
             .reshape([b, nq]);
-        softmax(cos * self.logit_scale.val().exp().reshape([1, 1]), 1)
+        Ok(softmax(
+            cos * self.logit_scale.val().exp().reshape([1, 1]),
+            1,
+        ))
     }
 }
 
