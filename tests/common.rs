@@ -1,5 +1,5 @@
 //! Shared helpers of the end-to-end tests: fixture paths, reference tensors, comparisons.
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -116,24 +116,11 @@ pub mod anyhow_like {
 
 /// Every float parameter's values by dotted path.
 pub fn values<M: Module>(m: &M) -> HashMap<String, Vec<f32>> {
-    struct V(Vec<String>, HashMap<String, Vec<f32>>);
-    impl ModuleVisitor for V {
-        fn enter_module(&mut self, n: &str, _: &str) {
-            self.0.push(n.into())
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.1.insert(
-                self.0.join("."),
-                p.val().into_data().try_into_vec_as::<f32>().unwrap(),
-            );
-        }
-    }
-    let mut v = V(vec![], HashMap::new());
-    m.visit(&mut v);
-    v.1
+    let mut out = HashMap::new();
+    vlsm_core::visit_params(m, &mut |path, p| {
+        out.insert(path.to_string(), p.values());
+    });
+    out
 }
 
 /// Writes `dir/tiny.ron`: the tiny fixture model at 96 px on small synthetic polyp data cached

@@ -29,7 +29,10 @@ pub use error::CoreError;
 pub use frozen::{FrozenNeeds, FrozenText, FrozenVision};
 pub use head::{BackboneAccess, Head, HeadBox};
 pub use hooks::{Hooks, NoHooks};
-pub use params::{ParamCount, ParamInfo, count_params, list_params};
+pub use params::{
+    FloatParam, ParamCount, ParamEdit, ParamInfo, count_params, list_params, map_params,
+    visit_params,
+};
 pub use placement::{Attachment, Placement, PlacementBox, PolicyOnly, TrainPolicy, Training};
 pub use registry::{BackboneCtx, HeadCtx, Kind, PlacementCtx};
 pub use site::{BlockPoint, Site, Tower};

@@ -4,33 +4,9 @@
 //! dropped. The merged model computes the same logits (up to float rounding) without it.
 use crate::error::ZooError;
 use crate::model::ZooModel;
-use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::Tensor;
 use std::collections::HashMap;
 use vlsm_core::{PlacementBox, PolicyOnly};
-
-struct AddDeltas {
-    path: Vec<String>,
-    deltas: HashMap<String, Tensor<2>>,
-}
-
-impl ModuleMapper for AddDeltas {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        match self.deltas.remove(&self.path.join(".")) {
-            Some(delta) => param.map(|w| {
-                let dims = w.dims();
-                w + delta.reshape(dims)
-            }),
-            None => param,
-        }
-    }
-}
 
 /// Folds a mergeable placement (one that offers [`Placement::weight_deltas`], e.g. `lora`) into
 /// the backbone's projection weights; the returned model's placement is a [`PolicyOnly`] with
@@ -55,12 +31,11 @@ pub fn merge_placement(model: ZooModel) -> Result<ZooModel, ZooError> {
         by_path.insert(path, delta);
     }
     let policy = model.placement.policy();
-    let mut mapper = AddDeltas {
-        path: Vec::new(),
-        deltas: by_path,
-    };
-    let backbone = model.backbone.map(&mut mapper);
-    if let Some(left) = mapper.deltas.keys().next() {
+    let backbone = vlsm_core::map_params(model.backbone, &mut |path| vlsm_core::ParamEdit {
+        id: None,
+        add: by_path.remove(path).map(|d: Tensor<2>| d.flatten(0, 1)),
+    });
+    if let Some(left) = by_path.keys().next() {
         return Err(ZooError::Invalid(format!(
             "merge: the backbone has no parameter `{left}`"
         )));

@@ -20,9 +20,9 @@ use crate::metrics::Mask;
 use crate::model::ZooModel;
 use crate::report::{RunReport, TestReport, history_csv};
 use crate::train::trainer::{EpochObserver, TrainState, train};
-use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -109,22 +109,10 @@ fn param_ids(model: &ZooModel) -> BTreeMap<String, u64> {
 
 /// Gives the rebuilt model's parameters the ids they had when the checkpoint was written.
 fn restore_param_ids(model: ZooModel, ids: &BTreeMap<String, u64>) -> ZooModel {
-    struct SetIds<'a>(Vec<String>, &'a BTreeMap<String, u64>);
-    impl ModuleMapper for SetIds<'_> {
-        fn enter_module(&mut self, n: &str, _: &str) {
-            self.0.push(n.into())
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn map_float<const D: usize>(&mut self, mut p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            if let Some(&id) = self.1.get(&self.0.join(".")) {
-                p.id = ParamId::from(id);
-            }
-            p
-        }
-    }
-    model.map(&mut SetIds(vec![], ids))
+    vlsm_core::map_params(model, &mut |path| vlsm_core::ParamEdit {
+        id: ids.get(path).copied(),
+        add: None,
+    })
 }
 
 impl EpochObserver for Writer<'_> {
