@@ -370,7 +370,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 skip_bad,
                 cache: cache.options(),
             };
-            let (report, dir) = vlsm_zoo::run::run(&loaded, &opts, &d.open()?)?;
+            let outcome = vlsm_zoo::run::run(&loaded, &opts, &d.open()?)?;
+            let (report, dir) = (outcome.report, outcome.dir);
             writeln!(
                 out,
                 "{}: test DSC {:.2}% IoU {:.2}% HD95 {:.2} px ({} undefined); best epoch {} of {}; written to {}",

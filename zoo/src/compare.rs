@@ -3,7 +3,9 @@
 //! mean ± std over seeds, and a header row with each method's trainable parameters.
 use crate::data::write::write_atomic;
 use crate::error::ZooError;
+use crate::report::{RunReport, Stat};
 use crate::run::{RunOptions, run};
+use crate::run_folder::RunFolder;
 use burn::tensor::Device;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -30,28 +32,24 @@ pub struct RunRow {
     pub hd95: f64,
 }
 
+impl RunRow {
+    /// The table's view of a run report.
+    pub fn of(report: &RunReport) -> Self {
+        Self {
+            method: report.spec.clone(),
+            data: report.data.clone(),
+            seed: report.seed,
+            trainable_params: report.trainable_params as u64,
+            dice: report.test.dice.mean,
+            iou: report.test.iou.mean,
+            hd95: report.test.hd95.mean,
+        }
+    }
+}
+
 /// Reads `report.json` of a run folder.
 pub fn read_run(dir: &Path) -> Result<RunRow, ZooError> {
-    let path = dir.join("report.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| ZooError::Invalid(format!("{}: {e}", path.display())))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| ZooError::Invalid(format!("{}: {e}", path.display())))?;
-    let num = |p: &[&str]| {
-        p.iter()
-            .fold(&v, |acc, k| &acc[*k])
-            .as_f64()
-            .unwrap_or(f64::NAN)
-    };
-    Ok(RunRow {
-        method: v["spec"].as_str().unwrap_or("?").to_string(),
-        data: v["data"].as_str().unwrap_or("?").to_string(),
-        seed: v["seed"].as_u64().unwrap_or(0),
-        trainable_params: v["trainable_params"].as_u64().unwrap_or(0),
-        dice: num(&["test", "dice", "mean"]),
-        iou: num(&["test", "iou", "mean"]),
-        hd95: num(&["test", "hd95", "mean"]),
-    })
+    Ok(RunRow::of(&RunFolder::read_report(dir)?))
 }
 
 /// A `--data` value: a synthetic domain name, or a medvlsm-layout folder.
@@ -124,7 +122,7 @@ pub fn run_grid(
                         base.name()
                     ));
                     let resume = dir.join("checkpoint/state.json").is_file();
-                    run(
+                    let outcome = run(
                         &spec,
                         &RunOptions {
                             out: Some(dir.clone()),
@@ -136,26 +134,22 @@ pub fn run_grid(
                         },
                         device,
                     )?;
+                    rows.push(RunRow::of(&outcome.report));
                 } else {
                     log(&format!("reusing {}", dir.display()));
+                    rows.push(read_run(&dir)?);
                 }
-                rows.push(read_run(&dir)?);
             }
         }
     }
     Ok(rows)
 }
 
+/// Mean and standard deviation over seeds of the finite values (the report's [`Stat`]).
 fn mean_std(v: &[f64]) -> (f64, f64) {
-    let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let m = v.iter().sum::<f64>() / v.len() as f64;
-    (
-        m,
-        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt(),
-    )
+    let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    let s = Stat::of(&finite);
+    (s.mean, s.std)
 }
 
 /// One cell: means and stds over seeds.

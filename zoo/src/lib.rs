@@ -18,8 +18,10 @@ pub mod model;
 pub mod plugins;
 pub mod predict;
 pub mod pretrain;
+pub mod progress;
 pub mod report;
 pub mod run;
+pub mod run_folder;
 pub mod timing;
 pub mod train;
 

@@ -3,12 +3,9 @@
 //! as a plain model folder through the head's export capability, in float16. The shipped spec
 //! (`specs/pretrain/tiny_clipseg.ron`) makes the asset behind `weights: "embedded:tiny-clipseg"`;
 //! any backbone whose head can export can be pretrained the same way.
-use crate::checkpoint::load_trainable;
 use crate::error::ZooError;
-use crate::model::ZooModel;
 use crate::report::RunReport;
 use crate::run::{RunOptions, run};
-use burn::module::Module;
 use burn::tensor::Device;
 use std::path::PathBuf;
 use vlsm_core::LoadedSpec;
@@ -100,11 +97,10 @@ pub fn pretrain(
         cache: crate::cache::CacheOptions::default(),
         skip_bad: false,
     };
-    let (report, _) = run(&spec, &opts, device)?;
-    let model = ZooModel::build(&spec, &device.clone().autodiff())?;
-    let model = load_trainable(model, &spec, &run_dir.join("adapter.safetensors"))?.valid();
+    let outcome = run(&spec, &opts, device)?;
+    let model = &outcome.model;
     model.head.export_model(&*model.backbone, &o.out, true)?;
-    Ok(report)
+    Ok(outcome.report)
 }
 
 #[cfg(test)]

@@ -1,15 +1,22 @@
 //! Run reports: `report.json`, `report.md` and `history.csv`.
 use crate::evaluate::ImageScore;
 use crate::train::trainer::EpochLog;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
+/// JSON has no NaN: an undefined statistic is written as `null` and read back as NaN.
+fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// Mean and (population) standard deviation.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Stat {
     /// Mean.
+    #[serde(deserialize_with = "nan_if_null")]
     pub mean: f64,
     /// Standard deviation.
+    #[serde(deserialize_with = "nan_if_null")]
     pub std: f64,
     /// Values averaged.
     pub n: usize,
@@ -37,7 +44,7 @@ impl Stat {
 }
 
 /// Test metrics.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestReport {
     /// Prompt mode (`random`, a key, or `all`).
     pub prompt: String,
@@ -89,7 +96,7 @@ impl TestReport {
 }
 
 /// `report.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
     /// Spec name.
     pub spec: String,

@@ -1,31 +1,27 @@
-//! `vlsm-zoo run`: data → model → training → best epoch → test evaluation → run folder.
+//! `vlsm-zoo run`: data → model → training → best epoch → test evaluation → run folder, as a
+//! short list of steps ([`run`]) that returns the trained model and the typed report.
 //!
-//! The run folder (default `runs/<spec>-<seed>/`) gets `spec.ron`, `report.json`, `report.md`,
-//! `history.csv`, `adapter.safetensors` (trainable weights of the best epoch) and
-//! `predictions/*.png` (binary masks at the original size), plus `checkpoint/` (last epoch's
-//! trainable weights and loop state) for `--resume`. Every file is written to a temporary name
-//! and renamed. Data are fully validated and decoded before anything is written. A resumed run
-//! restores the adapter weights, AdamW's moments, the LR schedule, early-stopping state and
-//! history of its last finished epoch.
+//! The run folder ([`RunFolder`]) holds the spec copy, reports, history, the best epoch's
+//! trainable weights, the predictions and the `--resume` checkpoint; every file in it is written
+//! to a temporary name and renamed. Every record is validated before anything is written; data
+//! are streamed during training. A resumed run restores the adapter weights, AdamW's moments,
+//! the LR schedule, early-stopping state and history of its last finished epoch.
 use crate::cache::{CacheOptions, FeatureCache};
-use crate::checkpoint::{load_trainable, save_trainable};
-use crate::data::dataset::{BadRecord, Preprocess, open_split};
+use crate::data::dataset::{Preprocess, open_split};
 use crate::data::loader::SplitData;
-use crate::data::source::resolve;
-use crate::data::write::write_atomic;
+use crate::data::source::{DataSource, resolve};
 use crate::error::ZooError;
-use crate::evaluate::{Prediction, PromptChoice, evaluate};
+use crate::evaluate::{ImageScore, Prediction, PromptChoice, evaluate};
 use crate::inspect::inspect;
 use crate::metrics::Mask;
 use crate::model::ZooModel;
-use crate::report::{RunReport, TestReport, history_csv};
-use crate::train::trainer::{EpochObserver, TrainState, train};
+use crate::progress::{Progress, RunObserver};
+use crate::report::{RunReport, TestReport};
+use crate::run_folder::RunFolder;
+use crate::train::trainer::{TrainState, train};
 use burn::module::Module;
-use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vlsm_core::LoadedSpec;
@@ -47,212 +43,122 @@ pub struct RunOptions {
     pub cache: CacheOptions,
 }
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> ZooError + '_ {
-    move |e| ZooError::Invalid(format!("{}: {e}", path.display()))
+/// What a finished run gives back (everything is also in its folder).
+pub struct RunOutcome {
+    /// The report (`report.json`).
+    pub report: RunReport,
+    /// The run folder.
+    pub dir: PathBuf,
+    /// The model with the best epoch's weights, for inference (no autodiff).
+    pub model: ZooModel,
 }
 
-fn write_text(path: &Path, text: &str) -> Result<(), ZooError> {
-    write_atomic(path, text.as_bytes()).map_err(io(path))
-}
-
-/// Progress reporting: bars on a terminal, one line per epoch otherwise.
-struct Progress {
-    bar: Option<ProgressBar>,
-    quiet: bool,
-    epochs: usize,
-}
-
-impl Progress {
-    fn new(quiet: bool, epochs: usize) -> Self {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::new(0);
-            bar.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            bar
-        });
-        Self { bar, quiet, epochs }
-    }
-    fn line(&self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(text),
-            None if !self.quiet => eprintln!("{text}"),
-            None => {}
-        }
-    }
-}
-
-struct Writer<'a> {
-    dir: &'a Path,
-    spec: &'a LoadedSpec,
-    progress: Progress,
-    epoch_started: bool,
-    last_val_dice: Option<f64>,
-    epochs_done: usize,
-    /// Training images per epoch and per batch (for images/s).
-    train_images: usize,
-    batch: usize,
-    /// Records skipped at decode time (`--skip-bad`).
+/// The three validated splits.
+struct Splits {
+    train: Arc<SplitData>,
+    val: Arc<SplitData>,
+    test: Arc<SplitData>,
+    /// Records skipped at validation (`--skip-bad`).
     skipped: usize,
 }
 
-/// Dotted path → id of every trainable parameter (optimizer state is keyed by id).
-fn param_ids(model: &ZooModel) -> BTreeMap<String, u64> {
-    vlsm_core::list_params(model)
-        .into_iter()
-        .filter(|p| p.trainable)
-        .map(|p| (p.path, p.id))
-        .collect()
-}
-
-/// Gives the rebuilt model's parameters the ids they had when the checkpoint was written.
-fn restore_param_ids(model: ZooModel, ids: &BTreeMap<String, u64>) -> ZooModel {
-    vlsm_core::map_params(model, &mut |path| vlsm_core::ParamEdit {
-        id: ids.get(path).copied(),
-        add: None,
+/// Runs a spec: the steps below, in order.
+pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<RunOutcome, ZooError> {
+    let spec = with_seed(spec, opts.seed);
+    let t = &spec.spec.train;
+    let folder = RunFolder::open(
+        opts.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", spec.name(), t.seed))),
+        opts.resume,
+    )?;
+    let progress = Progress::new(opts.quiet, t.epochs);
+    let source = resolve_data(&spec, &progress)?;
+    device.seed(t.seed);
+    let model = ZooModel::build(&spec, &device.clone().autodiff())?;
+    let pre = preprocess(&model, &source);
+    let splits = open_splits(&source, &pre, source.skip_bad || opts.skip_bad, &progress)?;
+    folder.start(&spec)?;
+    let trainable = inspect(&spec, &model).trainable_params;
+    let mut observer = RunObserver::new(&folder, &spec, progress, splits.train.len(), t.batch);
+    observer.skipped = splits.skipped;
+    let (model, state) = train_model(model, &spec, &folder, &splits, opts, &mut observer)?;
+    observer.progress.finish();
+    let best = if trainable > 0 {
+        folder.load_best(model, &spec)?
+    } else {
+        model
+    };
+    let best = best.valid().to_device(device);
+    let scores = evaluate_test(&best, &spec, &folder, &splits.test, device, &mut observer)?;
+    let report = RunReport {
+        spec: spec.name(),
+        seed: t.seed,
+        data: source.name,
+        trainable_params: trainable,
+        total_params: inspect(&spec, &best).total_params,
+        epochs_run: state.epoch,
+        best_epoch: state.early.best_epoch,
+        best_val_dice: (state.early.best_epoch > 0).then_some(state.early.best),
+        train_seconds: state.history.iter().map(|h| h.seconds).sum(),
+        skipped_records: observer.skipped,
+        test: TestReport::from_scores(&spec.spec.eval.prompt.to_string(), &scores),
+    };
+    folder.write_report(&report)?;
+    Ok(RunOutcome {
+        report,
+        dir: folder.path().to_path_buf(),
+        model: best,
     })
 }
 
-impl EpochObserver for Writer<'_> {
-    fn on_best(&mut self, model: &ZooModel, _state: &TrainState) -> Result<(), ZooError> {
-        save_trainable(model, self.spec, &self.dir.join("adapter.safetensors"))
-    }
-
-    fn on_epoch(
-        &mut self,
-        model: &ZooModel,
-        state: &TrainState,
-        optim: &ModuleOptimizer,
-    ) -> Result<(), ZooError> {
-        let ckpt = self.dir.join("checkpoint");
-        std::fs::create_dir_all(&ckpt).map_err(io(&ckpt))?;
-        save_trainable(model, self.spec, &ckpt.join("last.safetensors"))?;
-        let tmp = ckpt.join("optim.bpk.tmp");
-        let _ = std::fs::remove_file(&tmp);
-        optim
-            .save(&tmp)
-            .map_err(|e| ZooError::Invalid(format!("{}: {e}", tmp.display())))?;
-        std::fs::rename(&tmp, ckpt.join("optim.bpk")).map_err(io(&tmp))?;
-        let ids = serde_json::to_string(&param_ids(model))
-            .map_err(|e| ZooError::Invalid(e.to_string()))?;
-        write_text(&ckpt.join("param_ids.json"), &ids)?;
-        let json =
-            serde_json::to_string_pretty(state).map_err(|e| ZooError::Invalid(e.to_string()))?;
-        write_text(&ckpt.join("state.json"), &json)?;
-        write_text(&self.dir.join("history.csv"), &history_csv(&state.history))?;
-        let h = state.history.last().expect("an epoch was logged");
-        self.last_val_dice = Some(h.val_dice);
-        self.epochs_done = state.epoch;
-        self.progress.line(&format!(
-            "epoch {}/{}  train loss {:.4}  val loss {:.4}  val dice {:.4}  lr {:.2e}  ({:.1} s, {:.1} train img/s incl. validation, eta ≤ {:.0} s){}",
-            h.epoch,
-            self.progress.epochs,
-            h.train_loss,
-            h.val_loss,
-            h.val_dice,
-            h.lr,
-            h.seconds,
-            self.train_images as f64 / h.seconds.max(1e-9),
-            h.seconds * self.progress.epochs.saturating_sub(h.epoch) as f64,
-            if state.early.best_epoch == h.epoch { "  *best" } else { "" }
-        ));
-        self.epoch_started = false;
-        Ok(())
-    }
-
-    fn on_skip(&mut self, bad: &BadRecord) {
-        self.skipped += 1;
-        self.progress.line(&format!("warning: skipping {bad}"));
-    }
-
-    fn on_batch(&mut self, done: usize, total: usize, loss: f64, lr: f64) {
-        if let Some(bar) = &self.progress.bar {
-            if !self.epoch_started {
-                bar.reset();
-                bar.set_length(total as u64);
-                self.epoch_started = true;
-            }
-            bar.set_position(done as u64);
-            let dice = self
-                .last_val_dice
-                .map_or_else(|| "–".to_string(), |d| format!("{d:.4}"));
-            bar.set_prefix(format!(
-                "epoch {}/{}",
-                self.epochs_done + 1,
-                self.progress.epochs
-            ));
-            let images = (done * self.batch).min(self.train_images);
-            let rate = images as f64 / bar.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!(
-                "loss {loss:.4}  val dice {dice}  lr {lr:.1e}  {rate:.1} img/s"
-            ));
-        }
-    }
-}
-
-/// Runs a spec; returns the report (also written to the run folder) and the folder.
-pub fn run(
-    spec: &LoadedSpec,
-    opts: &RunOptions,
-    device: &Device,
-) -> Result<(RunReport, PathBuf), ZooError> {
+/// The spec with `train.seed` overridden.
+fn with_seed(spec: &LoadedSpec, seed: Option<u64>) -> LoadedSpec {
     let mut spec = spec.clone();
-    if let Some(seed) = opts.seed {
+    if let Some(seed) = seed {
         spec.spec.train.seed = seed;
     }
-    let t = spec.spec.train.clone();
-    let dir = opts
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", spec.name(), t.seed)));
-    let state_file = dir.join("checkpoint").join("state.json");
-    if opts.resume && !state_file.is_file() {
-        return Err(ZooError::Invalid(format!(
-            "--resume: {} has no checkpoint/state.json to resume from",
-            dir.display()
-        )));
-    }
-    if !opts.resume && dir.join("report.json").is_file() {
-        return Err(ZooError::Invalid(format!(
-            "{} already holds a finished run; choose another --out or delete it",
-            dir.display()
-        )));
-    }
-    if !opts.resume && state_file.is_file() {
-        return Err(ZooError::Invalid(format!(
-            "{} holds an interrupted run; continue it with --resume or delete it",
-            dir.display()
-        )));
-    }
-    let data_spec = spec.spec.data.clone().ok_or_else(|| {
-        ZooError::Invalid("the spec has no `data` section (e.g. data: (kind: \"synthetic\", params: (domain: \"polyp\")))".into())
-    })?;
-    let progress = Progress::new(opts.quiet, t.epochs);
+    spec
+}
 
-    // 1. data: resolve (generate synthetic once), validate every split, decode everything.
+/// The spec's data, generating synthetic sets once into their cache.
+fn resolve_data(spec: &LoadedSpec, progress: &Progress) -> Result<DataSource, ZooError> {
+    let data = spec.spec.data.as_ref().ok_or_else(|| {
+        ZooError::Invalid(
+            "the spec has no `data` section (e.g. data: (kind: \"synthetic\", params: (domain: \"polyp\")))"
+                .into(),
+        )
+    })?;
     let spec_dir = spec.path.as_deref().and_then(Path::parent);
-    let source = resolve(&data_spec, spec_dir, &|done, total| {
+    resolve(data, spec_dir, &|done, total| {
         if done == 1 || done == total {
             progress.line(&format!("generating synthetic data: {done}/{total}"));
         }
     })
-    .map_err(ZooError::Invalid)?;
-    let skip_bad = source.skip_bad || opts.skip_bad;
-    device.seed(t.seed);
-    let ad = device.clone().autodiff();
-    let model = ZooModel::build(&spec, &ad)?;
+    .map_err(ZooError::Invalid)
+}
+
+/// How samples are prepared for this backbone and data source.
+fn preprocess(model: &ZooModel, source: &DataSource) -> Preprocess {
     let info = model.backbone.info();
-    let pre = Preprocess {
+    Preprocess {
         size: info.image_size,
         mean: info.image_mean,
         std: info.image_std,
         threshold: source.threshold,
         soft_masks: source.soft_masks,
-    };
+    }
+}
+
+/// Validates the three splits (in parallel per split); nothing is decoded for keeps.
+fn open_splits(
+    source: &DataSource,
+    pre: &Preprocess,
+    skip_bad: bool,
+    progress: &Progress,
+) -> Result<Splits, ZooError> {
     let mut skipped = 0;
-    let mut load = |split: &str| -> Result<Arc<SplitData>, ZooError> {
+    let mut open = |split: &str| -> Result<Arc<SplitData>, ZooError> {
         let s = open_split(&source.root, split, skip_bad)
             .map_err(|e| ZooError::Invalid(e.to_string()))?;
         for bad in &s.skipped {
@@ -266,129 +172,128 @@ pub fn run(
             skip_bad,
         }))
     };
-    let (train_data, val_data, test_data) = (load("train")?, load("val")?, load("test")?);
-
-    // 2. the run folder.
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    write_text(&dir.join("spec.ron"), &spec.text)?;
-    let counts = inspect(&spec, &model);
-    let mut writer = Writer {
-        dir: &dir,
-        spec: &spec,
-        progress,
-        epoch_started: false,
-        last_val_dice: None,
-        epochs_done: 0,
-        train_images: train_data.len(),
-        batch: t.batch.max(1),
+    let (train, val, test) = (open("train")?, open("val")?, open("test")?);
+    Ok(Splits {
+        train,
+        val,
+        test,
         skipped,
-    };
+    })
+}
 
-    // 3. training (nothing to train for zero-shot placements).
-    let (model, state) = if counts.trainable_params == 0 {
-        writer
+/// Trains (or resumes) until early stopping or the last epoch, with the frozen-feature cache
+/// when the model allows it; a model with nothing to train is returned as it is.
+fn train_model(
+    model: ZooModel,
+    spec: &LoadedSpec,
+    folder: &RunFolder,
+    splits: &Splits,
+    opts: &RunOptions,
+    observer: &mut RunObserver<'_>,
+) -> Result<(ZooModel, TrainState), ZooError> {
+    let t = &spec.spec.train;
+    if inspect(spec, &model).trainable_params == 0 {
+        observer
             .progress
             .line("no trainable parameters: evaluating zero-shot");
-        (model, TrainState::new(&t))
-    } else {
-        let ckpt = dir.join("checkpoint");
-        let (model, state, optim) = if opts.resume {
-            let text = std::fs::read_to_string(&state_file).map_err(io(&state_file))?;
-            let state: TrainState = serde_json::from_str(&text)
-                .map_err(|e| ZooError::Invalid(format!("{}: {e}", state_file.display())))?;
-            let model = load_trainable(model, &spec, &ckpt.join("last.safetensors"))?;
-            let ids_file = ckpt.join("param_ids.json");
-            let ids_text = std::fs::read_to_string(&ids_file).map_err(io(&ids_file))?;
-            let ids: BTreeMap<String, u64> = serde_json::from_str(&ids_text)
-                .map_err(|e| ZooError::Invalid(format!("{}: {e}", ids_file.display())))?;
-            writer
-                .progress
-                .line(&format!("resuming after epoch {}", state.epoch));
-            writer.epochs_done = state.epoch;
-            (
-                restore_param_ids(model, &ids),
-                state,
-                Some(ckpt.join("optim.bpk")),
-            )
-        } else {
-            (model, TrainState::new(&t), None)
-        };
-        let mut cache =
-            FeatureCache::for_model(&model, &pre, &opts.cache, dir.join("feature-cache"));
-        match &cache {
-            Some(c) => writer.progress.line(&format!(
-                "frozen-feature cache: on (vision states {:?} + taps per image, text per prompt)",
-                c.needs().vision_states
-            )),
-            None if opts.cache.enabled => writer
-                .progress
-                .line("frozen-feature cache: off (trainable parts sit inside the frozen towers)"),
-            None => {}
-        }
-        let trained = train(
-            model,
-            state,
-            &train_data,
-            &val_data,
-            &t,
-            info.image_size,
-            &ad,
-            optim.as_deref(),
-            cache.as_mut(),
-            &mut writer,
-        );
-        if let Some(c) = cache {
-            writer.progress.line(&format!(
-                "frozen-feature cache: {} images encoded, {} served; {:.0} MiB in memory",
-                c.stats.misses,
-                c.stats.hits,
-                c.memory_bytes() as f64 / (1 << 20) as f64
-            ));
-            c.finish();
-        }
-        trained?
-    };
-    if let Some(bar) = &writer.progress.bar {
-        bar.finish_and_clear();
+        return Ok((model, TrainState::new(t)));
     }
-
-    // 4. best epoch → test.
-    let best = if counts.trainable_params > 0 {
-        load_trainable(model, &spec, &dir.join("adapter.safetensors"))?
+    let device =
+        model.devices().first().cloned().ok_or_else(|| {
+            ZooError::Invalid("the model holds no parameters on any device".into())
+        })?;
+    let (model, state, optimizer) = if opts.resume {
+        let r = folder.resume(model, spec)?;
+        observer
+            .progress
+            .line(&format!("resuming after epoch {}", r.state.epoch));
+        observer.epochs_done = r.state.epoch;
+        (r.model, r.state, Some(r.optimizer))
     } else {
-        model
+        (model, TrainState::new(t), None)
     };
-    let eval_device = device.clone();
-    let best = best.valid().to_device(&eval_device);
-    let choice = PromptChoice::new(&spec.spec.eval.prompt, t.seed);
-    let pred_dir = dir.join("predictions");
-    std::fs::create_dir_all(&pred_dir).map_err(io(&pred_dir))?;
-    let names = prediction_names(&test_data);
+    let size = model.backbone.info().image_size;
+    let mut cache = FeatureCache::for_model(
+        &model,
+        &splits.train.pre,
+        &opts.cache,
+        folder.path().join("feature-cache"),
+    );
+    match &cache {
+        Some(c) => observer.progress.line(&format!(
+            "frozen-feature cache: on (vision states {:?} + taps per image, text per prompt)",
+            c.needs().vision_states
+        )),
+        None if opts.cache.enabled => observer
+            .progress
+            .line("frozen-feature cache: off (trainable parts sit inside the frozen towers)"),
+        None => {}
+    }
+    let trained = train(
+        model,
+        state,
+        &splits.train,
+        &splits.val,
+        t,
+        size,
+        &device,
+        optimizer.as_deref(),
+        cache.as_mut(),
+        observer,
+    );
+    if let Some(c) = cache {
+        observer.progress.line(&format!(
+            "frozen-feature cache: {} images encoded, {} served; {:.0} MiB in memory",
+            c.stats.misses,
+            c.stats.hits,
+            c.memory_bytes() as f64 / (1 << 20) as f64
+        ));
+        c.finish();
+    }
+    trained
+}
+
+/// Scores the test split with the best model and writes one mask per record, `index.csv` and
+/// `overview.png` into the predictions folder.
+fn evaluate_test(
+    model: &ZooModel,
+    spec: &LoadedSpec,
+    folder: &RunFolder,
+    test: &Arc<SplitData>,
+    device: &Device,
+    observer: &mut RunObserver<'_>,
+) -> Result<Vec<ImageScore>, ZooError> {
+    let t = &spec.spec.train;
+    folder.predictions()?;
+    let names = prediction_names(test);
     let mut overview_rows: Vec<(image::RgbImage, Mask, Mask)> = Vec::new();
-    let (scores, eval_skipped) = evaluate(
-        &best,
-        &test_data,
-        &choice,
+    let (scores, skipped) = evaluate(
+        model,
+        test,
+        &PromptChoice::new(&spec.spec.eval.prompt, t.seed),
         t.batch,
-        info.image_size,
+        model.backbone.info().image_size,
         spec.spec.eval.threshold,
-        &eval_device,
+        device,
         &mut |p: Prediction<'_>| {
-            let path = pred_dir.join(&names[p.position]);
-            write_atomic(&path, &mask_png(p.mask)?).map_err(io(&path))?;
+            folder.write(
+                &format!("predictions/{}", names[p.position]),
+                &mask_png(p.mask)?,
+            )?;
             if overview_rows.len() < 8
-                && let Ok(img) = image::open(&test_data.items[p.position].image_path)
+                && let Ok(img) = image::open(&test.items[p.position].image_path)
             {
                 overview_rows.push((img.to_rgb8(), p.truth.clone(), p.mask.clone()));
             }
             Ok(())
         },
     )?;
-    for bad in &eval_skipped {
-        writer.progress.line(&format!("warning: skipping {bad}"));
+    for bad in &skipped {
+        observer.progress.line(&format!("warning: skipping {bad}"));
     }
+    observer.skipped += skipped.len();
     let mut index_csv = String::from("index,img_name,mask_name,prediction\n");
-    for (item, name) in test_data.items.iter().zip(&names) {
+    for (item, name) in test.items.iter().zip(&names) {
         index_csv.push_str(&format!(
             "{},{},{},{}\n",
             item.index,
@@ -397,7 +302,7 @@ pub fn run(
             csv_field(name)
         ));
     }
-    write_text(&pred_dir.join("index.csv"), &index_csv)?;
+    folder.write("predictions/index.csv", index_csv.as_bytes())?;
     let rows: Vec<(image::RgbImage, &Mask, &Mask)> = overview_rows
         .iter()
         .map(|(img, truth, pred)| (img.clone(), truth, pred))
@@ -406,31 +311,8 @@ pub fn run(
     crate::predict::overview(&rows, 128)
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| ZooError::Invalid(e.to_string()))?;
-    let path = pred_dir.join("overview.png");
-    write_atomic(&path, &png).map_err(io(&path))?;
-    let skipped = writer.skipped + eval_skipped.len();
-    let report = RunReport {
-        spec: spec.name(),
-        seed: t.seed,
-        data: source.name,
-        trainable_params: counts.trainable_params,
-        total_params: counts.total_params,
-        epochs_run: state.epoch,
-        best_epoch: state.early.best_epoch,
-        best_val_dice: (state.early.best_epoch > 0).then_some(state.early.best),
-        train_seconds: if counts.trainable_params > 0 {
-            state.history.iter().map(|h| h.seconds).sum()
-        } else {
-            0.0
-        },
-        skipped_records: skipped,
-        test: TestReport::from_scores(&spec.spec.eval.prompt.to_string(), &scores),
-    };
-    write_text(&dir.join("report.md"), &report.to_markdown())?;
-    let json =
-        serde_json::to_string_pretty(&report).map_err(|e| ZooError::Invalid(e.to_string()))?;
-    write_text(&dir.join("report.json"), &json)?;
-    Ok((report, dir))
+    folder.write("predictions/overview.png", &png)?;
+    Ok(scores)
 }
 
 /// Prediction file names of a split: `<image stem>.png`, or `<image stem>-<record index>.png`
