@@ -243,3 +243,31 @@ fn a_missing_spec_file_names_its_cause_once() {
     assert!(err.contains("/nonexistent/spec.ron"), "{err}");
     assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 }
+
+#[test]
+fn bad_plugin_params_name_the_spec_line_and_column() {
+    let dir = scratch("badparams");
+    let spec = dir.join("bad.ron");
+    std::fs::write(
+        &spec,
+        format!(
+            "(\n    backbone: (kind: \"clipseg\", weights: \"{}\"),\n    placement: (kind: \"dense\", params: (dim: -3)),\n    head: (kind: \"clipseg-decoder\"),\n)",
+            fixtures().join("tiny-clipseg").display()
+        ),
+    )
+    .unwrap();
+    let err = cli(&["inspect", "--spec", spec.to_str().unwrap()]).unwrap_err();
+    let at = format!("{}:3:", spec.display());
+    assert!(err.contains(&at), "{err}");
+    assert!(err.contains("placement `dense`: bad params"), "{err}");
+    std::fs::write(
+        &spec,
+        format!(
+            "(\n    backbone: (kind: \"clipseg\", weights: \"{}\"),\n    placement: (kind: \"dense\", params: (dimm: 3)),\n    head: (kind: \"clipseg-decoder\"),\n)",
+            fixtures().join("tiny-clipseg").display()
+        ),
+    )
+    .unwrap();
+    let err = cli(&["inspect", "--spec", spec.to_str().unwrap()]).unwrap_err();
+    assert!(err.contains(&at) && err.contains("dimm"), "{err}");
+}

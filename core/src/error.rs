@@ -25,8 +25,10 @@ pub enum CoreError {
         message: String,
     },
     /// A plugin's `params` do not fit its parameter type.
-    #[error("{kind} `{name}`: bad params: {message} (defaults: {defaults})")]
+    #[error("{at}{kind} `{name}`: bad params: {message} (defaults: {defaults})")]
     BadParams {
+        /// `file:line:col: ` of the offending value in the spec, when known (else empty).
+        at: String,
         /// Plugin kind.
         kind: crate::registry::Kind,
         /// Plugin name.

@@ -41,6 +41,9 @@ pub struct BackboneCtx<'a> {
     pub weights: &'a WeightSource,
     /// Device to build on.
     pub device: &'a Device,
+    /// The spec being built, when there is one: bad params are reported at their line and
+    /// column in it.
+    pub spec: Option<&'a crate::LoadedSpec>,
 }
 
 /// What a head constructor receives.
@@ -55,6 +58,9 @@ pub struct HeadCtx<'a> {
     pub backbone: &'a BackboneInfo,
     /// Device to build on.
     pub device: &'a Device,
+    /// The spec being built, when there is one: bad params are reported at their line and
+    /// column in it.
+    pub spec: Option<&'a crate::LoadedSpec>,
 }
 
 /// What a placement constructor receives.
@@ -67,6 +73,9 @@ pub struct PlacementCtx<'a> {
     pub backbone: &'a BackboneInfo,
     /// Device to build on.
     pub device: &'a Device,
+    /// The spec being built, when there is one: bad params are reported at their line and
+    /// column in it.
+    pub spec: Option<&'a crate::LoadedSpec>,
 }
 
 /// Typed params from a spec's RON value; unknown or mistyped fields name the plugin.
@@ -74,14 +83,73 @@ pub fn parse_params<P: DeserializeOwned + Serialize + Default>(
     kind: Kind,
     name: &str,
     params: &ron::Value,
+    spec: Option<&crate::LoadedSpec>,
 ) -> Result<P, CoreError> {
     let bad = |message: String| CoreError::BadParams {
+        at: spec.and_then(|s| locate::<P>(kind, s)).unwrap_or_default(),
         kind,
         name: name.to_string(),
         message,
         defaults: default_params::<P>(),
     };
     typed_params(params).map_err(bad)
+}
+
+/// `params` of one section, typed (only parsed, for the error's position).
+#[derive(serde::Deserialize)]
+struct TypedSection<P> {
+    #[serde(default = "none")]
+    #[allow(dead_code)]
+    params: Option<P>,
+}
+
+fn none<P>() -> Option<P> {
+    None
+}
+
+#[derive(serde::Deserialize)]
+struct BackboneProbe<P> {
+    #[allow(dead_code)]
+    backbone: TypedSection<P>,
+}
+
+#[derive(serde::Deserialize)]
+struct PlacementProbe<P> {
+    #[allow(dead_code)]
+    placement: TypedSection<P>,
+}
+
+#[derive(serde::Deserialize)]
+struct HeadProbe<P> {
+    #[allow(dead_code)]
+    head: TypedSection<P>,
+}
+
+/// `file:line:col: ` of the first problem in the `kind` section's params of `spec`, found by
+/// parsing the spec's own text with that section typed as `P`.
+fn locate<P: DeserializeOwned>(kind: Kind, spec: &crate::LoadedSpec) -> Option<String> {
+    let options =
+        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let err = match kind {
+        Kind::Backbone => options
+            .from_str::<BackboneProbe<P>>(&spec.text)
+            .err()
+            .map(|e| e.span)?,
+        Kind::Placement => options
+            .from_str::<PlacementProbe<P>>(&spec.text)
+            .err()
+            .map(|e| e.span)?,
+        Kind::Head => options
+            .from_str::<HeadProbe<P>>(&spec.text)
+            .err()
+            .map(|e| e.span)?,
+    };
+    Some(format!(
+        "{}:{}:{}: ",
+        spec.origin(),
+        err.start.line,
+        err.start.col
+    ))
 }
 
 /// Typed params from a RON value: optional fields take plain values (`layers: [0, 1]`), as
@@ -126,19 +194,35 @@ pub fn struct_syntax(value: &ron::Value) -> Result<String, ron::Error> {
 impl BackboneCtx<'_> {
     /// This backbone's typed params.
     pub fn params<P: DeserializeOwned + Serialize + Default>(&self) -> Result<P, CoreError> {
-        parse_params(Kind::Backbone, self.name, self.params)
+        parse_params(Kind::Backbone, self.name, self.params, self.spec)
+    }
+    /// An [`CoreError::InvalidParams`] naming this backbone.
+    pub fn invalid(&self, message: impl Into<String>) -> CoreError {
+        CoreError::InvalidParams {
+            kind: Kind::Backbone,
+            name: self.name.to_string(),
+            message: message.into(),
+        }
     }
 }
 impl HeadCtx<'_> {
     /// This head's typed params.
     pub fn params<P: DeserializeOwned + Serialize + Default>(&self) -> Result<P, CoreError> {
-        parse_params(Kind::Head, self.name, self.params)
+        parse_params(Kind::Head, self.name, self.params, self.spec)
+    }
+    /// An [`CoreError::InvalidParams`] naming this head.
+    pub fn invalid(&self, message: impl Into<String>) -> CoreError {
+        CoreError::InvalidParams {
+            kind: Kind::Head,
+            name: self.name.to_string(),
+            message: message.into(),
+        }
     }
 }
 impl PlacementCtx<'_> {
     /// This placement's typed params.
     pub fn params<P: DeserializeOwned + Serialize + Default>(&self) -> Result<P, CoreError> {
-        parse_params(Kind::Placement, self.name, self.params)
+        parse_params(Kind::Placement, self.name, self.params, self.spec)
     }
     /// An [`CoreError::InvalidParams`] naming this placement.
     pub fn invalid(&self, message: impl Into<String>) -> CoreError {
@@ -315,7 +399,7 @@ mod tests {
             name: String,
         }
         let value: ron::Value = ron::from_str("(dim: 8, layers: [0, 2], name: \"x\")").unwrap();
-        let p: P = parse_params(Kind::Placement, "p", &value).unwrap();
+        let p: P = parse_params(Kind::Placement, "p", &value, None).unwrap();
         assert_eq!(
             p,
             P {
@@ -326,11 +410,11 @@ mod tests {
         );
         let empty = ron::Value::Map(ron::Map::new());
         assert_eq!(
-            parse_params::<P>(Kind::Placement, "p", &empty).unwrap(),
+            parse_params::<P>(Kind::Placement, "p", &empty, None).unwrap(),
             P::default()
         );
         let bad: ron::Value = ron::from_str("(dimm: 8)").unwrap();
-        let err = parse_params::<P>(Kind::Placement, "p", &bad)
+        let err = parse_params::<P>(Kind::Placement, "p", &bad, None)
             .unwrap_err()
             .to_string();
         assert!(

@@ -313,6 +313,13 @@ impl LoadedSpec {
         }
     }
 
+    /// The spec file's path as text, or `spec` for a spec given as text.
+    pub fn origin(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or_else(|| "spec".to_string(), |p| p.display().to_string())
+    }
+
     fn base_dir(&self) -> Option<&Path> {
         self.path.as_deref().and_then(Path::parent)
     }

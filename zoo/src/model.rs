@@ -53,6 +53,7 @@ impl ZooModel {
             params: &s.backbone.params,
             weights: &backbone_weights,
             device,
+            spec: Some(spec),
         })?;
         let info = backbone.info();
 
@@ -65,6 +66,7 @@ impl ZooModel {
             weights: &spec.head_weights(),
             backbone: &info,
             device,
+            spec: Some(spec),
         })?;
 
         let Constructor::Placement(build_placement) =
@@ -77,6 +79,7 @@ impl ZooModel {
             params: &s.placement.params,
             backbone: &info,
             device,
+            spec: Some(spec),
         })?;
 
         let policy = placement.policy();
