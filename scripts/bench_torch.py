@@ -2,7 +2,7 @@
 
 HF CLIPSegForImageSegmentation with the CIDAS/clipseg-rd64-refined configuration and random
 weights, 352x352, float32, default attention; the adapters written as in the reference code
-(../shared/reference.md §1: frozen CLIPSeg, the forward re-written piece by piece):
+(the VLSM-Adapter reference code: frozen CLIPSeg, the forward re-written piece by piece):
   dense_vl      DA-VL: Adapter(768|512, 64) after attention and MLP in blocks 0..8 of both towers,
                 all 12 blocks run (the reference loops over every block)
   shallow_vlc   SA-VLC: Adapter(768, 512) on the taps, Adapter(512, 512) on the text EOS states,

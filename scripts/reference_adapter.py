@@ -1,4 +1,4 @@
-"""The VLSM-Adapter reference code's adapter block (../shared/reference.md §1.1), shared by the
+"""The VLSM-Adapter reference code's adapter block (Dhakal et al., MICCAI 2024), shared by the
 fixture script and the PyTorch benchmark."""
 import torch
 

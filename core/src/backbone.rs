@@ -41,14 +41,32 @@ pub struct BackboneInfo {
     pub image_mean: [f32; 3],
     /// Per-channel normalisation std.
     pub image_std: [f32; 3],
-    /// Token sequence length the text tower expects.
-    pub max_tokens: usize,
     /// The backbone's own model configuration text (e.g. an HF `config.json`), so that a head
     /// of the same model family can build the matching decoder.
     pub model_config: Option<String>,
 }
 
 impl BackboneInfo {
+    /// Blocks the `tower` runs.
+    pub fn tower_layers(&self, tower: Tower) -> usize {
+        match tower {
+            Tower::Vision => self.vision_layers,
+            Tower::Text => self.text_layers,
+        }
+    }
+
+    /// Checks that every block index in `layers` exists in `tower` (the build-time check of
+    /// every placement that takes a `layers` list).
+    pub fn check_layers(&self, tower: Tower, layers: &[usize]) -> Result<(), String> {
+        let count = self.tower_layers(tower);
+        match layers.iter().find(|&&l| l >= count) {
+            Some(l) => Err(format!(
+                "layers: block {l} does not exist in the {tower} tower (0..{count})"
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Width of the `output` tensor a hook sees at `site`, or why the site does not exist.
     pub fn site_width(&self, site: &Site) -> Result<usize, String> {
         let taps = self.extract_layers.len();

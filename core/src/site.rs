@@ -190,3 +190,9 @@ mod tests {
         }
     }
 }
+
+/// The block attached at `site`, for placements that keep their blocks in a list parallel to
+/// their sites (`blocks[i]` sits at `sites[i]`).
+pub fn block_at<'a, T>(sites: &[Site], blocks: &'a [T], site: &Site) -> Option<&'a T> {
+    sites.iter().position(|s| s == site).map(|i| &blocks[i])
+}

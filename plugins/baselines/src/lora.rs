@@ -101,10 +101,7 @@ impl Lora {
     }
 
     fn at(&self, site: &Site) -> Option<&LoraBranch> {
-        self.sites
-            .iter()
-            .position(|s| s == site)
-            .map(|i| &self.branches[i])
+        vlsm_core::site::block_at(&self.sites, &self.branches, site)
     }
 }
 
@@ -195,19 +192,14 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut sites = Vec::new();
-    for (tower, on, count) in [
-        (Tower::Vision, p.vision, info.vision_layers),
-        (Tower::Text, p.text, info.text_layers),
-    ] {
+    for (tower, on) in [(Tower::Vision, p.vision), (Tower::Text, p.text)] {
         if !on {
             continue;
         }
+        let count = info.tower_layers(tower);
         let layers = p.layers.clone().unwrap_or_else(|| (0..count).collect());
-        if let Some(l) = layers.iter().find(|&&l| l >= count) {
-            return Err(ctx.invalid(format!(
-                "layers: block {l} does not exist in the {tower} tower (0..{count})"
-            )));
-        }
+        info.check_layers(tower, &layers)
+            .map_err(|e| ctx.invalid(e))?;
         for &layer in &layers {
             for &pt in &points {
                 sites.push(Site::block(tower, layer, pt));

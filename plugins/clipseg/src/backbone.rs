@@ -404,7 +404,6 @@ impl Backbone for ClipSegBackbone {
             patch_size: c.vision_config.patch_size,
             image_mean: self.meta.mean,
             image_std: self.meta.std,
-            max_tokens: c.text_config.max_position_embeddings,
             model_config: Some(self.meta.config_json.clone()),
         }
     }

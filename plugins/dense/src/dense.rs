@@ -120,13 +120,9 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
     let default_layers: Vec<usize> =
         (0..info.extract_layers.iter().max().copied().unwrap_or(0)).collect();
     let layers = p.layers.clone().unwrap_or(default_layers);
-    let check = |tower: Tower, count: usize| -> Result<(), CoreError> {
-        match layers.iter().find(|&&l| l >= count) {
-            Some(l) => Err(ctx.invalid(format!(
-                "layers: block {l} does not exist in the {tower} tower (0..{count})"
-            ))),
-            None => Ok(()),
-        }
+    let check = |tower: Tower| -> Result<(), CoreError> {
+        info.check_layers(tower, &layers)
+            .map_err(|e| ctx.invalid(e))
     };
     let make = |width: usize, n: usize| -> Vec<Bottleneck> {
         (0..n)
@@ -135,13 +131,13 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
     };
     let (vision_layers, text_layers) = (
         if p.vision {
-            check(Tower::Vision, info.vision_layers)?;
+            check(Tower::Vision)?;
             layers.clone()
         } else {
             vec![]
         },
         if p.text {
-            check(Tower::Text, info.text_layers)?;
+            check(Tower::Text)?;
             layers.clone()
         } else {
             vec![]

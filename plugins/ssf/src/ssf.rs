@@ -19,10 +19,7 @@ pub struct Ssf {
 
 impl Ssf {
     fn block_at(&self, site: &Site) -> Option<&ScaleShift> {
-        self.sites
-            .iter()
-            .position(|s| s == site)
-            .map(|i| &self.blocks[i])
+        vlsm_core::site::block_at(&self.sites, &self.blocks, site)
     }
 }
 
@@ -62,8 +59,8 @@ pub fn expand_sites(patterns: &[String], info: &BackboneInfo) -> Result<Vec<Site
         let parts: Vec<&str> = pattern.split('.').collect();
         if let [tower, "*", point] = parts.as_slice() {
             let count = match *tower {
-                "vision" => info.vision_layers,
-                "text" => info.text_layers,
+                "vision" => info.tower_layers(vlsm_core::Tower::Vision),
+                "text" => info.tower_layers(vlsm_core::Tower::Text),
                 _ => {
                     return Err(format!(
                         "`{pattern}`: `*` is only allowed as the layer of vision/text sites"
