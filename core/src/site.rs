@@ -159,6 +159,12 @@ impl FromStr for Site {
     }
 }
 
+/// The block attached at `site`, for placements that keep their blocks in a list parallel to
+/// their sites (`blocks[i]` sits at `sites[i]`).
+pub fn block_at<'a, T>(sites: &[Site], blocks: &'a [T], site: &Site) -> Option<&'a T> {
+    sites.iter().position(|s| s == site).map(|i| &blocks[i])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,10 +195,4 @@ mod tests {
             assert!(bad.parse::<Site>().is_err(), "{bad} parsed");
         }
     }
-}
-
-/// The block attached at `site`, for placements that keep their blocks in a list parallel to
-/// their sites (`blocks[i]` sits at `sites[i]`).
-pub fn block_at<'a, T>(sites: &[Site], blocks: &'a [T], site: &Site) -> Option<&'a T> {
-    sites.iter().position(|s| s == site).map(|i| &blocks[i])
 }
