@@ -71,7 +71,7 @@ fn square_linear_weights_are_transposed_on_import() {
 }
 
 #[test]
-fn position_embeddings_are_interpolated_once_per_grid() {
+fn position_embeddings_at_another_grid_have_its_token_count_and_are_deterministic() {
     let dir = fixtures().join("tiny-clipseg");
     let (_, model) = build(
         &spec_text(&dir.display().to_string(), "frozen"),
