@@ -77,12 +77,14 @@ fn run_writes_the_report_files() {
 }
 
 #[test]
-fn resume_continues_after_the_last_epoch() {
+fn an_interrupted_folder_needs_resume_and_continues_from_its_recorded_epoch() {
     let dir = scratch("resume");
     let spec = tiny_spec(&dir, DENSE, TWO_EPOCHS);
     let out = dir.join("out");
     run(&spec, &out, &[]).unwrap();
-    // Make it look interrupted after epoch 1.
+    // Make it look interrupted after epoch 1. Only the loop state is rewound (the weights stay
+    // epoch 2's): this checks the folder states and the epoch count; `tests/resume.rs` checks
+    // that a real resume reproduces an uninterrupted run bit for bit.
     std::fs::remove_file(out.join("report.json")).unwrap();
     let state_path = out.join("checkpoint/state.json");
     let mut state: serde_json::Value =
