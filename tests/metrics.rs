@@ -1,5 +1,6 @@
 //! DSC, IoU and HD95 against monai on 40 random mask pairs (fixture from
-//! `scripts/make_metric_fixtures.py`), including empty-mask cases.
+//! `scripts/make_metric_fixtures.py`), including empty-mask cases; resizing predictions to the
+//! original size against PyTorch's `nearest-exact` (`scripts/make_resize_fixtures.py`).
 use vlsm_zoo::metrics::{Mask, dice, hd95, iou};
 use vlsm_zoo_tests::fixtures;
 
@@ -49,4 +50,41 @@ fn metrics_match_monai() {
         }
     }
     assert!(defined >= 30, "most cases have a defined HD95");
+}
+
+#[test]
+fn resizing_to_the_original_size_matches_pytorch_nearest_exact() {
+    let text = std::fs::read_to_string(fixtures().join("resize_nearest_exact.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let bits = |s: &serde_json::Value| -> Vec<bool> {
+        s.as_str().unwrap().bytes().map(|b| b == b'1').collect()
+    };
+    let cases = v["cases"].as_array().unwrap();
+    assert!(
+        cases
+            .iter()
+            .any(|c| c["differs_from_floor_nearest"] == true),
+        "the fixture must tell the two rules apart"
+    );
+    for c in cases {
+        let n = |k: &str| c[k].as_u64().unwrap() as usize;
+        let mask = Mask::new(n("height"), n("width"), bits(&c["mask"]));
+        let resized = mask.resize_nearest(n("out_height"), n("out_width"));
+        let expected = bits(&c["nearest_exact"]);
+        let differ = resized
+            .data
+            .iter()
+            .zip(&expected)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(
+            differ,
+            0,
+            "{}×{} → {}×{}",
+            n("height"),
+            n("width"),
+            n("out_height"),
+            n("out_width")
+        );
+    }
 }

@@ -41,6 +41,20 @@ fn run_writes_the_report_files() {
         r["trainable_params"].as_u64(),
         Some(3 * 2 * 552 + 3 * 2 * 280 + 280)
     );
+    let definitions = r["metric_definitions"].to_string();
+    for said in [
+        "Original resolution",
+        "nearest-exact",
+        "96×96",
+        "hd95_undefined",
+    ] {
+        assert!(
+            definitions.contains(said),
+            "report.json states {said}: {definitions}"
+        );
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("left out of the HD95 mean"), "{md}");
     for metric in ["dice", "iou", "hd95"] {
         assert!(r["test"][metric]["mean"].is_number(), "test.{metric}.mean");
         assert!(r["test"][metric]["std"].is_number(), "test.{metric}.std");

@@ -71,15 +71,20 @@ impl Mask {
         out
     }
 
-    /// Nearest-neighbour resize to `height × width` (PyTorch/PIL `nearest`: source `floor(dst · in/out)`).
+    /// Pixel-centre nearest-neighbour resize to `height × width`, as PyTorch's `nearest-exact`
+    /// and PIL's `NEAREST`: output pixel `d` takes source `floor((d + 0.5) · in/out)` (computed
+    /// in f32 as PyTorch does), clamped to the last source pixel. (Floor-nearest, `floor(d ·
+    /// in/out)`, is half a source pixel off.)
     pub fn resize_nearest(&self, height: usize, width: usize) -> Mask {
+        let source = |d: usize, out: usize, input: usize| -> usize {
+            let scale = input as f32 / out as f32;
+            (((d as f32 + 0.5) * scale).floor() as usize).min(input - 1)
+        };
+        let columns: Vec<usize> = (0..width).map(|x| source(x, width, self.width)).collect();
         let mut data = Vec::with_capacity(height * width);
         for y in 0..height {
-            let sy = (y * self.height / height).min(self.height - 1);
-            for x in 0..width {
-                let sx = (x * self.width / width).min(self.width - 1);
-                data.push(self.data[sy * self.width + sx]);
-            }
+            let sy = source(y, height, self.height);
+            data.extend(columns.iter().map(|&sx| self.data[sy * self.width + sx]));
         }
         Mask {
             height,
@@ -331,10 +336,13 @@ mod tests {
     }
 
     #[test]
-    fn nearest_resize_picks_floor_sources() {
+    fn nearest_resize_picks_pixel_centre_sources() {
         let m = Mask::new(2, 2, vec![true, false, false, true]);
         let r = m.resize_nearest(4, 4);
         assert_eq!(r.data[0..4], [true, true, false, false]);
         assert_eq!(r.data[12..16], [false, false, true, true]);
+        // 3 → 2: centres 0.75 and 2.25 take sources 0 and 2 (floor-nearest would take 0 and 1).
+        let row = Mask::new(1, 3, vec![false, true, true]);
+        assert_eq!(row.resize_nearest(1, 2).data, [false, true]);
     }
 }

@@ -120,6 +120,27 @@ pub struct RunReport {
     pub skipped_records: usize,
     /// Test metrics.
     pub test: TestReport,
+    /// How the metrics are defined: resolutions, resizing, empty masks.
+    #[serde(default)]
+    pub metric_definitions: Vec<String>,
+}
+
+/// The metric definitions a report states, for a model input side of `size` pixels and a mask
+/// binarisation threshold of `threshold` (grey, `>` is foreground).
+pub fn metric_definitions(size: usize, threshold: u8) -> Vec<String> {
+    vec![
+        format!(
+            "DSC and IoU per image, then mean ± std over images. Original resolution: the prediction \
+             (logits > eval.threshold at the model's {size}×{size}) resized to each image's own mask \
+             size by pixel-centre nearest (PyTorch nearest-exact, PIL NEAREST), against the mask \
+             binarised at > {threshold}. Model resolution: against the mask resized to {size}×{size} (nearest)."
+        ),
+        "Both masks empty: DSC = IoU = 1; exactly one empty: DSC = IoU = 0.".into(),
+        "HD95 in pixels at original resolution: 95th percentile of the symmetric boundary-to-boundary \
+         Euclidean distances (monai compute_hausdorff_distance, percentile 95). Undefined when either \
+         mask is empty: such images are counted in hd95_undefined and left out of the HD95 mean."
+            .into(),
+    ]
 }
 
 fn pct(s: &Stat) -> String {
@@ -158,6 +179,12 @@ impl RunReport {
             md += "\n| prompt | DSC % | IoU % |\n|---|---|---|\n";
             for (k, (d, i)) in &t.per_prompt {
                 md += &format!("| {k} | {} | {} |\n", pct(d), pct(i));
+            }
+        }
+        if !self.metric_definitions.is_empty() {
+            md += "\n";
+            for line in &self.metric_definitions {
+                md += &format!("- {line}\n");
             }
         }
         md

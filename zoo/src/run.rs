@@ -16,7 +16,7 @@ use crate::inspect::inspect;
 use crate::metrics::Mask;
 use crate::model::ZooModel;
 use crate::progress::{Progress, RunObserver};
-use crate::report::{RunReport, TestReport};
+use crate::report::{RunReport, TestReport, metric_definitions};
 use crate::run_folder::RunFolder;
 use crate::train::trainer::{TrainState, train};
 use burn::module::Module;
@@ -103,6 +103,7 @@ pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<RunO
         train_seconds: state.history.iter().map(|h| h.seconds).sum(),
         skipped_records: observer.skipped,
         test: TestReport::from_scores(&spec.spec.eval.prompt.to_string(), &scores),
+        metric_definitions: metric_definitions(pre.size, pre.threshold),
     };
     folder.write_report(&report)?;
     Ok(RunOutcome {
