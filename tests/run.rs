@@ -606,3 +606,58 @@ fn truncated_images_records_without_prompts_and_paths_or_links_leaving_the_root_
     run(&dir.join("spec.ron"), &out, &["--skip-bad"]).unwrap();
     assert_eq!(report(&out)["skipped_records"], 4);
 }
+
+#[test]
+fn camus_style_per_split_folders_load_with_the_layout_params() {
+    let dir = scratch("camus");
+    let ds = dir.join("ds");
+    cli(&[
+        "data",
+        "synth",
+        "--domain",
+        "ultrasound",
+        "--out",
+        ds.to_str().unwrap(),
+        "--n-train",
+        "4",
+        "--n-val",
+        "2",
+        "--n-test",
+        "2",
+        "--size",
+        "48",
+    ])
+    .unwrap();
+    // images/train_00000.png → images/train/train_00000.png, likewise for masks and splits.
+    for folder in ["images", "masks"] {
+        for split in ["train", "val", "test"] {
+            std::fs::create_dir_all(ds.join(folder).join(split)).unwrap();
+        }
+        for entry in std::fs::read_dir(ds.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                let name = path.file_name().unwrap().to_str().unwrap().to_string();
+                let split = name.split('_').next().unwrap().to_string();
+                std::fs::rename(&path, ds.join(folder).join(split).join(name)).unwrap();
+            }
+        }
+    }
+    let spec = |layout: &str| {
+        format!(
+            "(backbone: (kind: \"clipseg\", weights: \"{}\", params: (image_size: 96)), placement: {DENSE}, head: (kind: \"clipseg-decoder\"), \
+             data: (kind: \"folder\", params: (root: \"ds\"{layout})), train: {TWO_EPOCHS})",
+            fixtures().join("tiny-clipseg").display()
+        )
+    };
+    std::fs::write(dir.join("flat.ron"), spec("")).unwrap();
+    let err = run(&dir.join("flat.ron"), &dir.join("flat"), &[]).unwrap_err();
+    assert!(err.contains("file not found"), "{err}");
+    std::fs::write(
+        dir.join("camus.ron"),
+        spec(", images: \"images/{split}\", masks: \"masks/{split}\""),
+    )
+    .unwrap();
+    let out = dir.join("camus");
+    run(&dir.join("camus.ron"), &out, &[]).unwrap();
+    assert_eq!(report(&out)["epochs_run"], 2);
+}

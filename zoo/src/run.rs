@@ -160,7 +160,7 @@ fn open_splits(
 ) -> Result<Splits, ZooError> {
     let mut skipped = 0;
     let mut open = |split: &str| -> Result<Arc<SplitData>, ZooError> {
-        let s = open_split(&source.root, split, skip_bad)
+        let s = open_split(&source.root, &source.layout, split, skip_bad)
             .map_err(|e| ZooError::Invalid(e.to_string()))?;
         for bad in &s.skipped {
             progress.line(&format!("warning: skipping {bad}"));

@@ -23,31 +23,33 @@ pub struct SplitSummary {
 pub fn check(root: &Path) -> Vec<SplitSummary> {
     SPLITS
         .iter()
-        .map(|name| match open_split(root, name, true) {
-            Ok(split) => {
-                let mut prompt_keys = BTreeMap::new();
-                let mut sizes = BTreeMap::new();
-                for item in &split.items {
-                    for k in item.record.prompt_keys() {
-                        *prompt_keys.entry(k.to_string()).or_insert(0) += 1;
+        .map(
+            |name| match open_split(root, &Default::default(), name, true) {
+                Ok(split) => {
+                    let mut prompt_keys = BTreeMap::new();
+                    let mut sizes = BTreeMap::new();
+                    for item in &split.items {
+                        for k in item.record.prompt_keys() {
+                            *prompt_keys.entry(k.to_string()).or_insert(0) += 1;
+                        }
+                        *sizes.entry((item.size.1, item.size.0)).or_insert(0) += 1;
                     }
-                    *sizes.entry((item.size.1, item.size.0)).or_insert(0) += 1;
+                    SplitSummary {
+                        name: name.to_string(),
+                        records: split.items.len(),
+                        prompt_keys,
+                        sizes,
+                        problems: split.skipped.iter().map(|b| b.to_string()).collect(),
+                    }
                 }
-                SplitSummary {
+                Err(bad) => SplitSummary {
                     name: name.to_string(),
-                    records: split.items.len(),
-                    prompt_keys,
-                    sizes,
-                    problems: split.skipped.iter().map(|b| b.to_string()).collect(),
-                }
-            }
-            Err(bad) => SplitSummary {
-                name: name.to_string(),
-                records: 0,
-                prompt_keys: BTreeMap::new(),
-                sizes: BTreeMap::new(),
-                problems: vec![bad.to_string()],
+                    records: 0,
+                    prompt_keys: BTreeMap::new(),
+                    sizes: BTreeMap::new(),
+                    problems: vec![bad.to_string()],
+                },
             },
-        })
+        )
         .collect()
 }

@@ -41,6 +41,36 @@ pub struct Preprocess {
     pub soft_masks: bool,
 }
 
+/// Where a split's images and masks live under the data root. `{split}` in a folder is replaced
+/// by the split's name: the medvlsm layout is `images` / `masks` (the default), a CAMUS-style
+/// layout with per-split folders is e.g. `images/{split}` / `masks/{split}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Image folder, relative to the root.
+    pub images: String,
+    /// Mask folder, relative to the root.
+    pub masks: String,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Self {
+            images: "images".into(),
+            masks: "masks".into(),
+        }
+    }
+}
+
+impl Layout {
+    /// The image and mask folders of `split`.
+    pub fn folders(&self, root: &Path, split: &str) -> (PathBuf, PathBuf) {
+        (
+            root.join(self.images.replace("{split}", split)),
+            root.join(self.masks.replace("{split}", split)),
+        )
+    }
+}
+
 /// A validated record with resolved paths.
 #[derive(Debug, Clone)]
 pub struct Item {
@@ -48,9 +78,9 @@ pub struct Item {
     pub index: usize,
     /// The record.
     pub record: Record,
-    /// `images/<img_name>`.
+    /// `<image folder>/<img_name>`.
     pub image_path: PathBuf,
-    /// `masks/<mask_name>`.
+    /// `<mask folder>/<mask_name>`.
     pub mask_path: PathBuf,
     /// Original `(height, width)`.
     pub size: (usize, usize),
@@ -82,7 +112,12 @@ pub struct Prepared {
 /// completely (checked in parallel, nothing is kept), their sizes agree, at least one non-empty
 /// prompt. With `skip_bad` problems become warnings; otherwise the first one (lowest index) is
 /// the error.
-pub fn open_split(root: &Path, split: &str, skip_bad: bool) -> Result<Split, BadRecord> {
+pub fn open_split(
+    root: &Path,
+    layout: &Layout,
+    split: &str,
+    skip_bad: bool,
+) -> Result<Split, BadRecord> {
     let json = super::records::split_file(root, split);
     let records = read_split(root, split).map_err(|message| BadRecord {
         split: split.into(),
@@ -94,7 +129,7 @@ pub fn open_split(root: &Path, split: &str, skip_bad: bool) -> Result<Split, Bad
         .into_par_iter()
         .enumerate()
         .map(|(index, record)| match record {
-            Ok(record) => validate(root, split, index, record),
+            Ok(record) => validate(root, layout, split, index, record),
             Err(message) => Err(BadRecord {
                 split: split.into(),
                 index: Some(index),
@@ -127,9 +162,16 @@ pub fn open_split(root: &Path, split: &str, skip_bad: bool) -> Result<Split, Bad
     })
 }
 
-fn validate(root: &Path, split: &str, index: usize, record: Record) -> Result<Item, BadRecord> {
-    let image_path = root.join("images").join(&record.img_name);
-    let mask_path = root.join("masks").join(&record.mask_name);
+fn validate(
+    root: &Path,
+    layout: &Layout,
+    split: &str,
+    index: usize,
+    record: Record,
+) -> Result<Item, BadRecord> {
+    let (images, masks) = layout.folders(root, split);
+    let image_path = images.join(&record.img_name);
+    let mask_path = masks.join(&record.mask_name);
     let bad = |path: &Path, message: String| BadRecord {
         split: split.into(),
         index: Some(index),

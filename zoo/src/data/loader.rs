@@ -167,7 +167,7 @@ mod tests {
     use crate::data::write::{SynthCounts, write_synthetic};
 
     fn split(dir: &std::path::Path, skip_bad: bool) -> Arc<SplitData> {
-        let s = open_split(dir, "train", skip_bad).expect("valid split");
+        let s = open_split(dir, &Default::default(), "train", skip_bad).expect("valid split");
         Arc::new(SplitData {
             name: "train".into(),
             items: s.items,

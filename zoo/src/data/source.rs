@@ -1,5 +1,6 @@
 //! Where a spec's data comes from: `synthetic` (generated on the fly, cached) or `folder`
 //! (a medvlsm-layout directory).
+use super::dataset::Layout;
 use super::synth::Domain;
 use super::write::{SynthCounts, write_synthetic};
 use serde::{Deserialize, Serialize};
@@ -53,15 +54,22 @@ pub struct FolderParams {
     pub soft_masks: bool,
     /// Turn bad records into counted warnings instead of errors.
     pub skip_bad: bool,
+    /// Image folder under the root; `{split}` becomes the split name (CAMUS: `images/{split}`).
+    pub images: String,
+    /// Mask folder under the root, likewise.
+    pub masks: String,
 }
 
 impl Default for FolderParams {
     fn default() -> Self {
+        let layout = Layout::default();
         Self {
             root: String::new(),
             threshold: 127,
             soft_masks: false,
             skip_bad: false,
+            images: layout.images,
+            masks: layout.masks,
         }
     }
 }
@@ -79,6 +87,8 @@ pub struct DataSource {
     pub skip_bad: bool,
     /// Display name (domain or folder name).
     pub name: String,
+    /// Image and mask folders.
+    pub layout: Layout,
 }
 
 /// Resolves (and for `synthetic`, generates once into the cache) the spec's data.
@@ -135,6 +145,7 @@ pub fn resolve(
                 soft_masks: false,
                 skip_bad: false,
                 name: p.domain,
+                layout: Layout::default(),
             })
         }
         "folder" => {
@@ -157,6 +168,10 @@ pub fn resolve(
                 soft_masks: p.soft_masks,
                 skip_bad: p.skip_bad,
                 name,
+                layout: Layout {
+                    images: p.images,
+                    masks: p.masks,
+                },
             })
         }
         other => Err(format!("unknown data kind `{other}` (synthetic, folder)")),
