@@ -31,6 +31,7 @@ from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPTokeniz
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_tokenizer import vocab_and_merges  # noqa: E402
+from hf_reference import reference  # noqa: E402
 from reference_adapter import Adapter  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,20 +67,6 @@ def randomize(model, seed):
                 p.copy_(scale * torch.randn(p.shape, generator=g))
 
 
-def reference(model, pixel_values, input_ids, attention_mask):
-    with torch.no_grad():
-        logits = model(pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask).logits
-        hidden = model.clip.vision_model(pixel_values, output_hidden_states=True,
-                                         interpolate_pos_encoding=True).hidden_states
-        taps = [hidden[i + 1] for i in model.extract_layers]
-        cond = model.get_conditional_embeddings(batch_size=pixel_values.shape[0], input_ids=input_ids,
-                                                attention_mask=attention_mask)
-        again = model.decoder(taps, cond).logits
-        assert torch.allclose(again, logits, atol=1e-6), "taps/cond do not reproduce the logits"
-    out = {"pixel_values": pixel_values, "input_ids": input_ids, "logits": logits, "cond": cond}
-    for k, t in enumerate(taps):
-        out[f"tap{k}"] = t
-    return {k: v.contiguous() for k, v in out.items()}
 
 
 def causal_mask(t):

@@ -274,3 +274,48 @@ fn merged_lora_gives_the_same_logits_as_the_side_branches() {
         .into_scalar();
     assert!(d <= 1e-4, "merged vs unmerged logits differ by {d}");
 }
+
+#[test]
+fn table1_specs_carry_the_reference_recipe_and_the_paper_counts() {
+    let expected = [
+        ("frozen", 0u64),
+        ("decoder_only", 1_127_009),
+        ("dense_vl", 2_974_464),
+        ("shallow_vl", 3_939_072),
+        ("san", 8_346_483),
+    ];
+    let dir = scratch("table1");
+    for (name, count) in expected {
+        let text =
+            std::fs::read_to_string(specs().join("paper/table1").join(format!("{name}.ron")))
+                .unwrap();
+        let spec = vlsm_core::LoadedSpec::from_str(&text, name).unwrap();
+        let t = &spec.spec.train;
+        assert_eq!(
+            (t.batch, t.min_epochs, t.epochs, t.early_stop_patience),
+            (32, 10, 200, 20),
+            "{name}"
+        );
+        assert_eq!((t.plateau_factor, t.plateau_patience), (0.3, 5), "{name}");
+        assert_eq!((t.weight_decay, t.grad_clip), (1e-3, 0.5), "{name}");
+        assert_eq!(t.loss, vlsm_core::spec::LossKind::DiceOnly, "{name}");
+        let lr = if name.starts_with("shallow") || name == "san" {
+            3e-4
+        } else {
+            1e-3
+        };
+        assert_eq!(t.lr, lr, "{name}");
+        let data =
+            vlsm_core::ron::ser::to_string(&spec.spec.data.as_ref().unwrap().params).unwrap();
+        assert!(
+            data.contains("soft_masks:true") || data.contains("\"soft_masks\":true"),
+            "{name}: {data}"
+        );
+        // The weights folder is the user's; the counts need only the architecture.
+        let random = text.replace("../../../weights/CIDAS/clipseg-rd64-refined", "random");
+        let path = dir.join(format!("{name}.ron"));
+        std::fs::write(&path, random).unwrap();
+        let report = inspect_json(&["--spec", path.to_str().unwrap()]);
+        assert_eq!(report["trainable_params"].as_u64(), Some(count), "{name}");
+    }
+}

@@ -247,3 +247,26 @@ fn read_names(path: &Path) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// `VLSM_CIDAS_DIR` = an HF `CIDAS/clipseg-rd64-refined` folder on which
+/// `scripts/check_cidas.py` has written `vlsm_zoo_check.safetensors`: the port at full size
+/// against transformers (taps, conditional embedding, logits within 1e-4). Skipped without it.
+#[test]
+fn cidas_weights_match_transformers_when_the_user_has_them() {
+    let Ok(dir) = std::env::var("VLSM_CIDAS_DIR") else {
+        eprintln!(
+            "SKIPPED cidas_weights_match_transformers_when_the_user_has_them: VLSM_CIDAS_DIR is not set"
+        );
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let reference = dir.join("vlsm_zoo_check.safetensors");
+    assert!(
+        reference.is_file(),
+        "{} is missing: run `python scripts/check_cidas.py {}` first",
+        reference.display(),
+        dir.display()
+    );
+    let d = check_hf_parity(&dir, &reference, &Device::flex(), 1e-4);
+    eprintln!("CIDAS logits within {d:e} of transformers");
+}

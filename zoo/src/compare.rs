@@ -54,7 +54,7 @@ pub fn read_run(dir: &Path) -> Result<RunRow, ZooError> {
 
 /// A `--data` value: a synthetic domain name, or a medvlsm-layout folder.
 fn data_override(base: &Option<ComponentSpec>, data: &str) -> Result<ComponentSpec, ZooError> {
-    let text = if crate::data::synth::Domain::parse(data).is_ok() {
+    if crate::data::synth::Domain::parse(data).is_ok() {
         let mut params = match base {
             Some(c) if c.kind == "synthetic" => c.params.clone(),
             _ => ron::Value::Map(ron::Map::new()),
@@ -69,10 +69,21 @@ fn data_override(base: &Option<ComponentSpec>, data: &str) -> Result<ComponentSp
             kind: "synthetic".into(),
             params,
         });
-    } else {
-        format!("(root: {data:?})")
+    }
+    // A folder (relative to the working directory, not to the spec): the spec's own folder
+    // params (thresholds, soft targets, layout) with the root replaced.
+    let root =
+        std::path::absolute(data).map_err(|e| ZooError::Invalid(format!("--data {data}: {e}")))?;
+    let mut params = match base {
+        Some(c) if c.kind == "folder" => c.params.clone(),
+        _ => ron::Value::Map(ron::Map::new()),
     };
-    let params: ron::Value = ron::from_str(&text).map_err(|e| ZooError::Invalid(e.to_string()))?;
+    if let ron::Value::Map(m) = &mut params {
+        m.insert(
+            ron::Value::String("root".into()),
+            ron::Value::String(root.display().to_string()),
+        );
+    }
     Ok(ComponentSpec {
         kind: "folder".into(),
         params,
