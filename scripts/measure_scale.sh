@@ -42,6 +42,14 @@ spec() { # file name backbone placement root epochs batch
 EOF
 }
 
+# run_spec SPEC OUT on|off: a fresh run with the cache on or off; prints "rss wall cpu"
+run_spec() {
+    rm -rf "$2"
+    local flag=()
+    [ "$3" = off ] && flag=(--no-cache)
+    timed "$bin" run --quiet --spec "$1" --out "$2" "${flag[@]}"
+}
+
 case "$what" in
 epochs)
     n=${N_TRAIN:-64}
@@ -58,10 +66,7 @@ epochs)
         spec "$work/$name.ron" "$name" '(kind: "clipseg", weights: "random")' "$placement" "$root" "$epochs" "$batch"
         for cache in on off; do
             out="$work/runs/$name-$cache-n$n-b$batch"
-            rm -rf "$out"
-            flag=()
-            [ "$cache" = off ] && flag=(--no-cache)
-            read -r rss _ cpu < <(timed "$bin" run --quiet --spec "$work/$name.ron" --out "$out" "${flag[@]}")
+            read -r rss _ cpu < <(run_spec "$work/$name.ron" "$out" "$cache")
             secs=$(tail -n +2 "$out/history.csv" | cut -d, -f6 | paste -sd'|' | sed 's/|/ | /g')
             echo "| $name | $cache | $secs | $rss | $cpu |"
         done
@@ -78,10 +83,7 @@ stream)
             '(kind: "decoder-only")' "$root" 1 16
         for cache in off on; do
             out="$work/runs/stream-$n-$cache"
-            rm -rf "$out"
-            flag=()
-            [ "$cache" = off ] && flag=(--no-cache)
-            read -r rss secs cpu < <(timed "$bin" run --quiet --spec "$work/stream-$n.ron" --out "$out" "${flag[@]}")
+            read -r rss secs cpu < <(run_spec "$work/stream-$n.ron" "$out" "$cache")
             first=$(tail -n 1 "$out/history.csv" | cut -d, -f6)
             echo "| $n | $cache | $rss | $secs | $first | $cpu |"
         done

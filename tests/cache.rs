@@ -196,20 +196,13 @@ fn a_persistent_cache_folder_is_reused_by_the_next_run() {
     let spec = tiny_spec(&dir, SHALLOW_VLC, TWO_EPOCHS);
     let store = dir.join("features");
     let blobs = |store: &Path| -> BTreeMap<String, std::time::SystemTime> {
-        std::fs::read_dir(store)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "blob")
-            })
-            .map(|e| {
-                let e = e.unwrap();
+        files_with_extension(store, "blob")
+            .into_iter()
+            .map(|p| {
+                let modified = p.metadata().unwrap().modified().unwrap();
                 (
-                    e.file_name().to_string_lossy().into_owned(),
-                    e.metadata().unwrap().modified().unwrap(),
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    modified,
                 )
             })
             .collect()

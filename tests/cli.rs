@@ -248,26 +248,19 @@ fn a_missing_spec_file_names_its_cause_once() {
 fn bad_plugin_params_name_the_spec_line_and_column() {
     let dir = scratch("badparams");
     let spec = dir.join("bad.ron");
-    std::fs::write(
-        &spec,
-        format!(
-            "(\n    backbone: (kind: \"clipseg\", weights: \"{}\"),\n    placement: (kind: \"dense\", params: (dim: -3)),\n    head: (kind: \"clipseg-decoder\"),\n)",
-            fixtures().join("tiny-clipseg").display()
-        ),
-    )
-    .unwrap();
-    let err = cli(&["inspect", "--spec", spec.to_str().unwrap()]).unwrap_err();
     let at = format!("{}:3:", spec.display());
-    assert!(err.contains(&at), "{err}");
-    assert!(err.contains("placement `dense`: bad params"), "{err}");
-    std::fs::write(
-        &spec,
-        format!(
-            "(\n    backbone: (kind: \"clipseg\", weights: \"{}\"),\n    placement: (kind: \"dense\", params: (dimm: 3)),\n    head: (kind: \"clipseg-decoder\"),\n)",
-            fixtures().join("tiny-clipseg").display()
-        ),
-    )
-    .unwrap();
-    let err = cli(&["inspect", "--spec", spec.to_str().unwrap()]).unwrap_err();
-    assert!(err.contains(&at) && err.contains("dimm"), "{err}");
+    for (params, said) in [("(dim: -3)", "bad params"), ("(dimm: 3)", "dimm")] {
+        std::fs::write(
+            &spec,
+            format!(
+                "(\n    backbone: (kind: \"clipseg\", weights: \"{}\"),\n    placement: (kind: \"dense\", params: {params}),\n    head: (kind: \"clipseg-decoder\"),\n)",
+                fixtures().join("tiny-clipseg").display()
+            ),
+        )
+        .unwrap();
+        let err = cli(&["inspect", "--spec", spec.to_str().unwrap()]).unwrap_err();
+        assert!(err.contains(&at), "{params}: {err}");
+        assert!(err.contains("placement `dense`"), "{params}: {err}");
+        assert!(err.contains(said), "{params}: {err}");
+    }
 }

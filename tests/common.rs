@@ -114,6 +114,15 @@ pub mod anyhow_like {
     pub type Result<T> = std::result::Result<T, String>;
 }
 
+/// The files directly in `dir` whose extension is `ext`.
+pub fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect()
+}
+
 /// Every float parameter's values by dotted path.
 pub fn values<M: Module>(m: &M) -> HashMap<String, Vec<f32>> {
     let mut out = HashMap::new();

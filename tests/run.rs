@@ -3,6 +3,28 @@
 use std::path::Path;
 use vlsm_zoo_tests::*;
 
+/// `vlsm-zoo data synth` of 48-px images into `out`, with `[train, val, test]` records.
+fn synth(domain: &str, out: &Path, counts: [usize; 3]) {
+    let [train, val, test] = counts.map(|n| n.to_string());
+    cli(&[
+        "data",
+        "synth",
+        "--domain",
+        domain,
+        "--out",
+        out.to_str().unwrap(),
+        "--n-train",
+        &train,
+        "--n-val",
+        &val,
+        "--n-test",
+        &test,
+        "--size",
+        "48",
+    ])
+    .unwrap();
+}
+
 fn report(out: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
 }
@@ -61,16 +83,7 @@ fn run_writes_the_report_files() {
     }
     let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
     assert_eq!(history.lines().count(), 3, "header + 2 epochs");
-    let pngs = std::fs::read_dir(out.join("predictions"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "png")
-        })
-        .count();
+    let pngs = files_with_extension(&out.join("predictions"), "png").len();
     assert_eq!(pngs, 6 + 1, "one mask per test image and overview.png");
     let index = std::fs::read_to_string(out.join("predictions/index.csv")).unwrap();
     assert_eq!(
@@ -151,23 +164,7 @@ fn non_finite_loss_stops_with_a_clear_error() {
 #[test]
 fn bad_data_names_split_index_and_path_and_skip_bad_counts_it() {
     let dir = scratch("baddata");
-    cli(&[
-        "data",
-        "synth",
-        "--domain",
-        "lesion",
-        "--out",
-        dir.join("ds").to_str().unwrap(),
-        "--n-train",
-        "6",
-        "--n-val",
-        "3",
-        "--n-test",
-        "3",
-        "--size",
-        "48",
-    ])
-    .unwrap();
+    synth("lesion", &dir.join("ds"), [6, 3, 3]);
     // Replace one training mask with a wrongly sized one.
     let mask = dir.join("ds/masks/train_00002.png");
     image::GrayImage::new(10, 10).save(&mask).unwrap();
@@ -506,23 +503,7 @@ fn truncated_images_records_without_prompts_and_paths_or_links_leaving_the_root_
  {
     let dir = scratch("truncated");
     let ds = dir.join("ds");
-    cli(&[
-        "data",
-        "synth",
-        "--domain",
-        "polyp",
-        "--out",
-        ds.to_str().unwrap(),
-        "--n-train",
-        "6",
-        "--n-val",
-        "3",
-        "--n-test",
-        "3",
-        "--size",
-        "48",
-    ])
-    .unwrap();
+    synth("polyp", &ds, [6, 3, 3]);
     // A training image cut in half: its header still reads, its pixels do not.
     let image = ds.join("images/train_00001.png");
     let bytes = std::fs::read(&image).unwrap();
@@ -539,6 +520,11 @@ fn truncated_images_records_without_prompts_and_paths_or_links_leaving_the_root_
         serde_json::from_str(&std::fs::read_to_string(&train_anns).unwrap()).unwrap();
     train[4].as_object_mut().unwrap().remove("prompts");
     std::fs::write(&train_anns, train.to_string()).unwrap();
+    let write_fixed_train = || {
+        let mut fixed = train.clone();
+        fixed[4]["prompts"] = serde_json::json!({"p1": "a polyp"});
+        std::fs::write(&train_anns, fixed.to_string()).unwrap();
+    };
     std::fs::write(
         dir.join("spec.ron"),
         format!(
@@ -566,12 +552,7 @@ fn truncated_images_records_without_prompts_and_paths_or_links_leaving_the_root_
         err.contains("train[4]") && err.contains("missing field `prompts`"),
         "{err}"
     );
-    std::fs::write(&train_anns, {
-        let mut fixed = train.clone();
-        fixed[4]["prompts"] = serde_json::json!({"p1": "a polyp"});
-        fixed.to_string()
-    })
-    .unwrap();
+    write_fixed_train();
     let err = run(&dir.join("spec.ron"), &out, &[]).unwrap_err();
     assert!(
         err.contains("val[1]") && err.contains("leaves the data root"),
@@ -589,12 +570,7 @@ fn truncated_images_records_without_prompts_and_paths_or_links_leaving_the_root_
         v
     };
     std::fs::write(&anns, val_ok.to_string()).unwrap();
-    std::fs::write(&train_anns, {
-        let mut fixed = train.clone();
-        fixed[4]["prompts"] = serde_json::json!({"p1": "a polyp"});
-        fixed.to_string()
-    })
-    .unwrap();
+    write_fixed_train();
     let err = run(&dir.join("spec.ron"), &out, &[]).unwrap_err();
     assert!(
         err.contains("test[0]") && err.contains("outside the data root"),
@@ -611,23 +587,7 @@ fn truncated_images_records_without_prompts_and_paths_or_links_leaving_the_root_
 fn camus_style_per_split_folders_load_with_the_layout_params() {
     let dir = scratch("camus");
     let ds = dir.join("ds");
-    cli(&[
-        "data",
-        "synth",
-        "--domain",
-        "ultrasound",
-        "--out",
-        ds.to_str().unwrap(),
-        "--n-train",
-        "4",
-        "--n-val",
-        "2",
-        "--n-test",
-        "2",
-        "--size",
-        "48",
-    ])
-    .unwrap();
+    synth("ultrasound", &ds, [4, 2, 2]);
     // images/train_00000.png → images/train/train_00000.png, likewise for masks and splits.
     for folder in ["images", "masks"] {
         for split in ["train", "val", "test"] {

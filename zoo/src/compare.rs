@@ -52,42 +52,36 @@ pub fn read_run(dir: &Path) -> Result<RunRow, ZooError> {
     Ok(RunRow::of(&RunFolder::read_report(dir)?))
 }
 
-/// A `--data` value: a synthetic domain name, or a medvlsm-layout folder.
-fn data_override(base: &Option<ComponentSpec>, data: &str) -> Result<ComponentSpec, ZooError> {
-    if crate::data::synth::Domain::parse(data).is_ok() {
-        let mut params = match base {
-            Some(c) if c.kind == "synthetic" => c.params.clone(),
-            _ => ron::Value::Map(ron::Map::new()),
-        };
-        if let ron::Value::Map(m) = &mut params {
-            m.insert(
-                ron::Value::String("domain".into()),
-                ron::Value::String(data.into()),
-            );
-        }
-        return Ok(ComponentSpec {
-            kind: "synthetic".into(),
-            params,
-        });
-    }
-    // A folder (relative to the working directory, not to the spec): the spec's own folder
-    // params (thresholds, soft targets, layout) with the root replaced.
-    let root =
-        std::path::absolute(data).map_err(|e| ZooError::Invalid(format!("--data {data}: {e}")))?;
+/// The spec's `data` params when its kind is `kind` (else none), with `key` set to `value`.
+fn with_param(base: &Option<ComponentSpec>, kind: &str, key: &str, value: String) -> ComponentSpec {
     let mut params = match base {
-        Some(c) if c.kind == "folder" => c.params.clone(),
+        Some(c) if c.kind == kind => c.params.clone(),
         _ => ron::Value::Map(ron::Map::new()),
     };
     if let ron::Value::Map(m) = &mut params {
-        m.insert(
-            ron::Value::String("root".into()),
-            ron::Value::String(root.display().to_string()),
-        );
+        m.insert(ron::Value::String(key.into()), ron::Value::String(value));
     }
-    Ok(ComponentSpec {
-        kind: "folder".into(),
+    ComponentSpec {
+        kind: kind.into(),
         params,
-    })
+    }
+}
+
+/// A `--data` value: a synthetic domain name, or a medvlsm-layout folder (relative to the
+/// working directory, not to the spec), keeping the spec's other data params of that kind
+/// (for a folder: thresholds, soft targets, layout).
+fn data_override(base: &Option<ComponentSpec>, data: &str) -> Result<ComponentSpec, ZooError> {
+    if crate::data::synth::Domain::parse(data).is_ok() {
+        return Ok(with_param(base, "synthetic", "domain", data.into()));
+    }
+    let root =
+        std::path::absolute(data).map_err(|e| ZooError::Invalid(format!("--data {data}: {e}")))?;
+    Ok(with_param(
+        base,
+        "folder",
+        "root",
+        root.display().to_string(),
+    ))
 }
 
 /// Runs what is missing and returns every row.

@@ -104,8 +104,14 @@ impl ZooModel {
     pub fn forward(&self, input: &BackboneInput) -> Result<Tensor<4>, ZooError> {
         let hooks: &dyn Hooks = &*self.placement;
         let features = self.backbone.forward(input, hooks);
+        self.head_forward(&features)
+    }
+
+    /// The head on `features`, with access to the backbone and the placement's hooks.
+    fn head_forward(&self, features: &vlsm_core::Features) -> Result<Tensor<4>, ZooError> {
+        let hooks: &dyn Hooks = &*self.placement;
         Ok(self.head.forward(
-            &features,
+            features,
             BackboneAccess {
                 backbone: &*self.backbone,
                 hooks,
@@ -137,20 +143,13 @@ impl ZooModel {
                 text,
                 pixels,
             } => {
-                let hooks: &dyn Hooks = &*self.placement;
                 let features = self.backbone.features_from_frozen(
                     vision.clone(),
                     text.clone(),
                     pixels.clone(),
-                    hooks,
+                    &*self.placement,
                 )?;
-                Ok(self.head.forward(
-                    &features,
-                    BackboneAccess {
-                        backbone: &*self.backbone,
-                        hooks,
-                    },
-                )?)
+                self.head_forward(&features)
             }
         }
     }
