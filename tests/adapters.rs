@@ -289,8 +289,8 @@ fn table1_specs_carry_the_reference_recipe_and_the_paper_counts() {
         let text =
             std::fs::read_to_string(specs().join("paper/table1").join(format!("{name}.ron")))
                 .unwrap();
-        let spec = vlsm_core::LoadedSpec::from_str(&text, name).unwrap();
-        let t = &spec.spec.train;
+        let spec = vlsm_zoo::spec::RunSpec::from_str(&text, name).unwrap();
+        let t = &spec.train;
         assert_eq!(
             (t.batch, t.min_epochs, t.epochs, t.early_stop_patience),
             (32, 10, 200, 20),
@@ -298,15 +298,14 @@ fn table1_specs_carry_the_reference_recipe_and_the_paper_counts() {
         );
         assert_eq!((t.plateau_factor, t.plateau_patience), (0.3, 5), "{name}");
         assert_eq!((t.weight_decay, t.grad_clip), (1e-3, 0.5), "{name}");
-        assert_eq!(t.loss, vlsm_core::spec::LossKind::DiceOnly, "{name}");
+        assert_eq!(t.loss, vlsm_zoo::spec::LossKind::DiceOnly, "{name}");
         let lr = if name.starts_with("shallow") || name == "san" {
             3e-4
         } else {
             1e-3
         };
         assert_eq!(t.lr, lr, "{name}");
-        let data =
-            vlsm_core::ron::ser::to_string(&spec.spec.data.as_ref().unwrap().params).unwrap();
+        let data = vlsm_core::ron::ser::to_string(&spec.data.as_ref().unwrap().params).unwrap();
         assert!(
             data.contains("soft_masks:true") || data.contains("\"soft_masks\":true"),
             "{name}: {data}"

@@ -186,10 +186,11 @@ fn every_shipped_spec_parses_and_the_embedded_ones_build() {
     ron_files(&specs(), &mut files);
     assert!(files.len() >= 20, "found only {files:?}");
     for path in files {
-        let spec = vlsm_core::LoadedSpec::from_file(&path)
+        // Core's part and the engine's sections (data, train, eval) both check out.
+        let spec = vlsm_zoo::spec::RunSpec::from_file(&path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         // CIDAS-size specs (`weights: "random"`) are built by the count tests.
-        if spec.text.contains("embedded:") {
+        if spec.loaded.text.contains("embedded:") {
             inspect_json(&path);
         }
     }

@@ -361,7 +361,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             cache,
             device: d,
         } => {
-            let loaded = LoadedSpec::from_file(&spec)?;
+            let loaded = vlsm_zoo::spec::RunSpec::from_file(&spec)?;
             let opts = vlsm_zoo::run::RunOptions {
                 out: run_out,
                 seed,
@@ -399,7 +399,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             device: d,
         } => {
             use vlsm_zoo::timing::{TimingOptions, Workload, time_spec};
-            let loaded = LoadedSpec::from_file(&spec)?;
+            let loaded = vlsm_zoo::spec::RunSpec::from_file(&spec)?;
             let workload = if infer {
                 Workload::Infer
             } else {
@@ -574,8 +574,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             };
             let device = d.open()?;
             let spec = match spec {
-                Some(path) => LoadedSpec::from_file(&path)?,
-                None => LoadedSpec::from_str(
+                Some(path) => vlsm_zoo::spec::RunSpec::from_file(&path)?,
+                None => vlsm_zoo::spec::RunSpec::from_str(
                     include_str!("../../specs/pretrain/tiny_clipseg.ron"),
                     "specs/pretrain/tiny_clipseg.ron",
                 )?,

@@ -1,5 +1,7 @@
-//! RON specs: one file names a backbone, a placement and a head, plus data, training and
-//! evaluation settings. Unknown fields are errors; every error shows file, line and column.
+//! RON specs: one file names a backbone, a placement and a head (the parts core builds), plus
+//! the engine's sections (`data`, `train`, `eval`), which core keeps as they were written and the
+//! engine checks with its own types (`vlsm_zoo::spec`). Unknown fields are errors; every error
+//! shows file, line and column.
 use crate::error::CoreError;
 use crate::weights::WeightSource;
 use serde::{Deserialize, Serialize};
@@ -25,15 +27,15 @@ pub struct Spec {
     pub placement: ComponentSpec,
     /// Features → logits.
     pub head: HeadSpec,
-    /// The data set (used by `run`).
+    /// The data set: an engine section, kept as written.
     #[serde(default)]
-    pub data: Option<ComponentSpec>,
-    /// Training recipe; every field has the paper's default.
+    pub data: Option<ron::Value>,
+    /// The training recipe: an engine section, kept as written.
     #[serde(default)]
-    pub train: TrainSpec,
-    /// Evaluation settings.
+    pub train: Option<ron::Value>,
+    /// Evaluation settings: an engine section, kept as written.
     #[serde(default)]
-    pub eval: EvalSpec,
+    pub eval: Option<ron::Value>,
 }
 
 /// `backbone: (kind: "clipseg", weights: "random", params: (...))`.
@@ -75,185 +77,6 @@ pub struct ComponentSpec {
     pub params: ron::Value,
 }
 
-/// Training recipe. Defaults are the paper's (VLSM-Adapter, DA settings).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainSpec {
-    /// Maximum epochs (paper: 200).
-    pub epochs: usize,
-    /// Minimum epochs before early stopping may stop (paper: 10).
-    pub min_epochs: usize,
-    /// Batch size (paper: 32).
-    pub batch: usize,
-    /// AdamW learning rate (paper: 1e-3 for DA, 3e-4 for SA).
-    pub lr: f64,
-    /// AdamW weight decay (paper: 1e-3).
-    pub weight_decay: f64,
-    /// AdamW betas (paper: PyTorch defaults 0.9, 0.999).
-    pub betas: (f64, f64),
-    /// AdamW epsilon (paper: 1e-8).
-    pub eps: f64,
-    /// Random seed (paper: 41, 42, 43).
-    pub seed: u64,
-    /// Loss: `dice_bce` (paper, nominal), `dice_only` or `double_sigmoid_bce` (what the
-    /// reference code computed with monai 1.1.0 / 1.3.2).
-    pub loss: LossKind,
-    /// Global gradient-norm clipping (paper: 0.5; 0 disables).
-    pub grad_clip: f64,
-    /// ReduceLROnPlateau factor on val loss (paper: 0.3).
-    pub plateau_factor: f64,
-    /// ReduceLROnPlateau patience in epochs (paper: 5).
-    pub plateau_patience: usize,
-    /// Early-stopping patience on val Dice (paper: 20).
-    pub early_stop_patience: usize,
-    /// Smallest val-Dice improvement that counts (paper: 1e-4).
-    pub min_delta: f64,
-}
-
-impl Default for TrainSpec {
-    fn default() -> Self {
-        Self {
-            epochs: 200,
-            min_epochs: 10,
-            batch: 32,
-            lr: 1e-3,
-            weight_decay: 1e-3,
-            betas: (0.9, 0.999),
-            eps: 1e-8,
-            seed: 42,
-            loss: LossKind::DiceBce,
-            grad_clip: 0.5,
-            plateau_factor: 0.3,
-            plateau_patience: 5,
-            early_stop_patience: 20,
-            min_delta: 1e-4,
-        }
-    }
-}
-
-/// Evaluation settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct EvalSpec {
-    /// Test prompts: `"random"` (seeded two-level draw, the paper's protocol), `"all"` (one
-    /// score per prompt key) or a key such as `"p3"`.
-    pub prompt: EvalPrompt,
-    /// Mask threshold on logits (0 = probability 0.5).
-    pub threshold: f32,
-}
-
-impl Default for EvalSpec {
-    fn default() -> Self {
-        Self {
-            prompt: EvalPrompt::Random,
-            threshold: 0.0,
-        }
-    }
-}
-
-/// Which loss to train with (`train.loss`), written as a string in the spec.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum LossKind {
-    /// `1.5·Dice + 1.0·BCE(logits)` (paper, nominal).
-    #[default]
-    DiceBce,
-    /// `1.5·Dice` (reference code with monai 1.1.0).
-    DiceOnly,
-    /// `1.5·Dice + BCE(sigmoid(logits))` (reference code with monai 1.3.2).
-    DoubleSigmoidBce,
-}
-
-impl LossKind {
-    /// Spelling in specs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LossKind::DiceBce => "dice_bce",
-            LossKind::DiceOnly => "dice_only",
-            LossKind::DoubleSigmoidBce => "double_sigmoid_bce",
-        }
-    }
-}
-
-impl std::str::FromStr for LossKind {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        [LossKind::DiceBce, LossKind::DiceOnly, LossKind::DoubleSigmoidBce]
-            .into_iter()
-            .find(|k| k.as_str() == text)
-            .ok_or_else(|| {
-                format!("train.loss `{text}`: expected \"dice_bce\", \"dice_only\" or \"double_sigmoid_bce\"")
-            })
-    }
-}
-
-impl Serialize for LossKind {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for LossKind {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-/// How test prompts are chosen (`eval.prompt`), written as one string in the spec.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum EvalPrompt {
-    /// `"random"`: the seeded two-level draw (the paper's protocol).
-    #[default]
-    Random,
-    /// `"all"`: every prompt key, one score per key.
-    All,
-    /// A key such as `"p3"`: its first alternative for every record.
-    Key(String),
-}
-
-impl std::fmt::Display for EvalPrompt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            EvalPrompt::Random => f.write_str("random"),
-            EvalPrompt::All => f.write_str("all"),
-            EvalPrompt::Key(k) => f.write_str(k),
-        }
-    }
-}
-
-impl std::str::FromStr for EvalPrompt {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "random" => Ok(EvalPrompt::Random),
-            "all" => Ok(EvalPrompt::All),
-            key if key.len() > 1
-                && key.starts_with('p')
-                && key[1..].bytes().all(|b| b.is_ascii_digit()) =>
-            {
-                Ok(EvalPrompt::Key(key.to_string()))
-            }
-            other => Err(format!(
-                "eval.prompt `{other}`: expected \"random\", \"all\" or a prompt key such as \"p3\""
-            )),
-        }
-    }
-}
-
-impl Serialize for EvalPrompt {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for EvalPrompt {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 /// A parsed spec with the file it came from.
 #[derive(Debug, Clone)]
 pub struct LoadedSpec {
@@ -263,6 +86,8 @@ pub struct LoadedSpec {
     pub text: String,
     /// The file, when read from one.
     pub path: Option<PathBuf>,
+    /// What errors call it: the file's path, or the name given with the text.
+    pub origin: String,
 }
 
 impl LoadedSpec {
@@ -272,11 +97,13 @@ impl LoadedSpec {
             path: path.to_path_buf(),
             cause,
         })?;
-        let spec = parse(&text, &path.display().to_string())?;
+        let origin = path.display().to_string();
+        let spec = parse(&text, &origin)?;
         Ok(Self {
             spec,
             text,
             path: Some(path.to_path_buf()),
+            origin,
         })
     }
 
@@ -286,6 +113,7 @@ impl LoadedSpec {
             spec: parse(text, origin)?,
             text: text.to_string(),
             path: None,
+            origin: origin.to_string(),
         })
     }
 
@@ -313,11 +141,9 @@ impl LoadedSpec {
         }
     }
 
-    /// The spec file's path as text, or `spec` for a spec given as text.
+    /// What errors call it (see [`LoadedSpec::origin`]'s field).
     pub fn origin(&self) -> String {
-        self.path
-            .as_ref()
-            .map_or_else(|| "spec".to_string(), |p| p.display().to_string())
+        self.origin.clone()
     }
 
     fn base_dir(&self) -> Option<&Path> {
@@ -341,30 +167,6 @@ fn parse(text: &str, origin: &str) -> Result<Spec, CoreError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn typos_in_loss_and_eval_prompt_fail_at_parse_time_with_their_location() {
-        let with = |train: &str, eval: &str| {
-            LoadedSpec::from_str(
-                &format!(
-                    "(\n backbone: (kind: \"clipseg\"),\n placement: (kind: \"frozen\"),\n head: (kind: \"clipseg-decoder\"),\n train: {train},\n eval: {eval},\n)"
-                ),
-                "typo.ron",
-            )
-        };
-        let err = with("(loss: \"dice\")", "()").unwrap_err().to_string();
-        assert!(err.starts_with("typo.ron:5:"), "{err}");
-        assert!(
-            err.contains("dice_bce") && err.contains("double_sigmoid_bce"),
-            "{err}"
-        );
-        let err = with("()", "(prompt: \"randm\")").unwrap_err().to_string();
-        assert!(err.starts_with("typo.ron:6:"), "{err}");
-        assert!(err.contains("`randm`"), "{err}");
-        let ok = with("(loss: \"dice_only\")", "(prompt: \"p10\")").unwrap();
-        assert_eq!(ok.spec.train.loss, LossKind::DiceOnly);
-        assert_eq!(ok.spec.eval.prompt, EvalPrompt::Key("p10".into()));
-    }
-
     const MINIMAL: &str = r#"(
         backbone: (kind: "clipseg"),
         placement: (kind: "frozen"),
@@ -377,8 +179,7 @@ mod tests {
         assert_eq!(s.spec.backbone.weights, "random");
         assert_eq!(s.backbone_weights(), WeightSource::Random);
         assert_eq!(s.head_weights(), WeightSource::Random);
-        assert_eq!(s.spec.train, TrainSpec::default());
-        assert_eq!(s.spec.train.lr, 1e-3);
+        assert_eq!(s.spec.train, None);
         assert_eq!(s.spec.placement.params, ron::Value::Map(ron::Map::new()));
     }
 

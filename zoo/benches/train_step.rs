@@ -9,8 +9,8 @@ use burn::tensor::Device;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use vlsm_core::LoadedSpec;
 use vlsm_zoo::DeviceChoice;
+use vlsm_zoo::spec::RunSpec;
 use vlsm_zoo::timing::{StepBench, Workload};
 
 fn device() -> Device {
@@ -18,11 +18,11 @@ fn device() -> Device {
     name.parse::<DeviceChoice>().unwrap().open().unwrap()
 }
 
-fn paper_spec(name: &str) -> LoadedSpec {
+fn paper_spec(name: &str) -> RunSpec {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../specs/paper")
         .join(format!("{name}.ron"));
-    LoadedSpec::from_file(&path).unwrap()
+    RunSpec::from_file(&path).unwrap()
 }
 
 fn bench_one(

@@ -6,11 +6,11 @@ use crate::error::ZooError;
 use crate::report::{RunReport, Stat};
 use crate::run::{RunOptions, run};
 use crate::run_folder::RunFolder;
+use crate::spec::RunSpec;
 use burn::tensor::Device;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use vlsm_core::LoadedSpec;
 use vlsm_core::spec::ComponentSpec;
 
 /// One finished run as the table needs it.
@@ -98,7 +98,7 @@ pub fn run_grid(
 ) -> Result<Vec<RunRow>, ZooError> {
     let mut rows = Vec::new();
     for spec_path in specs {
-        let base = LoadedSpec::from_file(spec_path)?;
+        let base = RunSpec::from_file(spec_path)?;
         let datas: Vec<Option<String>> = if data.is_empty() {
             vec![None]
         } else {
@@ -107,11 +107,8 @@ pub fn run_grid(
         for d in &datas {
             let mut spec = base.clone();
             if let Some(d) = d {
-                spec.spec.data = Some(data_override(&base.spec.data, d)?);
-                spec.text = format!(
-                    "// data overridden by compare: {d}\n{}",
-                    ron::to_string(&spec.spec).unwrap_or_default()
-                );
+                spec.data = Some(data_override(&base.data, d)?);
+                spec = spec.rewritten(&format!("// data overridden by compare: {d}\n"))?;
             }
             for &seed in seeds {
                 let tag = d

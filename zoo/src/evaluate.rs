@@ -49,11 +49,11 @@ pub enum PromptChoice {
 
 impl PromptChoice {
     /// From the spec's `eval.prompt` and the run seed.
-    pub fn new(prompt: &vlsm_core::spec::EvalPrompt, seed: u64) -> Self {
+    pub fn new(prompt: &crate::spec::EvalPrompt, seed: u64) -> Self {
         match prompt {
-            vlsm_core::spec::EvalPrompt::Random => Self::Random(seed),
-            vlsm_core::spec::EvalPrompt::All => Self::All,
-            vlsm_core::spec::EvalPrompt::Key(key) => Self::Key(key.clone()),
+            crate::spec::EvalPrompt::Random => Self::Random(seed),
+            crate::spec::EvalPrompt::All => Self::All,
+            crate::spec::EvalPrompt::Key(key) => Self::Key(key.clone()),
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod run_folder;
+pub mod spec;
 pub mod timing;
 pub mod train;
 

@@ -6,9 +6,9 @@
 use crate::error::ZooError;
 use crate::report::RunReport;
 use crate::run::{RunOptions, run};
+use crate::spec::RunSpec;
 use burn::tensor::Device;
 use std::path::PathBuf;
-use vlsm_core::LoadedSpec;
 
 /// Pretraining options; `None` keeps the spec's value.
 #[derive(Debug, Clone, Default)]
@@ -45,8 +45,8 @@ fn number(n: u64) -> ron::Value {
 }
 
 /// `spec` with the options applied (the synthetic data cached under the work folder).
-pub fn pretrain_spec(spec: &LoadedSpec, o: &PretrainOptions) -> Result<LoadedSpec, ZooError> {
-    let mut s = spec.spec.clone();
+pub fn pretrain_spec(spec: &RunSpec, o: &PretrainOptions) -> Result<RunSpec, ZooError> {
+    let mut s = spec.clone();
     if let Some(n) = o.epochs {
         s.train.epochs = n;
         s.train.min_epochs = n;
@@ -73,15 +73,13 @@ pub fn pretrain_spec(spec: &LoadedSpec, o: &PretrainOptions) -> Result<LoadedSpe
         let cache = o.work.join("data").display().to_string();
         set(&mut data.params, "cache", ron::Value::String(cache));
     }
-    let text = ron::ser::to_string_pretty(&s, ron::ser::PrettyConfig::default())
-        .map_err(|e| ZooError::Invalid(format!("pretrain: cannot write the spec: {e}")))?;
-    Ok(LoadedSpec::from_str(&text, "pretrain")?)
+    s.rewritten("// pretraining, with the command's options applied\n")
 }
 
 /// Trains `spec` with the options applied, exports the trained backbone + head to `o.out`
 /// (float16) and returns the training run's report.
 pub fn pretrain(
-    spec: &LoadedSpec,
+    spec: &RunSpec,
     o: &PretrainOptions,
     device: &Device,
 ) -> Result<RunReport, ZooError> {
@@ -110,7 +108,7 @@ mod tests {
     #[test]
     fn options_override_the_spec_and_keep_the_rest() {
         let text = include_str!("../../specs/pretrain/tiny_clipseg.ron");
-        let spec = LoadedSpec::from_str(text, "tiny_clipseg.ron").unwrap();
+        let spec = RunSpec::from_str(text, "tiny_clipseg.ron").unwrap();
         let o = PretrainOptions {
             n_train: Some(64),
             epochs: Some(2),
@@ -118,10 +116,10 @@ mod tests {
             work: PathBuf::from("/tmp/w"),
             ..Default::default()
         };
-        let got = pretrain_spec(&spec, &o).unwrap().spec;
+        let got = pretrain_spec(&spec, &o).unwrap();
         assert_eq!((got.train.epochs, got.train.min_epochs), (2, 2));
         assert_eq!(got.train.seed, 7);
-        assert_eq!(got.train.batch, spec.spec.train.batch, "not overridden");
+        assert_eq!(got.train.batch, spec.train.batch, "not overridden");
         let data = ron::ser::to_string(&got.data.unwrap().params).unwrap();
         for part in [
             "\"train\":64",
@@ -132,6 +130,9 @@ mod tests {
         ] {
             assert!(data.replace(' ', "").contains(part), "{part} in {data}");
         }
-        assert_eq!(got.backbone.params, spec.spec.backbone.params);
+        assert_eq!(
+            got.loaded.spec.backbone.params,
+            spec.loaded.spec.backbone.params
+        );
     }
 }

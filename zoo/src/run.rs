@@ -18,13 +18,13 @@ use crate::model::ZooModel;
 use crate::progress::{Progress, RunObserver};
 use crate::report::{RunReport, TestReport, metric_definitions};
 use crate::run_folder::RunFolder;
+use crate::spec::RunSpec;
 use crate::train::trainer::{TrainState, train};
 use burn::module::Module;
 use burn::tensor::Device;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use vlsm_core::LoadedSpec;
 
 /// Options of one run.
 #[derive(Debug, Clone)]
@@ -63,9 +63,9 @@ struct Splits {
 }
 
 /// Runs a spec: the steps below, in order.
-pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<RunOutcome, ZooError> {
+pub fn run(spec: &RunSpec, opts: &RunOptions, device: &Device) -> Result<RunOutcome, ZooError> {
     let spec = with_seed(spec, opts.seed);
-    let t = &spec.spec.train;
+    let t = &spec.train;
     let folder = RunFolder::open(
         opts.out
             .clone()
@@ -75,17 +75,18 @@ pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<RunO
     let progress = Progress::new(opts.quiet, t.epochs);
     let source = resolve_data(&spec, &progress)?;
     device.seed(t.seed);
-    let model = ZooModel::build(&spec, &device.clone().autodiff())?;
+    let model = ZooModel::build(&spec.loaded, &device.clone().autodiff())?;
     let pre = preprocess(&model, &source);
     let splits = open_splits(&source, &pre, source.skip_bad || opts.skip_bad, &progress)?;
-    folder.start(&spec)?;
-    let trainable = inspect(&spec, &model).trainable_params;
-    let mut observer = RunObserver::new(&folder, &spec, progress, splits.train.len(), t.batch);
+    folder.start(&spec.loaded)?;
+    let trainable = inspect(&spec.loaded, &model).trainable_params;
+    let mut observer =
+        RunObserver::new(&folder, &spec.loaded, progress, splits.train.len(), t.batch);
     observer.skipped = splits.skipped;
     let (model, state) = train_model(model, &spec, &folder, &splits, opts, &mut observer)?;
     observer.progress.finish();
     let best = if trainable > 0 {
-        folder.load_best(model, &spec)?
+        folder.load_best(model, &spec.loaded)?
     } else {
         model
     };
@@ -96,13 +97,13 @@ pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<RunO
         seed: t.seed,
         data: source.name,
         trainable_params: trainable,
-        total_params: inspect(&spec, &best).total_params,
+        total_params: inspect(&spec.loaded, &best).total_params,
         epochs_run: state.epoch,
         best_epoch: state.early.best_epoch,
         best_val_dice: (state.early.best_epoch > 0).then_some(state.early.best),
         train_seconds: state.history.iter().map(|h| h.seconds).sum(),
         skipped_records: observer.skipped,
-        test: TestReport::from_scores(&spec.spec.eval.prompt.to_string(), &scores),
+        test: TestReport::from_scores(&spec.eval.prompt.to_string(), &scores),
         metric_definitions: metric_definitions(pre.size, pre.threshold),
     };
     folder.write_report(&report)?;
@@ -114,23 +115,23 @@ pub fn run(spec: &LoadedSpec, opts: &RunOptions, device: &Device) -> Result<RunO
 }
 
 /// The spec with `train.seed` overridden.
-fn with_seed(spec: &LoadedSpec, seed: Option<u64>) -> LoadedSpec {
+fn with_seed(spec: &RunSpec, seed: Option<u64>) -> RunSpec {
     let mut spec = spec.clone();
     if let Some(seed) = seed {
-        spec.spec.train.seed = seed;
+        spec.train.seed = seed;
     }
     spec
 }
 
 /// The spec's data, generating synthetic sets once into their cache.
-fn resolve_data(spec: &LoadedSpec, progress: &Progress) -> Result<DataSource, ZooError> {
-    let data = spec.spec.data.as_ref().ok_or_else(|| {
+fn resolve_data(spec: &RunSpec, progress: &Progress) -> Result<DataSource, ZooError> {
+    let data = spec.data.as_ref().ok_or_else(|| {
         ZooError::Invalid(
             "the spec has no `data` section (e.g. data: (kind: \"synthetic\", params: (domain: \"polyp\")))"
                 .into(),
         )
     })?;
-    let spec_dir = spec.path.as_deref().and_then(Path::parent);
+    let spec_dir = spec.loaded.path.as_deref().and_then(Path::parent);
     resolve(data, spec_dir, &|done, total| {
         if done == 1 || done == total {
             progress.line(&format!("generating synthetic data: {done}/{total}"));
@@ -186,14 +187,14 @@ fn open_splits(
 /// when the model allows it; a model with nothing to train is returned as it is.
 fn train_model(
     model: ZooModel,
-    spec: &LoadedSpec,
+    spec: &RunSpec,
     folder: &RunFolder,
     splits: &Splits,
     opts: &RunOptions,
     observer: &mut RunObserver<'_>,
 ) -> Result<(ZooModel, TrainState), ZooError> {
-    let t = &spec.spec.train;
-    if inspect(spec, &model).trainable_params == 0 {
+    let t = &spec.train;
+    if inspect(&spec.loaded, &model).trainable_params == 0 {
         observer
             .progress
             .line("no trainable parameters: evaluating zero-shot");
@@ -204,7 +205,7 @@ fn train_model(
             ZooError::Invalid("the model holds no parameters on any device".into())
         })?;
     let (model, state, optimizer) = if opts.resume {
-        let r = folder.resume(model, spec)?;
+        let r = folder.resume(model, &spec.loaded)?;
         observer
             .progress
             .line(&format!("resuming after epoch {}", r.state.epoch));
@@ -258,23 +259,23 @@ fn train_model(
 /// `overview.png` into the predictions folder.
 fn evaluate_test(
     model: &ZooModel,
-    spec: &LoadedSpec,
+    spec: &RunSpec,
     folder: &RunFolder,
     test: &Arc<SplitData>,
     device: &Device,
     observer: &mut RunObserver<'_>,
 ) -> Result<Vec<ImageScore>, ZooError> {
-    let t = &spec.spec.train;
+    let t = &spec.train;
     folder.predictions()?;
     let names = prediction_names(test);
     let mut overview_rows: Vec<(image::RgbImage, Mask, Mask)> = Vec::new();
     let (scores, skipped) = evaluate(
         model,
         test,
-        &PromptChoice::new(&spec.spec.eval.prompt, t.seed),
+        &PromptChoice::new(&spec.eval.prompt, t.seed),
         t.batch,
         model.backbone.info().image_size,
-        spec.spec.eval.threshold,
+        spec.eval.threshold,
         device,
         &mut |p: Prediction<'_>| {
             folder.write(

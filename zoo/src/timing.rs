@@ -8,6 +8,7 @@
 //! outputs as training does once the frozen-feature cache holds an image (from epoch 2 on).
 use crate::error::ZooError;
 use crate::model::{ModelInput, ZooModel};
+use crate::spec::RunSpec;
 use crate::train::loss::LossKind;
 use crate::train::trainer::{adamw, train_step};
 use burn::module::Module;
@@ -15,7 +16,7 @@ use burn::optim::ModuleOptimizer;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::Serialize;
 use std::time::Instant;
-use vlsm_core::{BackboneInput, LoadedSpec, count_params};
+use vlsm_core::{BackboneInput, count_params};
 
 /// What one timed step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,7 +89,7 @@ impl StepBench {
     /// Builds `spec`'s model on `device` (with autodiff for [`Workload::Train`]) and one batch;
     /// with `cached` the batch is the towers' frozen outputs, encoded once here.
     pub fn new(
-        spec: &LoadedSpec,
+        spec: &RunSpec,
         workload: Workload,
         batch: usize,
         cached: bool,
@@ -103,7 +104,7 @@ impl StepBench {
         } else {
             device.clone()
         };
-        let model = ZooModel::build(spec, &model_device)?;
+        let model = ZooModel::build(&spec.loaded, &model_device)?;
         let trainable_params = count_params(&model).trainable;
         let model = if train { model } else { model.valid() };
         let image_size = model.backbone.info().image_size;
@@ -142,7 +143,7 @@ impl StepBench {
         );
         Ok(Self {
             model: Some(model),
-            optim: adamw(&spec.spec.train),
+            optim: adamw(&spec.train),
             input,
             target,
             workload,
@@ -189,11 +190,7 @@ impl StepBench {
 
 /// Builds `spec`'s model on `device` and times `o.steps` steps after `o.warmup` untimed ones
 /// (see [`StepBench`]).
-pub fn time_spec(
-    spec: &LoadedSpec,
-    o: &TimingOptions,
-    device: &Device,
-) -> Result<Timing, ZooError> {
+pub fn time_spec(spec: &RunSpec, o: &TimingOptions, device: &Device) -> Result<Timing, ZooError> {
     if o.steps == 0 {
         return Err(ZooError::Invalid("time: --steps must be at least 1".into()));
     }

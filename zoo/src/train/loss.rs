@@ -11,7 +11,7 @@
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
 
-pub use vlsm_core::spec::LossKind;
+pub use crate::spec::LossKind;
 
 fn bce_with_logits(z: Tensor<2>, g: Tensor<2>) -> Tensor<1> {
     // max(z, 0) − z·g + log(1 + exp(−|z|)), the numerically stable form.

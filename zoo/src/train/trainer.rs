@@ -16,6 +16,7 @@ use crate::data::prompts::sample;
 use crate::error::ZooError;
 use crate::metrics::{Mask, dice};
 use crate::model::{ModelInput, ZooModel};
+use crate::spec::TrainSpec;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
@@ -26,7 +27,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
-use vlsm_core::spec::TrainSpec;
 
 /// One row of `history.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
