@@ -12,7 +12,6 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
-use vlsm_zoo::core::LoadedSpec;
 use vlsm_zoo::core::registry;
 use vlsm_zoo::{DeviceChoice, ZooModel, inspect};
 
@@ -339,7 +338,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             json,
             device: d,
         } => {
-            let loaded = LoadedSpec::from_file(&spec)?;
+            // The engine's sections are checked too, so a typo anywhere shows here.
+            let loaded = vlsm_zoo::spec::RunSpec::from_file(&spec)?.loaded;
             let device = d.open()?.autodiff();
             let model = ZooModel::build(&loaded, &device)
                 .with_context(|| format!("building {}", spec.display()))?;
