@@ -198,6 +198,68 @@ struct Sections {
     eval: EvalSpec,
 }
 
+/// `data.kind`, typed only to place an unknown kind's error in the spec.
+enum DataKind {
+    Synthetic,
+    Folder,
+}
+
+impl<'de> Deserialize<'de> for DataKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "synthetic" => Ok(DataKind::Synthetic),
+            "folder" => Ok(DataKind::Folder),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown data kind `{other}` (synthetic, folder)"
+            ))),
+        }
+    }
+}
+
+/// The `data` section with its kind and params typed (parsed only for its errors' places).
+#[derive(Deserialize)]
+struct DataProbe<P> {
+    #[allow(dead_code)]
+    data: Option<TypedData<P>>,
+}
+
+#[derive(Deserialize)]
+struct TypedData<P> {
+    #[allow(dead_code)]
+    kind: DataKind,
+    #[serde(default = "no_params")]
+    #[allow(dead_code)]
+    params: Option<P>,
+}
+
+fn no_params<P>() -> Option<P> {
+    None
+}
+
+/// Checks `data` in `loaded`'s text with the params type of its kind: an unknown kind or a bad
+/// field is an error at its line and column.
+fn check_data(loaded: &LoadedSpec, data: &ComponentSpec) -> Result<(), ZooError> {
+    use crate::data::source::{FolderParams, SyntheticParams};
+    let located = |e: ron::error::SpannedError| CoreError::SpecSyntax {
+        file: loaded.origin(),
+        line: e.span.start.line,
+        col: e.span.start.col,
+        message: format!("data: {}", e.code),
+    };
+    match data.kind.as_str() {
+        "synthetic" => ron_options()
+            .from_str::<DataProbe<SyntheticParams>>(&loaded.text)
+            .map(drop),
+        "folder" => ron_options()
+            .from_str::<DataProbe<FolderParams>>(&loaded.text)
+            .map(drop),
+        _ => ron_options()
+            .from_str::<DataProbe<ron::Value>>(&loaded.text)
+            .map(drop),
+    }
+    .map_err(|e| located(e).into())
+}
+
 /// A spec whose core part and engine sections are both checked.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
@@ -227,6 +289,9 @@ impl RunSpec {
                     col: e.span.start.col,
                     message: e.code.to_string(),
                 })?;
+        if let Some(data) = &sections.data {
+            check_data(&loaded, data)?;
+        }
         Ok(Self {
             loaded,
             data: sections.data,
@@ -251,34 +316,53 @@ impl RunSpec {
     }
 
     /// The same spec with changed engine sections, written out again (the text a run folder
-    /// keeps); relative paths keep resolving against the original spec's folder.
+    /// keeps); relative paths keep resolving against the original spec's folder. Params are
+    /// written in struct syntax, as specs are, so typed checks read them as written.
     pub fn rewritten(&self, header: &str) -> Result<Self, ZooError> {
-        /// The whole spec, typed, in the order specs are written.
-        #[derive(Serialize)]
-        struct Whole<'a> {
-            name: &'a Option<String>,
-            backbone: &'a vlsm_core::spec::BackboneSpec,
-            placement: &'a ComponentSpec,
-            head: &'a vlsm_core::spec::HeadSpec,
-            data: &'a Option<ComponentSpec>,
-            train: &'a TrainSpec,
-            eval: &'a EvalSpec,
-        }
+        let ser = |e: ron::Error| ZooError::Invalid(format!("cannot write the spec: {e}"));
+        let params = |v: &ron::Value| vlsm_core::registry::struct_syntax(v).map_err(ser);
+        let quoted = |t: &str| ron::to_string(t).map_err(ser);
         let core = &self.loaded.spec;
-        let whole = Whole {
-            name: &core.name,
-            backbone: &core.backbone,
-            placement: &core.placement,
-            head: &core.head,
-            data: &self.data,
-            train: &self.train,
-            eval: &self.eval,
+        let mut text = format!("{header}(\n");
+        if let Some(name) = &core.name {
+            text += &format!("    name: {},\n", quoted(name)?);
+        }
+        text += &format!(
+            "    backbone: (kind: {}, weights: {}, params: {}),\n",
+            quoted(&core.backbone.kind)?,
+            quoted(&core.backbone.weights)?,
+            params(&core.backbone.params)?
+        );
+        text += &format!(
+            "    placement: (kind: {}, params: {}),\n",
+            quoted(&core.placement.kind)?,
+            params(&core.placement.params)?
+        );
+        let head_weights = match &core.head.weights {
+            Some(w) => format!("weights: {}, ", quoted(w)?),
+            None => String::new(),
         };
-        let pretty = ron::ser::PrettyConfig::default()
-            .extensions(ron::extensions::Extensions::IMPLICIT_SOME);
-        let body = ron::ser::to_string_pretty(&whole, pretty)
-            .map_err(|e| ZooError::Invalid(format!("cannot write the spec: {e}")))?;
-        let mut out = Self::from_str(&format!("{header}{body}"), &self.loaded.origin())?;
+        text += &format!(
+            "    head: (kind: {}, {head_weights}params: {}),\n",
+            quoted(&core.head.kind)?,
+            params(&core.head.params)?
+        );
+        if let Some(data) = &self.data {
+            text += &format!(
+                "    data: (kind: {}, params: {}),\n",
+                quoted(&data.kind)?,
+                params(&data.params)?
+            );
+        }
+        text += &format!(
+            "    train: {},\n",
+            ron::to_string(&self.train).map_err(ser)?
+        );
+        text += &format!(
+            "    eval: {},\n)\n",
+            ron::to_string(&self.eval).map_err(ser)?
+        );
+        let mut out = Self::from_str(&text, &self.loaded.origin())?;
         out.loaded.path = self.loaded.path.clone();
         Ok(out)
     }
@@ -310,6 +394,36 @@ mod tests {
         let ok = with("(loss: \"dice_only\")", "(prompt: \"p10\")").unwrap();
         assert_eq!(ok.train.loss, LossKind::DiceOnly);
         assert_eq!(ok.eval.prompt, EvalPrompt::Key("p10".into()));
+    }
+
+    #[test]
+    fn data_kind_and_params_typos_fail_at_parse_time_with_their_location() {
+        let with = |data: &str| {
+            RunSpec::from_str(
+                &format!(
+                    "(\n backbone: (kind: \"clipseg\"),\n placement: (kind: \"frozen\"),\n head: (kind: \"clipseg-decoder\"),\n data: {data},\n)"
+                ),
+                "data.ron",
+            )
+        };
+        let err = with("(kind: \"synthetc\")").unwrap_err().to_string();
+        assert!(err.starts_with("data.ron:5:"), "{err}");
+        assert!(err.contains("unknown data kind `synthetc`"), "{err}");
+        let err = with("(kind: \"synthetic\", params: (domian: \"polyp\"))")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("data.ron:5:") && err.contains("domian"),
+            "{err}"
+        );
+        let err = with("(kind: \"folder\", params: (root: \"x\", threshold: 300))")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("data.ron:5:"), "{err}");
+        assert!(with("(kind: \"synthetic\")").is_ok());
+        assert!(
+            with("(kind: \"folder\", params: (root: \"x\", images: \"images/{split}\"))").is_ok()
+        );
     }
 
     #[test]
