@@ -55,6 +55,16 @@ pub struct Batches {
 /// Batches queued ahead of the consumer.
 pub const PREFETCH: usize = 2;
 
+/// Lowers the calling thread's scheduling priority (Linux: per-thread nice 10), so that
+/// decoding fills the gaps the compute threads leave instead of preempting them.
+fn yield_to_compute() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only changes the calling thread's nice value.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
 /// Decodes `positions` on up to one scoped thread per core, in order. Threads end with the
 /// batch: unlike a thread pool, nothing spins between batches on the cores that train.
 fn decode_batch(
@@ -80,7 +90,12 @@ fn decode_batch(
     std::thread::scope(|scope| {
         let parts: Vec<_> = positions
             .chunks(per_thread)
-            .map(|part| scope.spawn(move || decode(part)))
+            .map(|part| {
+                scope.spawn(move || {
+                    yield_to_compute();
+                    decode(part)
+                })
+            })
             .collect();
         parts
             .into_iter()
@@ -98,6 +113,7 @@ impl Batches {
         let data = Arc::clone(data);
         let sink = Arc::clone(&skipped);
         let worker = std::thread::spawn(move || {
+            yield_to_compute();
             for chunk in order.chunks(batch.max(1)) {
                 let decoded = decode_batch(&data, chunk, originals);
                 let mut out = Batch {
