@@ -79,11 +79,19 @@ pub fn run(spec: &RunSpec, opts: &RunOptions, device: &Device) -> Result<RunOutc
     let pre = preprocess(&model, &source);
     let splits = open_splits(&source, &pre, source.skip_bad || opts.skip_bad, &progress)?;
     folder.start(&spec.loaded)?;
-    let trainable = inspect(&spec.loaded, &model).trainable_params;
+    let counts = inspect(&spec.loaded, &model);
+    let trainable = counts.trainable_params;
     let mut observer =
         RunObserver::new(&folder, &spec.loaded, progress, splits.train.len(), t.batch);
     observer.skipped = splits.skipped;
-    let (model, state) = train_model(model, &spec, &folder, &splits, opts, &mut observer)?;
+    let (model, state) = if trainable == 0 {
+        observer
+            .progress
+            .line("no trainable parameters: evaluating zero-shot");
+        (model, TrainState::new(t))
+    } else {
+        train_model(model, &spec, &folder, &splits, opts, &mut observer)?
+    };
     observer.progress.finish();
     let best = if trainable > 0 {
         folder.load_best(model, &spec.loaded)?
@@ -97,7 +105,7 @@ pub fn run(spec: &RunSpec, opts: &RunOptions, device: &Device) -> Result<RunOutc
         seed: t.seed,
         data: source.name,
         trainable_params: trainable,
-        total_params: inspect(&spec.loaded, &best).total_params,
+        total_params: counts.total_params,
         epochs_run: state.epoch,
         best_epoch: state.early.best_epoch,
         best_val_dice: (state.early.best_epoch > 0).then_some(state.early.best),
@@ -184,7 +192,7 @@ fn open_splits(
 }
 
 /// Trains (or resumes) until early stopping or the last epoch, with the frozen-feature cache
-/// when the model allows it; a model with nothing to train is returned as it is.
+/// when the model allows it.
 fn train_model(
     model: ZooModel,
     spec: &RunSpec,
@@ -194,12 +202,6 @@ fn train_model(
     observer: &mut RunObserver<'_>,
 ) -> Result<(ZooModel, TrainState), ZooError> {
     let t = &spec.train;
-    if inspect(&spec.loaded, &model).trainable_params == 0 {
-        observer
-            .progress
-            .line("no trainable parameters: evaluating zero-shot");
-        return Ok((model, TrainState::new(t)));
-    }
     let device =
         model.devices().first().cloned().ok_or_else(|| {
             ZooError::Invalid("the model holds no parameters on any device".into())
@@ -266,7 +268,6 @@ fn evaluate_test(
     observer: &mut RunObserver<'_>,
 ) -> Result<Vec<ImageScore>, ZooError> {
     let t = &spec.train;
-    folder.predictions()?;
     let names = prediction_names(test);
     let mut overview_rows: Vec<(image::RgbImage, Mask, Mask)> = Vec::new();
     let (scores, skipped) = evaluate(

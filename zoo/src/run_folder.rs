@@ -161,13 +161,6 @@ impl RunFolder {
         })
     }
 
-    /// The predictions folder (created).
-    pub fn predictions(&self) -> Result<PathBuf, ZooError> {
-        let dir = self.dir.join("predictions");
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        Ok(dir)
-    }
-
     /// Writes `report.md` and then `report.json`, whose presence marks a finished run.
     pub fn write_report(&self, report: &RunReport) -> Result<(), ZooError> {
         self.write("report.md", report.to_markdown().as_bytes())?;
