@@ -50,8 +50,8 @@ fn only_models_whose_trainable_parts_read_frozen_outputs_get_a_cache() {
         needs("(kind: \"decoder-only\")", TINY_SAN)
             .unwrap()
             .vision_states,
-        [0, 2, 3].into(),
-        "san: fused states 0, 2, 3 and the contexts of re-run blocks 2 and 3"
+        [0, 2, 3, 4].into(),
+        "san: fused states 0, 2, 3 and the contexts of re-run blocks 3 and 4 (the last two of the whole tower's five)"
     );
     for inside in [
         DENSE_VLC,

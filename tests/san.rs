@@ -1,9 +1,11 @@
-//! The `san` head: its paper-size count and where it comes from, gradients reaching the
-//! attention-bias branch through the frozen backbone, clear errors for bad params, and a short
-//! training run that learns.
+//! The `san` head: parity with a PyTorch reference of SAN's own structure, its paper-size count
+//! and where it comes from, gradients reaching the attention-bias branch through the frozen
+//! backbone, clear errors for bad params, and a short training run that learns.
 use burn::optim::GradientsParams;
+use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::{Device, Distribution, Tensor};
-use vlsm_core::{BackboneInput, list_params};
+use vlsm_core::{BackboneAccess, BackboneInput, NoHooks, list_params};
+use vlsm_san::SanHead;
 use vlsm_zoo_tests::*;
 
 /// Trainable parameters under `prefix`.
@@ -15,32 +17,52 @@ fn under(params: &[vlsm_core::ParamInfo], prefix: &str) -> usize {
         .sum()
 }
 
+/// SAN's formulas at the paper's sizes (ViT-B/16 CLIP: width 768, 12 heads; side ViT width
+/// 240, depth 8, MLP ×4, patch 16; 100 queries; 4 fusions; decoder MLPs of 3 layers, 256 wide).
+mod san_formulas {
+    pub const W: usize = 240;
+    pub const CLIP: usize = 768;
+    pub const E: usize = 256;
+    pub const HEADS: usize = 12;
+    /// One timm block: 2 LayerNorms, qkv, proj, fc1, fc2.
+    pub const BLOCK: usize =
+        2 * 2 * W + (W * 3 * W + 3 * W) + (W * W + W) + (W * 4 * W + 4 * W) + (4 * W * W + W);
+    /// Patch embedding (conv 16×16 with bias) + 8 blocks + a position grid of `grid²` tokens.
+    pub fn vit(grid: usize) -> usize {
+        (3 * 16 * 16 * W + W) + 8 * BLOCK + grid * grid * W
+    }
+    /// A 3-layer MLP `in → E → E → out`.
+    pub fn mlp(input: usize, out: usize) -> usize {
+        (input * E + E) + (E * E + E) + (E * out + out)
+    }
+}
+
 #[test]
-fn paper_spec_count_breaks_down_like_sans() {
+fn paper_spec_count_is_derived_from_sans_formulas_and_reconciled_with_the_paper() {
+    use san_formulas::*;
     let device = Device::flex().autodiff();
     let text = std::fs::read_to_string(specs().join("paper/san.ron")).unwrap();
     let (_, model) = build(&text, &device).unwrap();
     let params = list_params(&model);
     let queries = under(&params, "head.side.query_");
-    let vit = under(&params, "head.side.") - queries;
-    // SAN's ViT at 640² is 6,123,120 with a 40×40 position grid; at CLIPSeg's 352² the grid is 22×22.
-    assert_eq!(vit, 6_123_120 - (40 * 40 - 22 * 22) * 240);
-    assert_eq!(vit, 5_855_280);
-    assert_eq!(queries, 2 * 100 * 240, "query embeddings + query positions");
-    assert_eq!(
-        under(&params, "head.fusion."),
-        744_384,
-        "4 × (LayerNorm 768 + 1×1 conv 768→240)"
-    );
+    let side_vit = under(&params, "head.side.") - queries;
+    // SAN's side ViT at 640² has a 40×40 position grid; at CLIPSeg's 352² the grid is 22×22.
+    assert_eq!(side_vit, vit(22));
+    assert_eq!(vit(40), 6_123_120, "vit_w240n6d8_patch16 at 640²");
+    assert_eq!(queries, 2 * 100 * W, "query embeddings + query positions");
+    let fusion = 4 * (2 * CLIP + CLIP * W + W);
+    assert_eq!(under(&params, "head.fusion."), fusion, "4 × AddFusion");
+    let decoder = mlp(W, E) + mlp(W, E) + mlp(W, E * HEADS) + 2;
     assert_eq!(
         under(&params, "head.decoder."),
-        1_303_554,
-        "query, pixel and attention-bias MLPs + bias scaling"
+        decoder,
+        "query, pixel and attention-bias MLPs + bias scaling Linear(1, 1)"
     );
+    assert_eq!(decoder, 1_303_554);
     assert_eq!(
         under(&params, "head.recognition."),
-        2 * 768 + 768 * 512 + 512 + 1,
-        "LayerNorm + projection + scale"
+        0,
+        "recognition uses CLIP's frozen blocks, ln_post and proj"
     );
     assert_eq!(under(&params, "backbone."), 0, "backbone frozen");
     let total: usize = params
@@ -48,7 +70,15 @@ fn paper_spec_count_breaks_down_like_sans() {
         .filter(|p| p.trainable)
         .map(|p| p.shape.iter().product::<usize>())
         .sum();
-    assert_eq!(total, 8_346_483);
+    assert_eq!(total, vit(22) + queries + fusion + decoder);
+    assert_eq!(total, 7_951_218);
+    // The paper's 8,370,354 is SAN at 640² (40×40 grid) with CLIP's position embedding left
+    // trainable (SAN's CLIP_FROZEN_EXCLUDE = ["positional_embedding"]: 197 × 768).
+    assert_eq!(
+        total + (vit(40) - vit(22)) + 197 * CLIP,
+        8_370_354,
+        "reconciled with the paper's count"
+    );
 
     let report: serde_json::Value = serde_json::from_str(
         &cli(&[
@@ -60,7 +90,7 @@ fn paper_spec_count_breaks_down_like_sans() {
         .unwrap(),
     )
     .unwrap();
-    assert_eq!(report["trainable_params"].as_u64(), Some(8_346_483));
+    assert_eq!(report["trainable_params"].as_u64(), Some(7_951_218));
     let parts: Vec<(String, u64)> = report["head_parts"]
         .as_array()
         .unwrap()
@@ -73,16 +103,69 @@ fn paper_spec_count_breaks_down_like_sans() {
         })
         .collect();
     let expected = [
-        ("side", 5_903_280u64),
-        ("fusion", 744_384),
-        ("decoder", 1_303_554),
-        ("recognition", 395_265),
+        ("side", (vit(22) + queries) as u64),
+        ("fusion", fusion as u64),
+        ("decoder", decoder as u64),
     ];
     assert_eq!(
         parts,
         expected.map(|(n, c)| (n.to_string(), c)).to_vec(),
         "inspect's head breakdown"
     );
+}
+
+/// The tiny config of `scripts/make_san_fixtures.py`.
+const TINY_SAN_PARITY: &str = r#"(kind: "san", params: (width: 32, depth: 3, heads: 2, patch: 8,
+    queries: 6, embed: 16, mlp_layers: 3, fusion_map: ["0->0", "2->1", "3->2"], recognition_layers: 2))"#;
+
+#[test]
+fn san_matches_a_pytorch_reference_of_sans_own_structure() {
+    let device = Device::flex();
+    let (_, mut model) = build(&tiny_san_spec(TINY_SAN_PARITY), &device).unwrap();
+    let weights = fixtures().join("tiny-clipseg/san_weights.safetensors");
+    let mut store = SafetensorsStore::from_file(&weights).with_from_adapter(PyTorchToBurnAdapter);
+    let result = model.head.load_from(&mut store).unwrap();
+    assert!(
+        result.missing.is_empty() && result.unused.is_empty() && result.errors.is_empty(),
+        "{result:?}"
+    );
+    let reference = fixtures().join("tiny-clipseg/san_reference.safetensors");
+    let expected = |name: &str| read_tensor(&reference, name);
+    let input = reference_input(&device);
+    let features = model.backbone.forward(&input, &NoHooks);
+    let head: &SanHead = model.head.downcast_ref().expect("a san head");
+    let (queries, patches) = head.side_tokens(&features);
+    let proposals = head.decoder.forward(queries, patches);
+    let tol = 1e-4;
+    let d = max_abs_diff(proposals.masks.clone(), &expected("masks"));
+    assert!(d <= tol, "mask proposals: max abs diff {d}");
+    let d = max_abs_diff(proposals.attn_bias.clone(), &expected("attn_bias"));
+    assert!(d <= tol, "attention bias: max abs diff {d}");
+    let access = BackboneAccess {
+        backbone: &*model.backbone,
+        hooks: &NoHooks,
+    };
+    let (embeddings, scale) = head
+        .recognition
+        .embeddings(
+            &features,
+            access,
+            proposals.attn_bias.clone(),
+            head.side.grid(),
+        )
+        .unwrap();
+    assert_eq!(scale.into_scalar::<f32>(), 100.0, "CLIP's logit scale");
+    let d = max_abs_diff(embeddings, &expected("embeddings"));
+    assert!(d <= tol, "recognition embeddings: max abs diff {d}");
+    let weights = head
+        .recognition
+        .weights(&features, access, proposals.attn_bias, head.side.grid())
+        .unwrap();
+    let d = max_abs_diff(weights, &expected("weights"));
+    assert!(d <= tol, "query weights: max abs diff {d}");
+    let logits = model.forward(&input).unwrap();
+    let d = max_abs_diff(logits, &expected("logits"));
+    assert!(d <= tol, "logits: max abs diff {d}");
 }
 
 const TINY_SAN: &str = r#"(kind: "san", params: (width: 32, depth: 3, heads: 2, queries: 6, embed: 16,
@@ -152,7 +235,7 @@ fn bad_san_params_name_the_field_and_the_fix() {
     let cases = [
         (
             r#"(kind: "san", params: (fusion_map: ["7->0"]))"#,
-            "vision states 0..=4",
+            "vision states 0..=5",
         ),
         (
             r#"(kind: "san", params: (fusion_map: ["0->9"], depth: 2))"#,
@@ -168,11 +251,15 @@ fn bad_san_params_name_the_field_and_the_fix() {
         ),
         (
             r#"(kind: "san", params: (recognition_layers: 9, fusion_map: []))"#,
-            "`recognition_layers` 9 must be in 1..=4",
+            "`recognition_layers` 9 must be in 1..=5",
         ),
         (
             r#"(kind: "san", params: (width: 30, heads: 4, fusion_map: []))"#,
             "not divisible by `heads`",
+        ),
+        (
+            r#"(kind: "san", params: (recognition_projection: "clip", fusion_map: []))"#,
+            "expected \"backbone\" or \"trained\"",
         ),
     ];
     for (head, expected) in cases {

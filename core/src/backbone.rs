@@ -26,6 +26,10 @@ pub struct BackboneInfo {
     pub vision_heads: usize,
     /// Whether [`Backbone::vision_block_with_queries`] is implemented (heads like `san` need it).
     pub query_blocks: bool,
+    /// Whether [`Backbone::project_vision_tokens`] works: the tower's output norm and projection
+    /// into the prompt-embedding space were asked for ([`BackboneRequest::vision_projection`])
+    /// and loaded.
+    pub vision_projection: bool,
     /// Number of text blocks the backbone runs.
     pub text_layers: usize,
     /// Vision block indices (0-based) whose outputs are tapped for the head, shallowest first
@@ -92,6 +96,31 @@ impl BackboneInfo {
             )),
             Site::Tap(_) => Ok(self.vision_width),
             Site::TextEos(_) | Site::Cond => Ok(self.cond_dim),
+        }
+    }
+}
+
+/// Parts of the pretrained model that a head asks the backbone to load beyond what the
+/// backbone's own outputs need, declared before the backbone is built (see
+/// `vlsm_core::register!`'s `requests:` form). The default asks for nothing, so users of other
+/// heads never pay for these parts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackboneRequest {
+    /// Load and run every vision block of the checkpoint, not only those up to the deepest tap
+    /// (SAN re-runs CLIP's last blocks; CLIPSeg's decoder stops at block 9 of 12).
+    pub full_vision_tower: bool,
+    /// Load the vision tower's output norm and projection into the prompt-embedding space
+    /// (CLIP's `ln_post` + `proj`, HF's `post_layernorm` + `visual_projection`), frozen, for
+    /// [`Backbone::project_vision_tokens`].
+    pub vision_projection: bool,
+}
+
+impl BackboneRequest {
+    /// Both requests together.
+    pub fn union(self, other: Self) -> Self {
+        Self {
+            full_vision_tower: self.full_vision_tower || other.full_vision_tower,
+            vision_projection: self.vision_projection || other.vision_projection,
         }
     }
 }
@@ -227,6 +256,18 @@ pub trait Backbone: BackboneOps {
         let _ = (layer, context, queries, bias, hooks);
         Err(CoreError::Unsupported(format!(
             "backbone `{}` cannot run vision blocks with extra query tokens",
+            self.info().name
+        )))
+    }
+
+    /// Maps vision tokens `[B, N, vision_width]` into the prompt-embedding space `[B, N,
+    /// cond_dim]` with the tower's own output norm and projection (CLIP's `ln_post` + `proj`),
+    /// as CLIP embeds its class token. Works when [`BackboneInfo::vision_projection`] is true;
+    /// the default says the backbone has none.
+    fn project_vision_tokens(&self, tokens: Tensor<3>) -> Result<Tensor<3>, CoreError> {
+        let _ = tokens;
+        Err(CoreError::Unsupported(format!(
+            "backbone `{}` has no vision output projection loaded (a head must request it)",
             self.info().name
         )))
     }

@@ -22,7 +22,7 @@ pub mod site;
 pub mod spec;
 pub mod weights;
 
-pub use backbone::{Backbone, BackboneBox, BackboneInfo, BackboneInput, Features};
+pub use backbone::{Backbone, BackboneBox, BackboneInfo, BackboneInput, BackboneRequest, Features};
 pub use bottleneck::{AdapterActivation, AdapterInit, Bottleneck};
 pub use erased_module::{Erased, ModuleOps};
 pub use error::CoreError;

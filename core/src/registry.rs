@@ -4,7 +4,7 @@
 //! crate must name each plugin crate once (`use plugin as _;`), or the linker drops the crate and
 //! its registrations; `vlsm-zoo` keeps that list in one place (`vlsm_zoo::plugins`).
 use crate::error::CoreError;
-use crate::{BackboneBox, BackboneInfo, HeadBox, PlacementBox, WeightSource};
+use crate::{BackboneBox, BackboneInfo, BackboneRequest, HeadBox, PlacementBox, WeightSource};
 use burn::tensor::Device;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -39,6 +39,8 @@ pub struct BackboneCtx<'a> {
     pub params: &'a ron::Value,
     /// Where the pretrained weights come from.
     pub weights: &'a WeightSource,
+    /// What the head asks the backbone to load beyond its own needs.
+    pub request: BackboneRequest,
     /// Device to build on.
     pub device: &'a Device,
     /// The spec being built, when there is one: bad params are reported at their line and
@@ -257,6 +259,9 @@ pub struct Entry {
     pub default_params: fn() -> String,
     /// Its constructor.
     pub build: Constructor,
+    /// For heads: what the head asks the backbone to load, from the head's spec params, asked
+    /// before the backbone is built (`None`: nothing). Bad params are reported by `build`.
+    pub backbone_request: Option<fn(&ron::Value) -> BackboneRequest>,
 }
 
 impl Entry {
@@ -284,6 +289,14 @@ pub fn default_params<P: Serialize + Default>() -> String {
 /// ```
 /// `build` is `fn(&PlacementCtx) -> Result<PlacementBox, CoreError>` (likewise for the other
 /// kinds); `Params: Serialize + Deserialize + Default` documents the defaults.
+///
+/// A head that needs parts of the pretrained model the backbone does not load by default
+/// (SAN's recognition path: the last vision blocks and CLIP's output projection) adds
+/// `requests: f` with `f: fn(&ron::Value) -> BackboneRequest` of its params:
+///
+/// ```ignore
+/// vlsm_core::register!(head "san", "…", SanParams, build, requests: backbone_request);
+/// ```
 #[macro_export]
 macro_rules! register {
     (backbone $name:literal, $desc:literal, $params:ty, $build:path) => {
@@ -295,7 +308,13 @@ macro_rules! register {
     (head $name:literal, $desc:literal, $params:ty, $build:path) => {
         $crate::register!(@entry $name, $desc, $params, $crate::registry::Constructor::Head($build));
     };
+    (head $name:literal, $desc:literal, $params:ty, $build:path, requests: $request:path) => {
+        $crate::register!(@entry $name, $desc, $params, $crate::registry::Constructor::Head($build), Some($request));
+    };
     (@entry $name:literal, $desc:literal, $params:ty, $ctor:expr) => {
+        $crate::register!(@entry $name, $desc, $params, $ctor, None);
+    };
+    (@entry $name:literal, $desc:literal, $params:ty, $ctor:expr, $request:expr) => {
         $crate::inventory::submit! {
             $crate::registry::Entry {
                 name: $name,
@@ -303,6 +322,7 @@ macro_rules! register {
                 description: $desc,
                 default_params: $crate::registry::default_params::<$params>,
                 build: $ctor,
+                backbone_request: $request,
             }
         }
     };
@@ -360,6 +380,7 @@ mod tests {
             description: "test",
             default_params: || "()".into(),
             build: Constructor::Placement(build_nothing),
+            backbone_request: None,
         }))
     }
 

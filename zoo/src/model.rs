@@ -43,6 +43,11 @@ impl ZooModel {
     pub fn build(spec: &LoadedSpec, device: &Device) -> Result<Self, ZooError> {
         let s = &spec.spec;
         let backbone_weights = spec.backbone_weights();
+        let head_entry = registry::find(Kind::Head, &s.head.kind)?;
+        let request = head_entry
+            .backbone_request
+            .map(|ask| ask(&s.head.params))
+            .unwrap_or_default();
         let Constructor::Backbone(build_backbone) =
             registry::find(Kind::Backbone, &s.backbone.kind)?.build
         else {
@@ -52,12 +57,13 @@ impl ZooModel {
             name: &s.backbone.kind,
             params: &s.backbone.params,
             weights: &backbone_weights,
+            request,
             device,
             spec: Some(spec),
         })?;
         let info = backbone.info();
 
-        let Constructor::Head(build_head) = registry::find(Kind::Head, &s.head.kind)?.build else {
+        let Constructor::Head(build_head) = head_entry.build else {
             unreachable!("registry::find returns entries of the requested kind")
         };
         let head: HeadBox = build_head(&HeadCtx {

@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use vlsm_core::hooks::at;
 use vlsm_core::{
-    Backbone, BackboneInfo, BackboneInput, BlockPoint, CoreError, Features, FrozenNeeds,
-    FrozenText, FrozenVision, Hooks, NoHooks, Site, Tower, WeightSource,
+    Backbone, BackboneInfo, BackboneInput, BackboneRequest, BlockPoint, CoreError, Features,
+    FrozenNeeds, FrozenText, FrozenVision, Hooks, NoHooks, Site, Tower, WeightSource,
 };
 
 /// ImageNet statistics, CIDAS's `preprocessor_config.json`.
@@ -52,17 +52,22 @@ pub struct ClipSegMeta {
     pub mean: [f32; 3],
     /// Normalisation std.
     pub std: [f32; 3],
+    /// What the head asked for beyond CLIPSeg's own needs (whole vision tower, output projection).
+    pub request: BackboneRequest,
 }
 
 /// CLIPSeg's encoders. Field names mirror HF's so checkpoint keys map one to one.
 #[derive(Module, Debug)]
 pub struct ClipSegBackbone {
-    /// Vision tower (blocks up to the deepest tap only).
+    /// Vision tower (blocks up to the deepest tap, or all when a head asks).
     pub vision_model: VisionTransformer,
     /// Text tower.
     pub text_model: TextTransformer,
     /// `Linear(text → projection, no bias)`: the conditional embedding.
     pub text_projection: Linear,
+    /// `Linear(vision → projection, no bias)`: CLIP's image projection, loaded only when a head
+    /// asks ([`BackboneRequest::vision_projection`]); CLIPSeg's decoder never uses it.
+    pub visual_projection: Option<Linear>,
     #[module(skip)]
     meta: ClipSegMeta,
 }
@@ -75,15 +80,22 @@ fn weights_err(dir: &Path, message: String) -> CoreError {
 }
 
 impl ClipSegBackbone {
-    /// Random-initialised backbone for `meta.config`.
+    /// Random-initialised backbone for `meta.config` and `meta.request`.
     pub fn init(meta: ClipSegMeta, device: &Device) -> Result<Self, CoreError> {
         let cfg = &meta.config;
-        Ok(Self {
-            vision_model: VisionTransformer::init(cfg, device)?,
-            text_model: TextTransformer::init(cfg, device)?,
-            text_projection: LinearConfig::new(cfg.text_config.hidden_size, cfg.projection_dim)
+        let projection = |from: usize| {
+            LinearConfig::new(from, cfg.projection_dim)
                 .with_bias(false)
-                .init(device),
+                .init(device)
+        };
+        Ok(Self {
+            vision_model: VisionTransformer::init(cfg, &meta.request, device)?,
+            text_model: TextTransformer::init(cfg, device)?,
+            text_projection: projection(cfg.text_config.hidden_size),
+            visual_projection: meta
+                .request
+                .vision_projection
+                .then(|| projection(cfg.vision_config.hidden_size)),
             meta,
         })
     }
@@ -92,6 +104,7 @@ impl ClipSegBackbone {
     pub fn from_source(
         source: &WeightSource,
         params: &ClipSegParams,
+        request: BackboneRequest,
         device: &Device,
     ) -> Result<Self, CoreError> {
         match source {
@@ -120,11 +133,12 @@ impl ClipSegBackbone {
                     image_size,
                     mean: IMAGENET_MEAN,
                     std: IMAGENET_STD,
+                    request,
                 };
                 Self::init(meta, device)
             }
-            WeightSource::Dir(dir) => Self::from_hf_dir(dir, params, device),
-            WeightSource::Embedded(name) => Self::from_embedded(name, params, device),
+            WeightSource::Dir(dir) => Self::from_hf_dir(dir, params, request, device),
+            WeightSource::Embedded(name) => Self::from_embedded(name, params, request, device),
         }
     }
 
@@ -133,6 +147,7 @@ impl ClipSegBackbone {
     pub fn from_hf_dir(
         dir: &Path,
         params: &ClipSegParams,
+        request: BackboneRequest,
         device: &Device,
     ) -> Result<Self, CoreError> {
         if !dir.is_dir() {
@@ -166,6 +181,7 @@ impl ClipSegBackbone {
             tokenizer,
             pre,
             params,
+            request,
             &Checkpoint::find(dir)?,
             device,
         )
@@ -175,6 +191,7 @@ impl ClipSegBackbone {
     pub fn from_embedded(
         name: &str,
         params: &ClipSegParams,
+        request: BackboneRequest,
         device: &Device,
     ) -> Result<Self, CoreError> {
         let m = crate::embedded::find(name)?;
@@ -193,6 +210,7 @@ impl ClipSegBackbone {
             tokenizer,
             pre,
             params,
+            request,
             &checkpoint,
             device,
         )
@@ -204,6 +222,7 @@ impl ClipSegBackbone {
         tokenizer: ClipTokenizer,
         pre: Preprocessor,
         params: &ClipSegParams,
+        request: BackboneRequest,
         checkpoint: &Checkpoint,
         device: &Device,
     ) -> Result<Self, CoreError> {
@@ -214,8 +233,9 @@ impl ClipSegBackbone {
             image_size: params.image_size.or(pre.size).unwrap_or(CIDAS_IMAGE_SIZE),
             mean: pre.mean.unwrap_or(IMAGENET_MEAN),
             std: pre.std.unwrap_or(IMAGENET_STD),
+            request,
         };
-        let used_layers = meta.config.vision_layers_used();
+        let used_layers = meta.config.vision_blocks(&request);
         let model = Self::init(meta, device)?;
         weights::load(
             model,
@@ -223,9 +243,25 @@ impl ClipSegBackbone {
             &KeyPlan {
                 remaps: &[(r"^clip\.", "")],
                 foreign: &|k| k.starts_with("decoder."),
-                skipped: &|k| is_unused_clip_key(k, used_layers),
+                skipped: &|k| is_unused_clip_key(k, used_layers, request.vision_projection),
             },
         )
+        .map_err(|e| match e {
+            CoreError::Weights {
+                source_desc,
+                message,
+            } if request.vision_projection && message.contains("post_layernorm") => {
+                CoreError::Weights {
+                    source_desc,
+                    message: format!(
+                        "{message}\n(the head asked for CLIP's vision output projection, `post_layernorm` + \
+                         `visual_projection`, which this checkpoint lacks; the `san` head can train its own \
+                         with `recognition_projection: \"trained\"`)"
+                    ),
+                }
+            }
+            other => other,
+        })
     }
 
     /// The non-parameter state.
@@ -329,15 +365,15 @@ pub fn linear_weight_path(site: &Site) -> Option<String> {
     ))
 }
 
-/// Checkpoint keys (after dropping `clip.`) that CLIPSeg's segmentation path never uses:
-/// vision blocks past the deepest tap, the pooled-image path, `logit_scale`, `position_ids` buffers.
-pub fn is_unused_clip_key(key: &str, used_vision_layers: usize) -> bool {
-    if key == "logit_scale"
-        || key.ends_with("position_ids")
-        || key.starts_with("visual_projection.")
-        || key.starts_with("vision_model.post_layernorm.")
-    {
+/// Checkpoint keys (after dropping `clip.`) that are deliberately not loaded: vision blocks
+/// past the ones run, the pooled-image path unless `projection` was asked for, `logit_scale`,
+/// `position_ids` buffers.
+pub fn is_unused_clip_key(key: &str, used_vision_layers: usize, projection: bool) -> bool {
+    if key == "logit_scale" || key.ends_with("position_ids") {
         return true;
+    }
+    if key.starts_with("visual_projection.") || key.starts_with("vision_model.post_layernorm.") {
+        return !projection;
     }
     key.strip_prefix("vision_model.encoder.layers.")
         .and_then(|rest| rest.split('.').next())
@@ -394,9 +430,10 @@ impl Backbone for ClipSegBackbone {
             text_width: c.text_config.hidden_size,
             vision_mlp_width: c.vision_config.intermediate_size,
             text_mlp_width: c.text_config.intermediate_size,
-            vision_layers: c.vision_layers_used(),
+            vision_layers: self.vision_model.encoder.layers.len(),
             vision_heads: c.vision_config.num_attention_heads,
             query_blocks: true,
+            vision_projection: self.visual_projection.is_some(),
             text_layers: c.text_config.num_hidden_layers,
             extract_layers: c.extract_layers.clone(),
             cond_dim: c.projection_dim,
@@ -536,6 +573,16 @@ impl Backbone for ClipSegBackbone {
         Ok(self.finish(vision.states, vision.grid, text, pixels, hooks))
     }
 
+    fn project_vision_tokens(&self, tokens: Tensor<3>) -> Result<Tensor<3>, CoreError> {
+        match (&self.vision_model.post_layernorm, &self.visual_projection) {
+            (Some(norm), Some(proj)) => Ok(proj.forward(norm.forward(tokens))),
+            _ => Err(CoreError::Unsupported(
+                "clipseg: the vision output projection (post_layernorm + visual_projection) was not requested"
+                    .into(),
+            )),
+        }
+    }
+
     fn vision_block_with_queries(
         &self,
         layer: usize,
@@ -582,15 +629,26 @@ mod tests {
             "text_model.embeddings.position_ids",
             "vision_model.encoder.layers.10.mlp.fc1.weight",
         ] {
-            assert!(is_unused_clip_key(k, 10), "{k}");
+            assert!(is_unused_clip_key(k, 10, false), "{k}");
         }
+        assert!(!is_unused_clip_key("visual_projection.weight", 12, true));
+        assert!(!is_unused_clip_key(
+            "vision_model.post_layernorm.bias",
+            12,
+            true
+        ));
+        assert!(!is_unused_clip_key(
+            "vision_model.encoder.layers.11.mlp.fc1.weight",
+            12,
+            true
+        ));
         for k in [
             "vision_model.encoder.layers.9.mlp.fc1.weight",
             "text_model.encoder.layers.11.mlp.fc1.weight",
             "text_projection.weight",
             "vision_model.pre_layrnorm.weight",
         ] {
-            assert!(!is_unused_clip_key(k, 10), "{k}");
+            assert!(!is_unused_clip_key(k, 10, false), "{k}");
         }
     }
 }

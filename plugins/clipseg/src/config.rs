@@ -189,6 +189,16 @@ impl ClipSegConfig {
         self.extract_layers.iter().max().map_or(0, |m| m + 1)
     }
 
+    /// Vision blocks the backbone loads and runs: up to the deepest tap, or the whole tower when
+    /// a head asks for it.
+    pub fn vision_blocks(&self, request: &vlsm_core::BackboneRequest) -> usize {
+        if request.full_vision_tower {
+            self.vision_config.num_hidden_layers
+        } else {
+            self.vision_layers_used()
+        }
+    }
+
     fn validate(&self, origin: &str) -> Result<(), CoreError> {
         let fail = |message: String| {
             Err(CoreError::Weights {

@@ -38,6 +38,7 @@ fn build_backbone(ctx: &BackboneCtx) -> Result<BackboneBox, CoreError> {
     Ok(BackboneBox::from_backbone(ClipSegBackbone::from_source(
         ctx.weights,
         &params,
+        ctx.request,
         ctx.device,
     )?))
 }

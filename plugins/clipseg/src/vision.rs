@@ -9,7 +9,7 @@ use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use vlsm_core::{CoreError, Hooks, Tower};
+use vlsm_core::{BackboneRequest, CoreError, Hooks, Tower};
 
 /// Resize matrices of the position grid, computed once per target grid.
 #[derive(Debug, Clone, Default)]
@@ -99,20 +99,28 @@ impl VisionEmbeddings {
     }
 }
 
-/// Embeddings, `pre_layrnorm` and the blocks up to the deepest tap.
+/// Embeddings, `pre_layrnorm`, the blocks up to the deepest tap (all on request) and, on
+/// request, `post_layernorm`.
 #[derive(Module, Debug)]
 pub struct VisionTransformer {
     /// Patch/class/position embeddings.
     pub embeddings: VisionEmbeddings,
     /// LayerNorm before the blocks (HF spells it `pre_layrnorm`).
     pub pre_layrnorm: LayerNorm,
-    /// Blocks `0 ..= max(extract_layers)`.
+    /// Blocks `0 ..= max(extract_layers)`, or all of them on request.
     pub encoder: Encoder,
+    /// CLIP's `ln_post`, loaded only on request ([`BackboneRequest::vision_projection`]).
+    pub post_layernorm: Option<LayerNorm>,
 }
 
 impl VisionTransformer {
-    /// Random-initialised tower holding only the blocks CLIPSeg's decoder uses.
-    pub fn init(cfg: &ClipSegConfig, device: &Device) -> Result<Self, CoreError> {
+    /// Random-initialised tower holding the blocks CLIPSeg's decoder uses, plus what `request`
+    /// asks for.
+    pub fn init(
+        cfg: &ClipSegConfig,
+        request: &BackboneRequest,
+        device: &Device,
+    ) -> Result<Self, CoreError> {
         let v = &cfg.vision_config;
         let dims = BlockDims {
             width: v.hidden_size,
@@ -121,12 +129,16 @@ impl VisionTransformer {
             eps: v.layer_norm_eps,
             activation: Activation::from_hf(&v.hidden_act)?,
         };
+        let norm = || {
+            LayerNormConfig::new(v.hidden_size)
+                .with_epsilon(v.layer_norm_eps)
+                .init(device)
+        };
         Ok(Self {
             embeddings: VisionEmbeddings::init(cfg, device),
-            pre_layrnorm: LayerNormConfig::new(v.hidden_size)
-                .with_epsilon(v.layer_norm_eps)
-                .init(device),
-            encoder: Encoder::init(cfg.vision_layers_used(), dims, device),
+            pre_layrnorm: norm(),
+            encoder: Encoder::init(cfg.vision_blocks(request), dims, device),
+            post_layernorm: request.vision_projection.then(norm),
         })
     }
 

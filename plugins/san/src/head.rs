@@ -1,7 +1,7 @@
 //! The `san` head: side ViT + fusion + mask decoder + recognition, and its constructor.
 use crate::fusion::Fusion;
 use crate::mask_decoder::MaskDecoder;
-use crate::params::{SanParams, parse_link};
+use crate::params::{RecognitionProjection, SanParams, parse_link};
 use crate::recognition::Recognition;
 use crate::side_vit::SideVit;
 use burn::module::Module;
@@ -9,7 +9,8 @@ use burn::tensor::Tensor;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use vlsm_core::{
-    BackboneAccess, BackboneInfo, CoreError, Features, FrozenNeeds, Head, HeadBox, HeadCtx, Kind,
+    BackboneAccess, BackboneInfo, BackboneRequest, CoreError, Features, FrozenNeeds, Head, HeadBox,
+    HeadCtx, Kind,
 };
 
 /// A SAN-style side adapter network predicting one text-prompted mask.
@@ -30,8 +31,9 @@ pub struct SanHead {
 }
 
 impl SanHead {
-    /// Side tokens after every block with the fusions applied: `(queries, patches)`.
-    fn side_tokens(&self, features: &Features) -> (Tensor<3>, Tensor<3>) {
+    /// Side tokens after the last block, with the fusions applied and the positions re-added
+    /// between blocks: `(queries, patches)`.
+    pub fn side_tokens(&self, features: &Features) -> (Tensor<3>, Tensor<3>) {
         let side_grid = self.side.grid();
         let fuse = |position: usize, mut x: Tensor<3>| {
             for f in self.fusion.iter().filter(|f| f.position == position) {
@@ -40,13 +42,20 @@ impl SanHead {
             x
         };
         let (x, mut q) = self.side.embed(features.pixels.clone());
+        let (query_pos, patch_pos) = self.side.positions();
         let mut x = fuse(0, x);
         let nq = q.dims()[1];
+        let depth = self.side.blocks.len();
         for (i, block) in self.side.blocks.iter().enumerate() {
             let out = block.forward(Tensor::cat(vec![q, x], 1));
             let n = out.dims()[1];
             q = out.clone().narrow(1, 0, nq);
             x = fuse(i + 1, out.narrow(1, nq, n - nq));
+            // SAN re-adds the position embeddings after every block but the last.
+            if i + 1 < depth {
+                q = q + query_pos.clone();
+                x = x + patch_pos.clone();
+            }
         }
         (q, x)
     }
@@ -130,6 +139,12 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
             p.patch, info.image_size
         )));
     }
+    if p.recognition_projection == RecognitionProjection::Backbone && !info.vision_projection {
+        return Err(invalid(format!(
+            "backbone `{}` has no vision output projection for `recognition_projection: \"backbone\"`; use \"trained\"",
+            info.name
+        )));
+    }
     let layers = info.vision_layers;
     if p.recognition_layers == 0 || p.recognition_layers > layers {
         return Err(invalid(format!(
@@ -170,8 +185,19 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
             info.cond_dim,
             layers - p.recognition_layers,
             p.recognition_layers,
+            p.recognition_projection,
             device,
         ),
     };
     Ok(HeadBox::from_head(head))
+}
+
+/// What the head asks the backbone to load: the whole vision tower (the recognition path
+/// re-runs its last blocks) and, unless it trains its own, CLIP's output norm and projection.
+pub fn backbone_request(params: &vlsm_core::ron::Value) -> BackboneRequest {
+    let p: SanParams = vlsm_core::registry::typed_params(params).unwrap_or_default();
+    BackboneRequest {
+        full_vision_tower: true,
+        vision_projection: p.recognition_projection == RecognitionProjection::Backbone,
+    }
 }

@@ -1,11 +1,13 @@
-//! SAN's MLP mask decoder: query and pixel embeddings give mask proposals; an attention-bias
-//! MLP gives, per query and per backbone head, a bias map over the image.
+//! SAN's `MLPMaskDecoder`: query and pixel embeddings give mask proposals; the attention-bias
+//! branch embeds every pixel once per backbone head, and a query's bias on head `h` is its
+//! embedding's dot product with those pixel embeddings.
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-/// `layers` linear layers with ReLU between them (Mask2Former's `MLP`).
+/// `layers` linear layers with ReLU between them (Mask2Former's `MLP`; on pixel maps SAN uses
+/// 1×1 convolutions, which are these linears applied per token).
 #[derive(Module, Debug)]
 pub struct Mlp {
     /// The layers, input first.
@@ -49,15 +51,16 @@ impl Mlp {
 /// Query MLP, pixel MLP, attention-bias MLP and the affine rescaling of the bias.
 #[derive(Module, Debug)]
 pub struct MaskDecoder {
-    /// Side query tokens → query embeddings.
+    /// Side query tokens → query embeddings (used for the masks and the bias).
     pub query_mlp: Mlp,
     /// Side patch tokens → pixel embeddings.
     pub pix_mlp: Mlp,
-    /// Side query tokens → one embedding per backbone head.
+    /// Side patch tokens → one pixel embedding per backbone head (`embed · heads` channels,
+    /// head-major, as SAN's `attn_mlp` with one bias layer).
     pub attn_mlp: Mlp,
-    /// Scale of the attention bias (SAN's `Linear(1, 1)` weight, starts at 1).
+    /// Scale of the attention bias (SAN's `bias_scaling = Linear(1, 1)` weight).
     pub bias_scale: Param<Tensor<1>>,
-    /// Shift of the attention bias (its bias, starts at 0).
+    /// Shift of the attention bias (its bias).
     pub bias_shift: Param<Tensor<1>>,
     #[module(skip)]
     heads: usize,
@@ -84,25 +87,24 @@ impl MaskDecoder {
         }
     }
 
-    /// `queries` `[B, Q, width]` and `patches` `[B, N, width]` → proposals and attention bias.
+    /// `queries` `[B, Q, width]` and `patches` `[B, N, width]` → proposals
+    /// (`einsum("bqc,bcn->bqn")`) and attention bias (`einsum("bqc,bhcn->bhqn")`).
     pub fn forward(&self, queries: Tensor<3>, patches: Tensor<3>) -> Proposals {
         let [b, nq, _] = queries.dims();
         let n = patches.dims()[1];
-        let pix = self.pix_mlp.forward(patches); // [B, N, E]
-        let e = pix.dims()[2];
-        let masks = self
-            .query_mlp
-            .forward(queries.clone())
-            .matmul(pix.clone().swap_dims(1, 2));
+        let query = self.query_mlp.forward(queries); // [B, Q, E]
+        let e = query.dims()[2];
+        let pix = self.pix_mlp.forward(patches.clone()); // [B, N, E]
+        let masks = query.clone().matmul(pix.swap_dims(1, 2));
         let attn = self
             .attn_mlp
-            .forward(queries)
-            .reshape([b, nq, self.heads, e])
-            .swap_dims(1, 2); // [B, H, Q, E]
-        let bias = attn.matmul(pix.swap_dims(1, 2).unsqueeze_dim::<4>(1)); // [B, H, Q, N]
+            .forward(patches)
+            .reshape([b, n, self.heads, e])
+            .permute([0, 2, 3, 1]); // [B, H, E, N]
+        let bias = query.unsqueeze_dim::<4>(1).matmul(attn); // [B, H, Q, N]
+        debug_assert_eq!(bias.dims(), [b, self.heads, nq, n]);
         let scale = self.bias_scale.val().reshape([1, 1, 1, 1]);
         let shift = self.bias_shift.val().reshape([1, 1, 1, 1]);
-        debug_assert_eq!(bias.dims(), [b, self.heads, nq, n]);
         Proposals {
             masks,
             attn_bias: bias * scale + shift,

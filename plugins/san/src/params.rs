@@ -28,8 +28,25 @@ pub struct SanParams {
     /// Layers of each decoder MLP (SAN: 3).
     pub mlp_layers: usize,
     /// How many of the backbone's last vision blocks the recognition path re-runs with the
-    /// attention-biased query tokens (SAN: 3, CLIP layers 9–11).
+    /// attention-biased query tokens (SAN: 3, CLIP layers 9–11). The backbone loads its whole
+    /// vision tower for this head.
     pub recognition_layers: usize,
+    /// What maps the re-run query tokens into the prompt-embedding space (SAN: `backbone`).
+    pub recognition_projection: RecognitionProjection,
+}
+
+/// The end of the recognition path, written as a string in specs (`"backbone"`, `"trained"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecognitionProjection {
+    /// SAN: the backbone's own frozen output norm and projection (CLIP's `ln_post` + `proj`)
+    /// and CLIP's logit scale (100). Needs a checkpoint that has them (every CLIP/CLIPSeg
+    /// release, CIDAS included).
+    #[default]
+    Backbone,
+    /// A trained LayerNorm + projection and a learnable temperature, for checkpoints without a
+    /// contrastively trained vision projection (the embedded tiny CLIPSeg was trained for
+    /// segmentation only, so its projection does not exist).
+    Trained,
 }
 
 impl Default for SanParams {
@@ -45,7 +62,38 @@ impl Default for SanParams {
             embed: 256,
             mlp_layers: 3,
             recognition_layers: 3,
+            recognition_projection: RecognitionProjection::Backbone,
         }
+    }
+}
+
+impl RecognitionProjection {
+    /// Spelling in specs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Backbone => "backbone",
+            Self::Trained => "trained",
+        }
+    }
+}
+
+impl Serialize for RecognitionProjection {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RecognitionProjection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        [Self::Backbone, Self::Trained]
+            .into_iter()
+            .find(|p| p.as_str() == text)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "recognition_projection `{text}`: expected \"backbone\" or \"trained\""
+                ))
+            })
     }
 }
 

@@ -87,7 +87,8 @@ impl SideBlock {
 }
 
 /// Patch embedding with bias, position embeddings of the fixed grid (no class token), learnable
-/// queries with their own position embeddings, and `depth` blocks (no final norm, as SAN).
+/// queries with their own position embeddings, and `depth` blocks (no final norm, as SAN; the
+/// head re-adds the positions between blocks).
 #[derive(Module, Debug)]
 pub struct SideVit {
     /// `Conv2d(3 → width, k = s = patch)`.
@@ -140,6 +141,15 @@ impl SideVit {
     /// Patch grid `(rows, cols)`.
     pub fn grid(&self) -> [usize; 2] {
         self.grid
+    }
+
+    /// Query and patch position embeddings `([1, Q, width], [1, rows·cols, width])`; SAN adds
+    /// them to the tokens before the first block and again after every block but the last.
+    pub fn positions(&self) -> (Tensor<3>, Tensor<3>) {
+        (
+            self.query_pos.val().unsqueeze::<3>(),
+            self.pos_embed.val().unsqueeze::<3>(),
+        )
     }
 
     /// `[B, 3, H, W]` pixels → patch tokens `[B, rows·cols, width]` with positions, and the
