@@ -176,8 +176,7 @@ impl ClipSegBackbone {
             Preprocessor::default()
         };
         Self::assemble(
-            config,
-            config_json,
+            (config, config_json),
             tokenizer,
             pre,
             params,
@@ -205,8 +204,7 @@ impl ClipSegBackbone {
             })?;
         let checkpoint = Checkpoint::Embedded(m.name, m.weights);
         Self::assemble(
-            config,
-            m.config_json.to_string(),
+            (config, m.config_json.to_string()),
             tokenizer,
             pre,
             params,
@@ -216,9 +214,9 @@ impl ClipSegBackbone {
         )
     }
 
+    /// `config`: the parsed configuration and its JSON text.
     fn assemble(
-        config: ClipSegConfig,
-        config_json: String,
+        (config, config_json): (ClipSegConfig, String),
         tokenizer: ClipTokenizer,
         pre: Preprocessor,
         params: &ClipSegParams,
