@@ -4,7 +4,7 @@ use crate::error::CoreError;
 use crate::frozen::{FrozenNeeds, FrozenText, FrozenVision};
 use crate::hooks::Hooks;
 use crate::site::{BlockPoint, Site, Tower};
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Bool, Int, Tensor};
 use std::collections::BTreeMap;
 
 /// What a backbone tells placements and heads about its shape.
@@ -153,6 +153,21 @@ pub struct Features {
     /// The normalised input images `[B, 3, H, W]`, for heads with an image path of their own
     /// (`san`'s side ViT).
     pub pixels: Tensor<4>,
+    /// Multi-scale vision feature maps `[B, C, H, W]` of convolutional backbones, shallowest
+    /// first (`cris-clip`: C3, C4, C5); empty for ViT backbones, whose `taps` are token states.
+    pub maps: Vec<Tensor<4>>,
+    /// Per-token text features, for heads that attend to the prompt's words (`cris`); `None`
+    /// where the backbone gives none.
+    pub words: Option<Words>,
+}
+
+/// The prompt's per-token features and which tokens attention must ignore.
+#[derive(Debug, Clone)]
+pub struct Words {
+    /// `[B, L, text_width]`.
+    pub features: Tensor<3>,
+    /// `[B, L]`, true where a token is padding that attention ignores.
+    pub padding: Tensor<2, Bool>,
 }
 
 impl Features {

@@ -22,7 +22,9 @@ pub mod site;
 pub mod spec;
 pub mod weights;
 
-pub use backbone::{Backbone, BackboneBox, BackboneInfo, BackboneInput, BackboneRequest, Features};
+pub use backbone::{
+    Backbone, BackboneBox, BackboneInfo, BackboneInput, BackboneRequest, Features, Words,
+};
 pub use bottleneck::{AdapterActivation, AdapterInit, Bottleneck};
 pub use erased_module::{Erased, ModuleOps};
 pub use error::CoreError;

@@ -18,6 +18,7 @@ macro_rules! link_builtin_plugins {
 link_builtin_plugins!(
     vlsm_baselines,
     vlsm_clipseg,
+    vlsm_cris,
     vlsm_dense,
     vlsm_san,
     vlsm_shallow,

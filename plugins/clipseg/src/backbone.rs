@@ -331,6 +331,8 @@ impl ClipSegBackbone {
             grid,
             vision_states: states,
             pixels,
+            maps: Vec::new(),
+            words: None,
         }
     }
 }

@@ -23,6 +23,9 @@ pub enum Checkpoint {
     PytorchBin(PathBuf),
     /// A safetensors checkpoint compiled into the binary (`embedded:<name>`).
     Embedded(&'static str, &'static [u8]),
+    /// A torch pickle whose tensors sit under a top-level `state_dict` (training checkpoints:
+    /// CRIS's `cris_best.pth`, Lightning `.ckpt`).
+    PytorchStateDict(PathBuf),
 }
 
 impl Checkpoint {
@@ -47,7 +50,9 @@ impl Checkpoint {
     /// What to call it in errors.
     pub fn describe(&self) -> String {
         match self {
-            Self::Safetensors(p) | Self::PytorchBin(p) => p.display().to_string(),
+            Self::Safetensors(p) | Self::PytorchBin(p) | Self::PytorchStateDict(p) => {
+                p.display().to_string()
+            }
             Self::Embedded(name, _) => format!("embedded:{name}"),
         }
     }
@@ -101,6 +106,13 @@ pub fn load<M: Module>(
                     .allow_partial(true)
                     .validate(false),
             )
+        }
+        Checkpoint::PytorchStateDict(p) => {
+            let mut store = PytorchStore::from_file(p).with_top_level_key("state_dict");
+            for (from, to) in plan.remaps {
+                store = store.with_key_remapping(from, *to);
+            }
+            apply(&mut module, store.allow_partial(true).validate(false))
         }
         Checkpoint::PytorchBin(p) => {
             let mut store = PytorchStore::from_file(p);

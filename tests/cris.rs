@@ -1,0 +1,137 @@
+//! CRIS (`cris-clip` + `cris`): parity of every intermediate with the original CRIS classes on
+//! a tiny random model (`scripts/make_cris_fixtures.py`), in eval mode and in a training-mode
+//! forward (batch statistics), weight import by the reference's key names, the full-size count
+//! and its per-part split, and a short run that trains.
+use burn::tensor::{Device, Tensor};
+use vlsm_core::{BackboneInput, NoHooks, list_params};
+use vlsm_cris::{CrisClip, CrisHead};
+use vlsm_zoo_tests::*;
+
+fn tiny_cris_spec(head_params: &str) -> String {
+    format!(
+        "(backbone: (kind: \"cris-clip\", weights: \"{}\"), placement: (kind: \"full\"), head: (kind: \"cris\"{head_params}))",
+        fixtures().join("tiny-cris").display()
+    )
+}
+
+fn reference() -> std::path::PathBuf {
+    fixtures().join("tiny-cris/reference.safetensors")
+}
+
+fn input(device: &Device) -> BackboneInput {
+    input_from(&reference(), device)
+}
+
+/// Asserts `actual` within `tol` of the reference tensor `name`.
+fn check_within<const D: usize>(name: &str, actual: Tensor<D>, tol: f32) -> f32 {
+    let expected = read_tensor(&reference(), name);
+    assert_eq!(actual.dims().to_vec(), expected.shape, "{name}: shape");
+    let d = max_abs_diff(actual, &expected);
+    assert!(d <= tol, "{name}: max abs diff {d} (tolerance {tol})");
+    d
+}
+
+fn check<const D: usize>(name: &str, actual: Tensor<D>) -> f32 {
+    check_within(name, actual, 1e-4)
+}
+
+#[test]
+fn every_cris_intermediate_matches_the_reference_in_eval_mode() {
+    let device = Device::flex();
+    let (_, model) = build(&tiny_cris_spec(""), &device).unwrap();
+    let backbone: &CrisClip = model.backbone.downcast_ref().unwrap();
+    let input = input(&device);
+    let image = backbone.encode_image(input.pixels.clone());
+    check("stem", image.stem.clone());
+    for (i, stage) in image.stages.iter().enumerate() {
+        check(&format!("layer{}", i + 1), stage.clone());
+    }
+    check("c5", image.c5.clone());
+    let text = backbone.encode_text(input.input_ids.clone(), &NoHooks);
+    check("words", text.words.clone());
+    check("state", text.state.clone());
+
+    let features = model.backbone.forward(&input, &NoHooks);
+    let head: &CrisHead = model.head.downcast_ref().unwrap();
+    let parts = head.forward_parts(&features).unwrap();
+    check("neck", parts.neck);
+    for (i, layer) in parts.layers.into_iter().enumerate() {
+        check(&format!("decoder_layer{i}"), layer);
+    }
+    let [b, c, h, w] = parts.decoder.dims();
+    check("decoder", parts.decoder.reshape([b, c, h * w]));
+    check("proj_vis", parts.projection.vis);
+    check("proj_txt", parts.projection.txt);
+    check("pred", parts.projection.pred);
+    check("logits", parts.logits);
+    check("logits", model.forward(&input).unwrap());
+}
+
+#[test]
+fn a_training_mode_forward_uses_batch_statistics_like_the_reference() {
+    let device = Device::flex().autodiff();
+    let (_, model) = build(&tiny_cris_spec(", params: (dropout: 0.0)"), &device).unwrap();
+    let input = input(&device);
+    let features = model.backbone.forward(&input, &NoHooks);
+    let head: &CrisHead = model.head.downcast_ref().unwrap();
+    let parts = head.forward_parts(&features).unwrap();
+    let backbone: &CrisClip = model.backbone.downcast_ref().unwrap();
+    check(
+        "train_stem_bn1_running_mean",
+        backbone.visual.bn1.running_mean.value_sync(),
+    );
+    check(
+        "train_txt_proj_bn_running_var",
+        head.neck.txt_proj.bn.running_var.value_sync(),
+    );
+    // Batch statistics are sums in a different order than PyTorch's; the training-mode
+    // prediction reaches 42, so its tolerance is relative: 2e-5 of its largest value.
+    let scale = read_tensor(&reference(), "train_pred")
+        .f32
+        .iter()
+        .fold(1f32, |m, v| m.max(v.abs()));
+    check_within("train_pred", parts.projection.pred, 2e-5 * scale);
+}
+
+#[test]
+fn full_size_cris_has_the_reference_count_and_split() {
+    let device = Device::flex().autodiff();
+    let text = std::fs::read_to_string(specs().join("paper/cris.ron")).unwrap();
+    let (_, model) = build(&text, &device).unwrap();
+    let params = list_params(&model);
+    let under = |prefix: &str| -> usize {
+        params
+            .iter()
+            .filter(|p| p.trainable && p.path.starts_with(prefix))
+            .map(|p| p.shape.iter().product::<usize>())
+            .sum()
+    };
+    assert_eq!(
+        under("backbone.visual."),
+        40_416_096,
+        "CLIP visual + connect"
+    );
+    assert_eq!(
+        under("backbone.visual.attnpool.connect."),
+        2_099_200,
+        "connect"
+    );
+    assert_eq!(
+        under("backbone.") - under("backbone.visual."),
+        63_690_240,
+        "CLIP text (logit_scale not held)"
+    );
+    assert_eq!(under("head.neck."), 24_142_336, "FPN");
+    assert_eq!(under("head.decoder."), 12_631_552, "decoder");
+    assert_eq!(under("head.proj."), 5_968_897, "projector");
+    let total: usize = params
+        .iter()
+        .filter(|p| p.trainable)
+        .map(|p| p.shape.iter().product::<usize>())
+        .sum();
+    assert_eq!(
+        total + 1,
+        146_849_122,
+        "the reference's count, whose 1 is CLIP's unused logit_scale"
+    );
+}
