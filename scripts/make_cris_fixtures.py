@@ -19,6 +19,8 @@ moderate) and every LayerNorm's affine, and writes
   model.safetensors       the state dict with the reference's exact keys (`backbone.…`,
                           `neck.…`, `decoder.…`, `proj.…`; packed `in_proj_weight`s,
                           `num_batches_tracked` and `logit_scale` included, as real checkpoints)
+  ../tiny-cris-pth/      the same weights as `cris_best.pth` ({"state_dict": {"module.<key>": …}},
+                          the community checkpoint's layout) with config.json
   reference.safetensors   inputs (pixels [2, 3, 96, 96], ids [2, 8]) and, in eval mode, the stem,
                           layer1-4, C5 (attnpool), word features and sentence state, the neck
                           output, each decoder layer, the decoder output, the projector's visual
@@ -209,6 +211,12 @@ def main():
     json.dump(CONFIG, open(os.path.join(OUT, "config.json"), "w"), indent=2)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()},
               os.path.join(OUT, "model.safetensors"))
+    # The same weights as the community checkpoint stores them: a torch pickle with a
+    # top-level `state_dict` whose keys carry DataParallel's `module.` prefix.
+    os.makedirs(OUT + "-pth", exist_ok=True)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}},
+               os.path.join(OUT + "-pth", "cris_best.pth"))
+    json.dump(CONFIG, open(os.path.join(OUT + "-pth", "config.json"), "w"), indent=2)
     ref = {"pixel_values": pixels, "input_ids": ids}
     ref.update(taps)
     save_file({k: v.detach().contiguous() for k, v in ref.items()},

@@ -135,3 +135,140 @@ fn full_size_cris_has_the_reference_count_and_split() {
         "the reference's count, whose 1 is CLIP's unused logit_scale"
     );
 }
+
+/// A tiny CRIS with CLIP's vocabulary (so prompts tokenise) at 64 px, random weights.
+fn tiny_clip_vocab_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(fixtures().join("tiny-cris/config.json"))
+        .unwrap()
+        .replace("\"vocab_size\": 64", "\"vocab_size\": 49408")
+        .replace("\"context_length\": 16", "\"context_length\": 77")
+        .replace("\"txt_length\": 8", "\"txt_length\": 77")
+        .replace("\"img_size\": 96", "\"img_size\": 64");
+    let path = dir.join("config.json");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_short_cris_run_trains_and_keeps_its_batch_statistics() {
+    let dir = scratch("cris-run");
+    let config = tiny_clip_vocab_config(&dir);
+    let text = format!(
+        r#"(
+    name: "tiny-cris",
+    backbone: (kind: "cris-clip", weights: "random", params: (config: "{config}")),
+    placement: (kind: "full"),
+    head: (kind: "cris"),
+    data: (kind: "synthetic", params: (domain: "polyp", train: 16, val: 6, test: 6, size: 64, cache: "{cache}")),
+    train: (epochs: 4, min_epochs: 4, batch: 4, lr: 1e-3, seed: 3),
+)"#,
+        config = config.display(),
+        cache = dir.join("data").display(),
+    );
+    let spec = dir.join("cris.ron");
+    std::fs::write(&spec, text).unwrap();
+    let out = dir.join("out");
+    run(&spec, &out, &[]).unwrap();
+    let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
+    let losses: Vec<f64> = history
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 4);
+    assert!(losses[3] < losses[0], "train loss did not fall: {losses:?}");
+    // The saved weights hold the BatchNorm running statistics next to the parameters.
+    let bytes = std::fs::read(out.join("adapter.safetensors")).unwrap();
+    let saved = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let names: Vec<String> = saved.names().into_iter().map(String::from).collect();
+    assert!(
+        names.iter().any(|n| n == "backbone.visual.bn1.running_var")
+            && names
+                .iter()
+                .any(|n| n == "head.neck.txt_proj.bn.running_mean"),
+        "running statistics not saved"
+    );
+    // `predict` from the run folder reproduces the run's own saved prediction of a test image.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert!(
+        report["test"]["dice"]["mean"].as_f64().is_some(),
+        "{report}"
+    );
+}
+
+#[test]
+fn placements_on_cris_reach_the_text_sites_and_name_missing_ones() {
+    let dir = scratch("cris-placements");
+    let config = tiny_clip_vocab_config(&dir);
+    let device = Device::flex().autodiff();
+    let spec = |placement: &str| {
+        format!(
+            "(backbone: (kind: \"cris-clip\", weights: \"random\", params: (config: \"{}\")), placement: {placement}, head: (kind: \"cris\"))",
+            config.display()
+        )
+    };
+    let trainable = |placement: &str| -> (usize, usize) {
+        let (_, model) = build(&spec(placement), &device).unwrap();
+        let params = list_params(&model);
+        let count = |prefix: &str| {
+            params
+                .iter()
+                .filter(|p| p.trainable && p.path.starts_with(prefix))
+                .map(|p| p.shape.iter().product::<usize>())
+                .sum::<usize>()
+        };
+        (count("placement."), count("backbone.") + count("head."))
+    };
+    assert_eq!(trainable("(kind: \"frozen\")"), (0, 0));
+    let (lora, rest) = trainable("(kind: \"lora\", params: (rank: 2, vision: false, text: true))");
+    assert!(
+        lora > 0 && rest == 0,
+        "lora trains only its text-tower adapters: {lora} / {rest}"
+    );
+    let (dense, _) =
+        trainable("(kind: \"dense\", params: (dim: 4, vision: false, text: true, cond: false))");
+    assert!(dense > 0, "dense on the text tower");
+    let err = build(
+        &spec("(kind: \"dense\", params: (dim: 4, vision: true, text: false, cond: false))"),
+        &device,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("vision") && err.contains("cris-clip"), "{err}");
+}
+
+#[test]
+fn a_community_style_pth_checkpoint_loads_to_the_same_model() {
+    let device = Device::flex();
+    let spec = format!(
+        "(backbone: (kind: \"cris-clip\", weights: \"{}\"), placement: (kind: \"frozen\"), head: (kind: \"cris\"))",
+        fixtures().join("tiny-cris-pth/cris_best.pth").display()
+    );
+    let (_, model) = build(&spec, &device).unwrap();
+    check("logits", model.forward(&input(&device)).unwrap());
+}
+
+#[test]
+fn a_checkpoint_that_does_not_fit_the_config_lists_the_keys() {
+    let dir = scratch("cris-misfit");
+    let config = std::fs::read_to_string(fixtures().join("tiny-cris/config.json"))
+        .unwrap()
+        .replace("\"fpn_out\": [\n    16,", "\"fpn_out\": [\n    24,");
+    assert!(config.contains("24,"), "config edit did not apply");
+    std::fs::write(dir.join("config.json"), config).unwrap();
+    std::fs::copy(
+        fixtures().join("tiny-cris/model.safetensors"),
+        dir.join("model.safetensors"),
+    )
+    .unwrap();
+    let spec = format!(
+        "(backbone: (kind: \"cris-clip\", weights: \"{}\"), placement: (kind: \"frozen\"), head: (kind: \"cris\"))",
+        dir.display()
+    );
+    let err = build(&spec, &Device::flex()).unwrap_err().to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("neck.f3_v_proj.conv.weight"),
+        "{err}"
+    );
+}

@@ -61,13 +61,30 @@ impl BackboneInfo {
 
     /// Checks that every block index in `layers` exists in `tower` (the build-time check of
     /// every placement that takes a `layers` list).
+    /// An adapted tower without blocks is an error too (CRIS's ResNet has no transformer blocks).
     pub fn check_layers(&self, tower: Tower, layers: &[usize]) -> Result<(), String> {
         let count = self.tower_layers(tower);
+        if count == 0 {
+            return Err(format!(
+                "backbone `{}` has no {tower} transformer blocks with hook sites; adapt another tower",
+                self.name
+            ));
+        }
         match layers.iter().find(|&&l| l >= count) {
             Some(l) => Err(format!(
-                "layers: block {l} does not exist in the {tower} tower (0..{count})"
+                "layers: block {l} does not exist in the {tower} tower of backbone `{}` (0..{count})",
+                self.name
             )),
             None => Ok(()),
+        }
+    }
+
+    /// The blocks an adapter placement adapts by default in `tower`: those before the deepest
+    /// tap (the paper's range, `0..9` for CIDAS), or every block when the backbone has no taps.
+    pub fn default_adapted_layers(&self, tower: Tower) -> Vec<usize> {
+        match self.extract_layers.iter().max() {
+            Some(&deepest) => (0..deepest).collect(),
+            None => (0..self.tower_layers(tower)).collect(),
         }
     }
 

@@ -1,5 +1,5 @@
-//! Adapter-only checkpoints: `adapter.safetensors` holds the trainable tensors and nothing else,
-//! with the spec text in its metadata, so users ship kilobytes to megabytes instead of the
+//! Adapter-only checkpoints: `adapter.safetensors` holds the trainable tensors (and the running
+//! statistics of modules that train) and nothing else, with the spec text in its metadata, so users ship kilobytes to megabytes instead of the
 //! frozen backbone.
 //!
 //! Tensors are stored under their model paths (`placement.v_attn_adapters.0.fc1.weight`, …) in
@@ -23,10 +23,22 @@ fn err(path: &Path, message: impl Into<String>) -> ZooError {
     }
 }
 
+/// The tensors a checkpoint holds: every trainable parameter, plus the non-trainable tensors
+/// of modules that train (BatchNorm's running statistics, which training changes while they
+/// take no gradients; CRIS fine-tuned end to end has them).
 fn trainable(model: &ZooModel) -> BTreeMap<String, Vec<usize>> {
-    list_params(model)
-        .into_iter()
+    let all = list_params(model);
+    let parent = |path: &str| {
+        path.rsplit_once('.')
+            .map_or(String::new(), |(p, _)| p.to_string())
+    };
+    let training_modules: std::collections::BTreeSet<String> = all
+        .iter()
         .filter(|p| p.trainable)
+        .map(|p| parent(&p.path))
+        .collect();
+    all.into_iter()
+        .filter(|p| p.trainable || training_modules.contains(&parent(&p.path)))
         .map(|p| (p.path, p.shape))
         .collect()
 }

@@ -63,8 +63,8 @@ impl BatchNorm {
                 x,
                 self.gamma.val(),
                 self.beta.val(),
-                self.running_mean.value().to_device(&device),
-                self.running_var.value().to_device(&device),
+                self.running_mean.value_sync().to_device(&device),
+                self.running_var.value_sync().to_device(&device),
                 EPS,
             )
         }

@@ -117,11 +117,13 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
     if !(p.vision || p.text || p.cond) {
         return Err(ctx.invalid("nothing to adapt: set at least one of vision, text, cond"));
     }
-    let default_layers: Vec<usize> =
-        (0..info.extract_layers.iter().max().copied().unwrap_or(0)).collect();
-    let layers = p.layers.clone().unwrap_or(default_layers);
+    let layers_of = |tower: Tower| {
+        p.layers
+            .clone()
+            .unwrap_or_else(|| info.default_adapted_layers(tower))
+    };
     let check = |tower: Tower| -> Result<(), CoreError> {
-        info.check_layers(tower, &layers)
+        info.check_layers(tower, &layers_of(tower))
             .map_err(|e| ctx.invalid(e))
     };
     let make = |width: usize, n: usize| -> Vec<Bottleneck> {
@@ -132,13 +134,13 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
     let (vision_layers, text_layers) = (
         if p.vision {
             check(Tower::Vision)?;
-            layers.clone()
+            layers_of(Tower::Vision)
         } else {
             vec![]
         },
         if p.text {
             check(Tower::Text)?;
-            layers.clone()
+            layers_of(Tower::Text)
         } else {
             vec![]
         },

@@ -5,7 +5,8 @@
 //! the vision and/or text tower; optionally one adapter on the conditional embedding after the
 //! text projection (`cond`, hidden 256 by default).
 //!
-//! Default blocks are `0 .. max(extract_layers)` (exclusive): the paper's range, 0..8 for CIDAS.
+//! Default blocks are `0 .. max(extract_layers)` (exclusive): the paper's range, 0..8 for CIDAS;
+//! every block of the tower on backbones without taps (`cris-clip`).
 //! It leaves the deepest tapped block (9) un-adapted even though the decoder reads its output;
 //! `layers: [0, 1, …, 9]` covers it.
 

@@ -16,7 +16,8 @@ pub struct DenseParams {
     pub cond: bool,
     /// Bottleneck width of the cond adapter (paper: 256, independent of `dim`).
     pub cond_hidden: usize,
-    /// Blocks to adapt in each adapted tower; default `0 .. max(extract_layers)`.
+    /// Blocks to adapt in each adapted tower; default `0 .. max(extract_layers)`, or every
+    /// block on a backbone without taps.
     pub layers: Option<Vec<usize>>,
     /// Non-linearities (see `vlsm_core::bottleneck`).
     pub activation: AdapterActivation,
