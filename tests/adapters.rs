@@ -283,6 +283,8 @@ fn table1_specs_carry_the_reference_recipe_and_the_paper_counts() {
         ("dense_vl", 2_974_464),
         ("shallow_vl", 3_939_072),
         ("san", 7_951_218),
+        // The reference's 146,849,122 counts CLIP's `logit_scale`, which CRIS never uses.
+        ("cris", 146_849_121),
     ];
     let dir = scratch("table1");
     for (name, count) in expected {
@@ -299,10 +301,10 @@ fn table1_specs_carry_the_reference_recipe_and_the_paper_counts() {
         assert_eq!((t.plateau_factor, t.plateau_patience), (0.3, 5), "{name}");
         assert_eq!((t.weight_decay, t.grad_clip), (1e-3, 0.5), "{name}");
         assert_eq!(t.loss, vlsm_zoo::spec::LossKind::DiceOnly, "{name}");
-        let lr = if name.starts_with("shallow") || name == "san" {
-            3e-4
-        } else {
-            1e-3
+        let lr = match name {
+            "cris" => 1e-4,
+            "san" | "shallow_vl" => 3e-4,
+            _ => 1e-3,
         };
         assert_eq!(t.lr, lr, "{name}");
         let data = vlsm_core::ron::ser::to_string(&spec.data.as_ref().unwrap().params).unwrap();
@@ -311,7 +313,9 @@ fn table1_specs_carry_the_reference_recipe_and_the_paper_counts() {
             "{name}: {data}"
         );
         // The weights folder is the user's; the counts need only the architecture.
-        let random = text.replace("../../../weights/CIDAS/clipseg-rd64-refined", "random");
+        let random = text
+            .replace("../../../weights/CIDAS/clipseg-rd64-refined", "random")
+            .replace("../../../weights/cris", "random");
         let path = dir.join(format!("{name}.ron"));
         std::fs::write(&path, random).unwrap();
         let report = inspect_json(&["--spec", path.to_str().unwrap()]);

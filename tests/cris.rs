@@ -236,6 +236,23 @@ fn placements_on_cris_reach_the_text_sites_and_name_missing_ones() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("vision") && err.contains("cris-clip"), "{err}");
+    for (placement, site) in [
+        (
+            "(kind: \"shallow\", params: (vision: true, text: false, cond: false))",
+            "tap",
+        ),
+        (
+            "(kind: \"ssf\", params: (sites: [\"vision.0.fc1\"]))",
+            "vision.0.fc1",
+        ),
+        ("(kind: \"ssf\")", "vision.*"),
+    ] {
+        let err = build(&spec(placement), &device).unwrap_err().to_string();
+        assert!(
+            err.contains(site) && err.contains("cris-clip"),
+            "{placement}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -271,4 +288,35 @@ fn a_checkpoint_that_does_not_fit_the_config_lists_the_keys() {
         err.contains("model.safetensors") && err.contains("neck.f3_v_proj.conv.weight"),
         "{err}"
     );
+}
+
+#[test]
+fn an_exported_cris_has_the_reference_keys_and_reloads_to_the_same_logits() {
+    let device = Device::flex();
+    let (_, model) = build(&tiny_cris_spec(""), &device).unwrap();
+    let dir = scratch("cris-export");
+    model
+        .head
+        .export_model(&*model.backbone, &dir, false)
+        .unwrap();
+    let names = |path: &std::path::Path| -> std::collections::BTreeSet<String> {
+        let bytes = std::fs::read(path).unwrap();
+        safetensors::SafeTensors::deserialize(&bytes)
+            .unwrap()
+            .names()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        names(&dir.join("model.safetensors")),
+        names(&fixtures().join("tiny-cris/model.safetensors")),
+        "the reference's state-dict keys"
+    );
+    let spec = format!(
+        "(backbone: (kind: \"cris-clip\", weights: \"{}\"), placement: (kind: \"frozen\"), head: (kind: \"cris\"))",
+        dir.display()
+    );
+    let (_, again) = build(&spec, &device).unwrap();
+    check("logits", again.forward(&input(&device)).unwrap());
 }

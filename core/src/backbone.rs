@@ -103,13 +103,15 @@ impl BackboneInfo {
                 };
                 if layer >= layers {
                     return Err(format!(
-                        "site {site}: the {tower} tower runs blocks 0..{layers}"
+                        "site {site}: the {tower} tower of backbone `{}` runs blocks 0..{layers}",
+                        self.name
                     ));
                 }
                 Ok(if point == BlockPoint::Fc1 { mlp } else { width })
             }
             Site::Tap(k) | Site::TextEos(k) if k >= taps => Err(format!(
-                "site {site}: the backbone has {taps} taps (0..{taps})"
+                "site {site}: backbone `{}` has {taps} taps (0..{taps})",
+                self.name
             )),
             Site::Tap(_) => Ok(self.vision_width),
             Site::TextEos(_) | Site::Cond => Ok(self.cond_dim),

@@ -29,8 +29,8 @@ pub const CLIP_STD: [f32; 3] = [0.268_629_5, 0.261_302_6, 0.275_777_1];
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CrisClipParams {
-    /// CRIS config JSON (the reference's constructor arguments); default: `config.json` next to
-    /// the weights, else the full CRIS-R50.
+    /// CRIS config JSON (the reference's constructor arguments) or `embedded:<name>` for an
+    /// embedded model's; default: `config.json` next to the weights, else the full CRIS-R50.
     pub config: Option<String>,
 }
 
@@ -107,17 +107,13 @@ impl CrisClip {
     ) -> Result<Self, CoreError> {
         match source {
             WeightSource::Random => {
-                let (config, json) = read_config(params.config.as_deref().map(Path::new))?;
+                let (config, json) = read_config(params.config.as_deref())?;
                 Self::init(config, json, device)
             }
             WeightSource::Dir(path) => {
                 let (checkpoint, found_config) = weights::locate(path)?;
-                let config_path = params
-                    .config
-                    .as_deref()
-                    .map(Path::new)
-                    .or(found_config.as_deref());
-                let (config, json) = read_config(config_path)?;
+                let found = found_config.map(|p| p.display().to_string());
+                let (config, json) = read_config(params.config.as_deref().or(found.as_deref()))?;
                 let model = Self::init(config, json, device)?;
                 load_part(
                     model,
@@ -131,16 +127,34 @@ impl CrisClip {
                     },
                 )
             }
-            WeightSource::Embedded(name) => Err(CoreError::Weights {
-                source_desc: format!("embedded:{name}"),
-                message: "no CRIS checkpoint is embedded in this binary".into(),
-            }),
+            WeightSource::Embedded(name) => {
+                let m = crate::embedded::find(name)?;
+                let origin = format!("embedded:{name}");
+                let config = CrisConfig::from_json(m.config_json, &origin)?;
+                let model = Self::init(config, m.config_json.to_string(), device)?;
+                load_part(
+                    model,
+                    &Checkpoint::Embedded(m.name, m.weights),
+                    Some("backbone"),
+                    crate::BACKBONE_REMAPS,
+                    &|k| {
+                        k.starts_with("neck.")
+                            || k.starts_with("decoder.")
+                            || k.starts_with("proj.")
+                    },
+                )
+            }
         }
     }
 
     /// The configuration.
     pub fn config(&self) -> &CrisConfig {
         &self.config
+    }
+
+    /// The configuration's JSON text.
+    pub fn config_json(&self) -> &str {
+        &self.config_json
     }
 
     /// The image encoder's stem, stages and C5.
@@ -191,10 +205,19 @@ pub fn end_positions(ids: &Tensor<2, Int>) -> Vec<usize> {
         .collect()
 }
 
-/// The config at `path`, or the full CRIS-R50; with its JSON text.
-pub fn read_config(path: Option<&Path>) -> Result<(CrisConfig, String), CoreError> {
+/// The config at `path` (a JSON file, or `embedded:<name>` for an embedded model's), or the
+/// full CRIS-R50; with its JSON text.
+pub fn read_config(path: Option<&str>) -> Result<(CrisConfig, String), CoreError> {
     match path {
+        Some(name) if name.starts_with("embedded:") => {
+            let m = crate::embedded::find(&name["embedded:".len()..])?;
+            Ok((
+                CrisConfig::from_json(m.config_json, name)?,
+                m.config_json.to_string(),
+            ))
+        }
         Some(p) => {
+            let p = Path::new(p);
             let text = std::fs::read_to_string(p).map_err(|e| CoreError::Weights {
                 source_desc: p.display().to_string(),
                 message: format!("cannot read the CRIS config: {e}"),

@@ -12,7 +12,9 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use vlsm_core::{BackboneAccess, CoreError, Features, Head, HeadBox, HeadCtx, WeightSource};
+use vlsm_core::{
+    Backbone, BackboneAccess, CoreError, Features, Head, HeadBox, HeadCtx, WeightSource,
+};
 
 /// Spec params of the `cris` head.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -102,6 +104,24 @@ impl Head for CrisHead {
     ) -> Result<Tensor<4>, CoreError> {
         Ok(self.forward_parts(features)?.logits)
     }
+
+    fn export_model(
+        &self,
+        backbone: &dyn Backbone,
+        out: &Path,
+        half: bool,
+    ) -> Result<(), CoreError> {
+        let cris = backbone
+            .ops_as_any()
+            .downcast_ref::<crate::CrisClip>()
+            .ok_or_else(|| {
+                CoreError::Unsupported(format!(
+                    "head `cris` exports a CRIS checkpoint only with backbone `cris-clip`, not `{}`",
+                    backbone.info().name
+                ))
+            })?;
+        crate::export::export(cris, self, out, half)
+    }
 }
 
 /// Builds the head for the backbone's configuration, loading `neck.*`, `decoder.*` and
@@ -109,7 +129,7 @@ impl Head for CrisHead {
 pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
     let params: CrisHeadParams = ctx.params()?;
     let mut config = match (&params.config, &ctx.backbone.model_config) {
-        (Some(path), _) => read_config(Some(Path::new(path)))?.0,
+        (Some(path), _) => read_config(Some(path))?.0,
         (None, Some(json)) if ctx.backbone.name == "cris-clip" => {
             CrisConfig::from_json(json, "backbone config")?
         }
@@ -136,10 +156,14 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
             })?
         }
         WeightSource::Embedded(name) => {
-            return Err(CoreError::Weights {
-                source_desc: format!("embedded:{name}"),
-                message: "no CRIS checkpoint is embedded in this binary".into(),
-            });
+            let m = crate::embedded::find(name)?;
+            load_part(
+                head,
+                &vlsm_clipseg::weights::Checkpoint::Embedded(m.name, m.weights),
+                None,
+                HEAD_REMAPS,
+                &|k| k.starts_with("backbone."),
+            )?
         }
     };
     Ok(HeadBox::from_head(head))

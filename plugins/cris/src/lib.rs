@@ -17,6 +17,8 @@
 pub mod backbone;
 pub mod config;
 pub mod decoder;
+pub mod embedded;
+pub mod export;
 pub mod head;
 pub mod layers;
 pub mod neck;

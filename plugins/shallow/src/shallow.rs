@@ -94,6 +94,12 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
         )));
     }
     let taps = info.extract_layers.len();
+    if (p.vision || p.text) && taps == 0 {
+        return Err(ctx.invalid(format!(
+            "backbone `{}` has no decoder taps (sites tap.k / text_eos.k) for vision or text adapters; only `cond` applies",
+            info.name
+        )));
+    }
     if p.text && info.extract_layers.iter().any(|&e| e >= info.text_layers) {
         return Err(ctx.invalid(format!(
             "text taps at blocks {:?} exceed the {} text blocks",

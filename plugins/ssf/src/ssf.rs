@@ -67,6 +67,12 @@ pub fn expand_sites(patterns: &[String], info: &BackboneInfo) -> Result<Vec<Site
                     ));
                 }
             };
+            if count == 0 {
+                return Err(format!(
+                    "`{pattern}`: backbone `{}` has no {tower} blocks with hook sites",
+                    info.name
+                ));
+            }
             for layer in 0..count {
                 sites.push(
                     format!("{tower}.{layer}.{point}")

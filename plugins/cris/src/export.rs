@@ -1,0 +1,147 @@
+//! Writing a CRIS model as a plain model folder: `config.json` and `model.safetensors` with the
+//! reference's key names and PyTorch layouts (packed attention, `conv → BN` pairs as `.0`/`.1`,
+//! BatchNorm `num_batches_tracked`, CLIP's `logit_scale`), optionally float16, so that this crate
+//! and the original `CRIS` class (`load_state_dict(strict=True)`) both read it.
+use crate::backbone::CrisClip;
+use crate::head::CrisHead;
+use burn::module::Module;
+use burn::store::{
+    BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, SafetensorsStore,
+};
+use burn::tensor::DType;
+use std::collections::HashMap;
+use std::path::Path;
+use vlsm_core::CoreError;
+
+fn fail(dir: &Path, message: impl std::fmt::Display) -> CoreError {
+    CoreError::Weights {
+        source_desc: dir.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// Module paths → the reference's key names (the inverse of the import remaps).
+const TO_REFERENCE: &[(&str, &str)] = &[
+    (".downsample.conv.", ".downsample.0."),
+    (".downsample.bn.", ".downsample.1."),
+    (".connect.conv.", ".connect.0."),
+    (".connect.bn.", ".connect.1."),
+    ("neck.txt_proj.linear.", "neck.txt_proj.0."),
+    ("neck.txt_proj.bn.", "neck.txt_proj.1."),
+    ("neck.norm_layer.", "neck.norm_layer.0."),
+    ("neck.coord.conv.", "neck.coordconv.0.conv1.0."),
+    ("neck.coord.bn.", "neck.coordconv.0.conv1.1."),
+    ("neck.coord_out.conv.", "neck.coordconv.1.0."),
+    ("neck.coord_out.bn.", "neck.coordconv.1.1."),
+    (".conv.", ".0."),
+    (".bn.", ".1."),
+    (".ffn_in.", ".ffn.0."),
+    (".ffn_norm.", ".ffn.3."),
+    (".ffn_out.", ".ffn.4."),
+    ("proj.vis1.0.", "proj.vis.1.0."),
+    ("proj.vis1.1.", "proj.vis.1.1."),
+    ("proj.vis3.0.", "proj.vis.3.0."),
+    ("proj.vis3.1.", "proj.vis.3.1."),
+    ("proj.vis4.", "proj.vis.4."),
+];
+
+/// The reference's name of module path `path` (already prefixed with `backbone.` for the
+/// backbone's tensors); the first matching rename wins for each pattern, applied in order.
+pub fn reference_key(path: &str) -> String {
+    let mut key = path.to_string();
+    for (from, to) in TO_REFERENCE {
+        if key.contains(from) {
+            key = key.replacen(from, to, 1);
+        }
+    }
+    key
+}
+
+type Tensors = Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>;
+
+fn collect<M: Module>(
+    module: &M,
+    prefix: &str,
+    half: bool,
+    dir: &Path,
+) -> Result<Tensors, CoreError> {
+    let target = if half { DType::F16 } else { DType::F32 };
+    let mut store = SafetensorsStore::from_bytes(None)
+        .with_to_adapter(BurnToPyTorchAdapter.chain(FloatCastAdapter::to(target)));
+    module.save_into(&mut store).map_err(|e| fail(dir, e))?;
+    let bytes = store.get_bytes().map_err(|e| fail(dir, e))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| fail(dir, e))?;
+    Ok(st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            (
+                reference_key(&format!("{prefix}{name}")),
+                view.dtype(),
+                view.shape().to_vec(),
+                view.data().to_vec(),
+            )
+        })
+        .collect())
+}
+
+/// Writes `dir/{config.json, model.safetensors}`.
+pub fn export(
+    backbone: &CrisClip,
+    head: &CrisHead,
+    dir: &Path,
+    half: bool,
+) -> Result<(), CoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
+    let mut tensors = collect(backbone, "backbone.", half, dir)?;
+    tensors.extend(collect(head, "", half, dir)?);
+    // What the reference's state dict also holds: BatchNorm step counters and CLIP's logit scale.
+    let counters: Vec<String> = tensors
+        .iter()
+        .filter_map(|(k, ..)| {
+            k.strip_suffix(".running_mean")
+                .map(|p| format!("{p}.num_batches_tracked"))
+        })
+        .collect();
+    for key in counters {
+        tensors.push((
+            key,
+            safetensors::Dtype::I64,
+            vec![],
+            0i64.to_le_bytes().to_vec(),
+        ));
+    }
+    let scale = (1.0f32 / 0.07).ln();
+    tensors.push(if half {
+        (
+            "backbone.logit_scale".into(),
+            safetensors::Dtype::F16,
+            vec![],
+            half::f16::from_f32(scale).to_le_bytes().to_vec(),
+        )
+    } else {
+        (
+            "backbone.logit_scale".into(),
+            safetensors::Dtype::F32,
+            vec![],
+            scale.to_le_bytes().to_vec(),
+        )
+    });
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, dt, shape, data)| {
+            safetensors::tensor::TensorView::new(*dt, shape.clone(), data)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| fail(dir, e))
+        })
+        .collect::<Result<_, _>>()?;
+    let meta: HashMap<String, String> = [("format".to_string(), "pt".to_string())]
+        .into_iter()
+        .collect();
+    let tmp = dir.join("model.safetensors.tmp");
+    safetensors::serialize_to_file(views, Some(meta), &tmp).map_err(|e| fail(dir, e))?;
+    std::fs::rename(&tmp, dir.join("model.safetensors")).map_err(|e| fail(dir, e))?;
+    let tmp = dir.join("config.json.tmp");
+    std::fs::write(&tmp, backbone.config_json()).map_err(|e| fail(dir, e))?;
+    std::fs::rename(&tmp, dir.join("config.json")).map_err(|e| fail(dir, e))
+}
