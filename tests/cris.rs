@@ -366,3 +366,19 @@ fn an_exported_cris_has_the_reference_keys_and_reloads_to_the_same_logits() {
     let (_, again) = build(&spec, &device).unwrap();
     check("logits", again.forward(&input(&device)).unwrap());
 }
+
+#[test]
+fn the_embedded_tiny_cris_loads_and_segments_at_its_own_size() {
+    let device = Device::flex();
+    let spec = "(backbone: (kind: \"cris-clip\", weights: \"embedded:tiny-cris\"), placement: (kind: \"frozen\"), head: (kind: \"cris\"))";
+    let (_, model) = build(spec, &device).unwrap();
+    let info = model.backbone.info();
+    assert_eq!((info.image_size, info.cond_dim), (128, 128));
+    let input = BackboneInput {
+        pixels: Tensor::zeros([1, 3, 128, 128], &device),
+        input_ids: model.tokenize(&["a red circle"], &device).unwrap(),
+    };
+    let logits = model.forward(&input).unwrap();
+    assert_eq!(logits.dims(), [1, 1, 128, 128]);
+    assert!(!logits.is_nan().any().into_scalar::<bool>(), "NaN logits");
+}

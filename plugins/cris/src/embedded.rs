@@ -16,7 +16,11 @@ pub struct EmbeddedModel {
 }
 
 /// Every embedded checkpoint.
-pub const EMBEDDED: &[EmbeddedModel] = &[];
+pub const EMBEDDED: &[EmbeddedModel] = &[EmbeddedModel {
+    name: "tiny-cris",
+    config_json: include_str!("../assets/tiny-cris/config.json"),
+    weights: include_bytes!("../assets/tiny-cris/model.safetensors"),
+}];
 
 /// The embedded checkpoint called `name`.
 pub fn find(name: &str) -> Result<&'static EmbeddedModel, CoreError> {
