@@ -16,6 +16,8 @@ fn list_shows_every_builtin_plugin() {
         "dense",
         "shallow",
         "ssf",
+        "cris-clip",
+        "cris",
     ] {
         assert!(
             out.lines()
