@@ -63,6 +63,24 @@ fn clipseg_matches_hf_on_wgpu() {
 }
 
 #[test]
+fn cris_matches_the_reference_on_wgpu() {
+    let Some(device) = gpu("cris_matches_the_reference_on_wgpu") else {
+        return;
+    };
+    let dir = fixtures().join("tiny-cris");
+    let spec = format!(
+        "(backbone: (kind: \"cris-clip\", weights: \"{}\"), placement: (kind: \"frozen\"), head: (kind: \"cris\"))",
+        dir.display()
+    );
+    let (_, model) = build(&spec, &device).unwrap();
+    let reference = dir.join("reference.safetensors");
+    let logits = model.forward(&input_from(&reference, &device)).unwrap();
+    let d = max_abs_diff(logits, &read_tensor(&reference, "logits"));
+    eprintln!("tiny-cris on wgpu: logits max abs diff {d:e}");
+    assert!(d <= TOL, "CRIS logits on wgpu: max abs diff {d}");
+}
+
+#[test]
 fn dense_and_shallow_vlc_match_pytorch_on_wgpu() {
     let Some(device) = gpu("dense_and_shallow_vlc_match_pytorch_on_wgpu") else {
         return;
