@@ -118,8 +118,8 @@ fn full_size_cris_has_the_reference_count_and_split() {
     );
     assert_eq!(
         under("backbone.") - under("backbone.visual."),
-        63_690_240,
-        "CLIP text (logit_scale not held)"
+        63_690_240 + 1,
+        "CLIP text + logit_scale"
     );
     assert_eq!(under("head.neck."), 24_142_336, "FPN");
     assert_eq!(under("head.decoder."), 12_631_552, "decoder");
@@ -129,11 +129,18 @@ fn full_size_cris_has_the_reference_count_and_split() {
         .filter(|p| p.trainable)
         .map(|p| p.shape.iter().product::<usize>())
         .sum();
-    assert_eq!(
-        total + 1,
-        146_849_122,
-        "the reference's count, whose 1 is CLIP's unused logit_scale"
-    );
+    assert_eq!(total, 146_849_122, "the reference's count");
+    let report: serde_json::Value = serde_json::from_str(
+        &cli(&[
+            "inspect",
+            "--json",
+            "--spec",
+            specs().join("paper/cris.ron").to_str().unwrap(),
+        ])
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["trainable_params"].as_u64(), Some(146_849_122));
 }
 
 /// A tiny CRIS with CLIP's vocabulary (so prompts tokenise) at 64 px, random weights.

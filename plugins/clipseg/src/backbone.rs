@@ -242,6 +242,7 @@ impl ClipSegBackbone {
                 remaps: &[(r"^clip\.", "")],
                 foreign: &|k| k.starts_with("decoder."),
                 skipped: &|k| is_unused_clip_key(k, used_layers, request.vision_projection),
+                optional: &|_| false,
             },
         )
         .map_err(|e| match e {

@@ -68,6 +68,7 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
                 remaps: DECODER_REMAPS,
                 foreign: &|k| k.starts_with("clip."),
                 skipped: &|_| false,
+                optional: &|_| false,
             },
         )?,
         WeightSource::Embedded(name) => {
@@ -79,6 +80,7 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
                     remaps: DECODER_REMAPS,
                     foreign: &|k| k.starts_with("clip."),
                     skipped: &|_| false,
+                    optional: &|_| false,
                 },
             )?
         }

@@ -66,6 +66,8 @@ pub struct KeyPlan<'a> {
     pub foreign: &'a dyn Fn(&str) -> bool,
     /// Keys (after remapping) of this component that are deliberately not loaded.
     pub skipped: &'a dyn Fn(&str) -> bool,
+    /// Module parameters a checkpoint need not hold (they keep their initial value).
+    pub optional: &'a dyn Fn(&str) -> bool,
 }
 
 /// Loads `module`'s parameters from `checkpoint`, strictly.
@@ -134,12 +136,14 @@ pub fn load<M: Module>(
             list.join("\n")
         ));
     }
-    if !result.missing.is_empty() {
-        let list: Vec<String> = result
-            .missing
-            .iter()
-            .map(|(p, _)| format!("  {p}"))
-            .collect();
+    let missing: Vec<&String> = result
+        .missing
+        .iter()
+        .map(|(p, _)| p)
+        .filter(|p| !(plan.optional)(p))
+        .collect();
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|p| format!("  {p}")).collect();
         problems.push(format!(
             "{} parameters missing from the checkpoint:\n{}",
             list.len(),

@@ -49,6 +49,10 @@ pub struct CrisClip {
     pub ln_final: LayerNorm,
     /// `[width, embed_dim]`, applied as `x @ text_projection` (not transposed on import).
     pub text_projection: Param<Tensor<2>>,
+    /// CLIP's contrastive logit scale `[1]`: part of the reference model (and of its parameter
+    /// count) but unused by CRIS's forward, so it never gets a gradient. It is not read from
+    /// checkpoints (they store it 0-d) and starts at CLIP's `ln(1/0.07)`.
+    pub logit_scale: Param<Tensor<1>>,
     #[module(skip)]
     config: CrisConfig,
     #[module(skip)]
@@ -93,6 +97,7 @@ impl CrisClip {
                 Distribution::Normal(0.0, (c.transformer_width as f64).powf(-0.5)),
                 device,
             )),
+            logit_scale: Param::from_tensor(Tensor::from_floats([(1.0f32 / 0.07).ln()], device)),
             config,
             config_json,
             tokenizer,
@@ -256,6 +261,7 @@ pub fn load_part<M: Module>(
             remaps: &all,
             foreign,
             skipped: &weights::is_ignored,
+            optional: &|k| k == "logit_scale",
         },
     )
 }

@@ -111,22 +111,12 @@ pub fn export(
             0i64.to_le_bytes().to_vec(),
         ));
     }
-    let scale = (1.0f32 / 0.07).ln();
-    tensors.push(if half {
-        (
-            "backbone.logit_scale".into(),
-            safetensors::Dtype::F16,
-            vec![],
-            half::f16::from_f32(scale).to_le_bytes().to_vec(),
-        )
-    } else {
-        (
-            "backbone.logit_scale".into(),
-            safetensors::Dtype::F32,
-            vec![],
-            scale.to_le_bytes().to_vec(),
-        )
-    });
+    // The reference stores CLIP's logit scale 0-d.
+    for (key, _, shape, _) in tensors.iter_mut() {
+        if key == "backbone.logit_scale" {
+            shape.clear();
+        }
+    }
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .map(|(n, dt, shape, data)| {

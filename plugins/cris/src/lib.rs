@@ -34,6 +34,8 @@ pub use head::{CrisHead, CrisHeadParams};
 
 /// Backbone key remaps after `backbone.` is stripped: `nn.Sequential` `conv → BN` pairs.
 pub const BACKBONE_REMAPS: &[(&str, &str)] = &[
+    // 0-d in checkpoints and unused by CRIS: kept away from the backbone's own `[1]` parameter.
+    (r"^logit_scale$", "checkpoint_logit_scale"),
     (r"\.downsample\.0\.", ".downsample.conv."),
     (r"\.downsample\.1\.", ".downsample.bn."),
     (r"\.connect\.0\.", ".connect.conv."),

@@ -13,7 +13,8 @@ use vlsm_core::CoreError;
 /// of `conv → BN` pairs (`….0.` / `….1.`) to the field names `conv` / `bn`.
 pub const PREFIX_REMAPS: &[(&str, &str)] = &[(r"^module\.", ""), (r"^net\.", "")];
 
-/// Keys no module holds: BatchNorm's step counters and CLIP's contrastive logit scale.
+/// Keys not loaded: BatchNorm's step counters (no module holds them) and CLIP's contrastive
+/// logit scale (0-d in checkpoints and unused by CRIS; the backbone holds its own).
 pub fn is_ignored(key: &str) -> bool {
     key.ends_with("num_batches_tracked") || key.ends_with("logit_scale")
 }
