@@ -306,6 +306,19 @@ fn placements_on_cris_reach_the_text_sites_and_name_missing_ones() {
             "{placement}: {err}"
         );
     }
+    let other_heads = format!(
+        "(backbone: (kind: \"cris-clip\", weights: \"random\", params: (config: \"{}\")), placement: (kind: \"frozen\"), head: (kind: \"HEAD\"))",
+        config.display()
+    );
+    for head in ["clipseg-decoder", "san"] {
+        let err = build(&other_heads.replace("HEAD", head), &device)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(head) && err.contains("cris-clip"),
+            "{head}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -29,10 +29,18 @@ pub const DECODER_REMAPS: &[(&str, &str)] = &[
 /// Builds the decoder matching the backbone, loading `decoder.*` from an HF checkpoint.
 pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
     let params: DecoderParams = ctx.params()?;
+    if ctx.backbone.extract_layers.is_empty() {
+        return Err(ctx.invalid(format!(
+            "the CLIPSeg decoder reads the backbone's decoder taps; backbone `{}` has none",
+            ctx.backbone.name
+        )));
+    }
     let config = match (&params.config, &ctx.backbone.model_config) {
         (Some(path), _) => ClipSegConfig::from_file(Path::new(path))?,
-        (None, Some(json)) => ClipSegConfig::from_json(json, "backbone config")?,
-        (None, None) => {
+        (None, Some(json)) if ctx.backbone.name == "clipseg" => {
+            ClipSegConfig::from_json(json, "backbone config")?
+        }
+        _ => {
             return Err(CoreError::InvalidParams {
                 kind: Kind::Head,
                 name: ctx.name.into(),
