@@ -1,7 +1,7 @@
 """PyTorch reference timing of a CRIS-R50 training step or forward pass, the workload
 `vlsm-zoo time --spec specs/paper/cris.ron` measures (developers only; needs torch).
 
-    python scripts/bench_cris_torch.py PATH_TO_CRIS_CODE [--batch 2] [--threads 2] [--infer]
+    python scripts/bench_cris_torch.py PATH_TO_CRIS_CODE [--batch 2] [--threads 2] [--infer | --frozen-backbone]
 
 Builds the full CRIS-R50 (CLIP RN50 + FPN + decoder + projector, 146,849,122 parameters) from
 the original classes in PATH_TO_CRIS_CODE/model (imported by path, random weights), float32,
@@ -57,6 +57,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--infer", action="store_true")
+    ap.add_argument("--frozen-backbone", action="store_true",
+                    help="train only neck, decoder and projector; the backbone in eval mode (vlsm-zoo's decoder-only)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -67,7 +69,10 @@ def main():
     ids = torch.randint(1, 49406, (a.batch, 77))
     ids[:, 0], ids[:, 10:] = 49406, 49407
     mask = (torch.rand(a.batch, 1, 416, 416) > 0.5).float()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    if a.frozen_backbone:
+        model.backbone.requires_grad_(False)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trained, lr=1e-4)
 
     def step():
         if a.infer:
@@ -76,6 +81,8 @@ def main():
                 model.logits(img, ids)
             return
         model.train()
+        if a.frozen_backbone:
+            model.backbone.eval()
         logits = model.logits(img, ids)
         p = torch.sigmoid(logits)
         inter = (p * mask).sum((1, 2, 3))
@@ -83,7 +90,7 @@ def main():
         loss = 1.5 * dice.mean() + F.binary_cross_entropy_with_logits(logits, mask)
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
 
     for _ in range(a.warmup):
@@ -95,7 +102,7 @@ def main():
         times.append(time.perf_counter() - t)
     s = statistics.median(times)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    work = "cris infer" if a.infer else "cris full step"
+    work = "cris infer" if a.infer else ("cris head-only step" if a.frozen_backbone else "cris full step")
     print(f"| PyTorch {torch.__version__} | {work} | {a.batch} | {s:.3f} | {s / a.batch:.3f} | {rss:.0f} |")
 
 
