@@ -21,6 +21,8 @@ moderate) and every LayerNorm's affine, and writes
                           `num_batches_tracked` and `logit_scale` included, as real checkpoints)
   ../tiny-cris-pth/      the same weights as `cris_best.pth` ({"state_dict": {"module.<key>": …}},
                           the community checkpoint's layout) with config.json
+  ../tiny-cris-ckpt/     the same weights as a Lightning `last.ckpt` (`net.` prefix under
+                          `state_dict`, next to epoch/global_step/hyper_parameters)
   reference.safetensors   inputs (pixels [2, 3, 96, 96], ids [2, 8]) and, in eval mode, the stem,
                           layer1-4, C5 (attnpool), word features and sentence state, the neck
                           output, each decoder layer, the decoder output, the projector's visual
@@ -217,6 +219,12 @@ def main():
     torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}},
                os.path.join(OUT + "-pth", "cris_best.pth"))
     json.dump(CONFIG, open(os.path.join(OUT + "-pth", "config.json"), "w"), indent=2)
+    # A Lightning-style fine-tuning checkpoint: `net.` prefix, other top-level entries.
+    os.makedirs(OUT + "-ckpt", exist_ok=True)
+    torch.save({"epoch": 3, "global_step": 120, "hyper_parameters": {"lr": 1e-4},
+                "state_dict": {f"net.{k}": v for k, v in model.state_dict().items()}},
+               os.path.join(OUT + "-ckpt", "last.ckpt"))
+    json.dump(CONFIG, open(os.path.join(OUT + "-ckpt", "config.json"), "w"), indent=2)
     ref = {"pixel_values": pixels, "input_ids": ids}
     ref.update(taps)
     save_file({k: v.detach().contiguous() for k, v in ref.items()},

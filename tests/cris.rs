@@ -322,14 +322,18 @@ fn placements_on_cris_reach_the_text_sites_and_name_missing_ones() {
 }
 
 #[test]
-fn a_community_style_pth_checkpoint_loads_to_the_same_model() {
+fn community_and_lightning_checkpoints_load_to_the_same_model() {
     let device = Device::flex();
-    let spec = format!(
-        "(backbone: (kind: \"cris-clip\", weights: \"{}\"), placement: (kind: \"frozen\"), head: (kind: \"cris\"))",
-        fixtures().join("tiny-cris-pth/cris_best.pth").display()
-    );
-    let (_, model) = build(&spec, &device).unwrap();
-    check("logits", model.forward(&input(&device)).unwrap());
+    // `{"state_dict": {"module.…"}}` (cris_best.pth) and a Lightning `.ckpt` (`net.` prefix,
+    // other top-level entries).
+    for file in ["tiny-cris-pth/cris_best.pth", "tiny-cris-ckpt/last.ckpt"] {
+        let spec = format!(
+            "(backbone: (kind: \"cris-clip\", weights: \"{}\"), placement: (kind: \"frozen\"), head: (kind: \"cris\"))",
+            fixtures().join(file).display()
+        );
+        let (_, model) = build(&spec, &device).unwrap_or_else(|e| panic!("{file}: {e}"));
+        check("logits", model.forward(&input(&device)).unwrap());
+    }
 }
 
 #[test]

@@ -72,7 +72,9 @@ pub fn locate(path: &Path) -> Result<(Checkpoint, Option<PathBuf>), CoreError> {
                 message: format!("cannot read the torch checkpoint: {e}"),
             })?;
             let keys = reader.keys();
-            if !keys.is_empty() && keys.iter().all(|k| k.starts_with("state_dict.")) {
+            // Training checkpoints keep the weights under `state_dict` next to other entries
+            // (Lightning: epoch, optimizer states, …).
+            if keys.iter().any(|k| k.starts_with("state_dict.")) {
                 Checkpoint::PytorchStateDict(file)
             } else {
                 Checkpoint::PytorchBin(file)
