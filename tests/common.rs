@@ -330,3 +330,35 @@ pub fn assert_only_adapters_moved(before: &ZooModel, after: &ZooModel, what: &st
         }
     }
 }
+
+/// Mean training loss per epoch from a finished run's `history.csv`.
+pub fn train_losses(run: &Path) -> Vec<f64> {
+    let csv = std::fs::read_to_string(run.join("history.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "train_loss")
+        .expect("train_loss column");
+    lines
+        .map(|l| l.split(',').nth(col).unwrap().parse().unwrap())
+        .collect()
+}
+
+/// The first alternative of prompt `key` of the test record of `image` in a medvlsm-layout
+/// data folder (`anns/test.json`).
+pub fn test_prompt(data: &Path, image: &str, key: &str) -> String {
+    let records: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("anns/test.json")).unwrap())
+            .unwrap();
+    let record = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["img_name"] == image)
+        .unwrap_or_else(|| panic!("no test record of {image}"));
+    match &record["prompts"][key] {
+        serde_json::Value::Array(options) => options[0].as_str().unwrap().to_string(),
+        one => one.as_str().unwrap().to_string(),
+    }
+}

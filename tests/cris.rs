@@ -177,12 +177,7 @@ fn a_short_cris_run_trains_and_keeps_its_batch_statistics() {
     std::fs::write(&spec, text).unwrap();
     let out = dir.join("out");
     run(&spec, &out, &[]).unwrap();
-    let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
-    let losses: Vec<f64> = history
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
-        .collect();
+    let losses = train_losses(&out);
     assert_eq!(losses.len(), 4);
     assert!(losses[3] < losses[0], "train loss did not fall: {losses:?}");
     // The saved weights hold the BatchNorm running statistics next to the parameters.
@@ -206,19 +201,7 @@ fn a_short_cris_run_trains_and_keeps_its_batch_statistics() {
         .unwrap()
         .unwrap()
         .path();
-    let records: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(data.join("anns/test.json")).unwrap())
-            .unwrap();
-    let record = records
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["img_name"] == "test_00000.png")
-        .unwrap();
-    let prompt = match &record["prompts"]["p1"] {
-        serde_json::Value::Array(options) => options[0].as_str().unwrap().to_string(),
-        one => one.as_str().unwrap().to_string(),
-    };
+    let prompt = test_prompt(&data, "test_00000.png", "p1");
     let mask = dir.join("mask.png");
     cli(&[
         "predict",

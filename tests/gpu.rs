@@ -176,20 +176,6 @@ fn adapter_checkpoints_round_trip_between_devices() {
     }
 }
 
-/// Mean training loss per epoch from `history.csv`.
-fn train_losses(run: &Path) -> Vec<f64> {
-    let csv = std::fs::read_to_string(run.join("history.csv")).unwrap();
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = header
-        .iter()
-        .position(|h| *h == "train_loss")
-        .expect("train_loss column");
-    lines
-        .map(|l| l.split(',').nth(col).unwrap().parse().unwrap())
-        .collect()
-}
-
 fn test_dice(run: &Path) -> f64 {
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();

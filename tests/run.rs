@@ -299,19 +299,7 @@ fn predict_reproduces_the_runs_saved_prediction_and_writes_an_overlay() {
         .unwrap()
         .path();
     let image = data.join("images/test_00000.png");
-    let records: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(data.join("anns/test.json")).unwrap())
-            .unwrap();
-    let record = records
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["img_name"] == "test_00000.png")
-        .unwrap();
-    let prompt = match &record["prompts"]["p1"] {
-        serde_json::Value::Array(options) => options[0].as_str().unwrap().to_string(),
-        one => one.as_str().unwrap().to_string(),
-    };
+    let prompt = test_prompt(&data, "test_00000.png", "p1");
     let (mask, overlay) = (dir.join("mask.png"), dir.join("overlay.png"));
     let msg = cli(&[
         "predict",

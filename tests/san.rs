@@ -292,12 +292,7 @@ fn a_short_san_run_learns() {
     std::fs::write(&spec, text).unwrap();
     let out = dir.join("out");
     run(&spec, &out, &[]).unwrap();
-    let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
-    let losses: Vec<f64> = history
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
-        .collect();
+    let losses = train_losses(&out);
     assert_eq!(losses.len(), 5);
     assert!(
         losses[4] < 0.9 * losses[0],

@@ -33,9 +33,11 @@ fn decoder_key(path: &str) -> String {
     format!("decoder.{renamed}")
 }
 
-type Tensors = Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>;
+/// Named tensors in PyTorch layout, ready for a safetensors file: name, dtype, shape, bytes.
+pub type Tensors = Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>;
 
-fn collect<M: Module>(
+/// Every tensor of `module` in PyTorch layout (float16 when `half`), named `key(module path)`.
+pub fn collect<M: Module>(
     module: &M,
     half: bool,
     key: &dyn Fn(&str) -> String,
@@ -61,16 +63,9 @@ fn collect<M: Module>(
         .collect())
 }
 
-/// Writes `dir/{config.json, preprocessor_config.json, model.safetensors}`.
-pub fn export_hf(
-    backbone: &ClipSegBackbone,
-    decoder: &ClipSegDecoder,
-    dir: &Path,
-    half: bool,
-) -> Result<(), CoreError> {
-    std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
-    let mut tensors = collect(backbone, half, &|k| format!("clip.{k}"), dir)?;
-    tensors.extend(collect(decoder, half, &decoder_key, dir)?);
+/// Writes `tensors` to `dir/model.safetensors` (temp file, then rename), with PyTorch's
+/// `format: pt` metadata.
+pub fn write_safetensors(tensors: &Tensors, dir: &Path) -> Result<(), CoreError> {
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .map(|(n, dt, shape, data)| {
@@ -84,7 +79,20 @@ pub fn export_hf(
         .collect();
     let tmp = dir.join("model.safetensors.tmp");
     safetensors::serialize_to_file(views, Some(meta), &tmp).map_err(|e| fail(dir, e))?;
-    std::fs::rename(&tmp, dir.join("model.safetensors")).map_err(|e| fail(dir, e))?;
+    std::fs::rename(&tmp, dir.join("model.safetensors")).map_err(|e| fail(dir, e))
+}
+
+/// Writes `dir/{config.json, preprocessor_config.json, model.safetensors}`.
+pub fn export_hf(
+    backbone: &ClipSegBackbone,
+    decoder: &ClipSegDecoder,
+    dir: &Path,
+    half: bool,
+) -> Result<(), CoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
+    let mut tensors = collect(backbone, half, &|k| format!("clip.{k}"), dir)?;
+    tensors.extend(collect(decoder, half, &decoder_key, dir)?);
+    write_safetensors(&tensors, dir)?;
     let meta = backbone.meta();
     std::fs::write(dir.join("config.json"), &meta.config_json).map_err(|e| fail(dir, e))?;
     let pre = serde_json::json!({

@@ -16,12 +16,17 @@ fn cubic_far(x: f64) -> f64 {
     ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A
 }
 
-/// 1-D bicubic weights `[out, in]` of PyTorch's `align_corners=False` resize.
-pub fn bicubic_weights(input: usize, output: usize) -> Vec<Vec<f64>> {
+/// 1-D bicubic weights `[out, in]` of PyTorch's resize: source index `(dst + 0.5)·in/out − 0.5`,
+/// or `dst·(in − 1)/(out − 1)` with `align_corners`.
+pub fn bicubic_weights(input: usize, output: usize, align_corners: bool) -> Vec<Vec<f64>> {
     let scale = input as f64 / output as f64;
     (0..output)
         .map(|dst| {
-            let src = (dst as f64 + 0.5) * scale - 0.5;
+            let src = match (align_corners, output) {
+                (false, _) => (dst as f64 + 0.5) * scale - 0.5,
+                (true, 1) => 0.0,
+                (true, _) => dst as f64 * (input as f64 - 1.0) / (output as f64 - 1.0),
+            };
             let floor = src.floor();
             let t = src - floor;
             let coeffs = [
@@ -42,8 +47,8 @@ pub fn bicubic_weights(input: usize, output: usize) -> Vec<Vec<f64>> {
 
 /// Row-major `[out_h·out_w, in_h·in_w]` matrix resizing a flattened (row-major) grid.
 pub fn bicubic_grid_matrix(in_hw: [usize; 2], out_hw: [usize; 2]) -> Vec<f32> {
-    let wy = bicubic_weights(in_hw[0], out_hw[0]);
-    let wx = bicubic_weights(in_hw[1], out_hw[1]);
+    let wy = bicubic_weights(in_hw[0], out_hw[0], false);
+    let wx = bicubic_weights(in_hw[1], out_hw[1], false);
     let cols = in_hw[0] * in_hw[1];
     let mut m = vec![0f32; out_hw[0] * out_hw[1] * cols];
     for (i, ry) in wy.iter().enumerate() {
@@ -65,7 +70,7 @@ mod tests {
 
     #[test]
     fn same_size_is_identity() {
-        let w = bicubic_weights(5, 5);
+        let w = bicubic_weights(5, 5, false);
         for (i, row) in w.iter().enumerate() {
             for (j, &v) in row.iter().enumerate() {
                 assert!((v - if i == j { 1.0 } else { 0.0 }).abs() < 1e-12);
@@ -75,7 +80,7 @@ mod tests {
 
     #[test]
     fn rows_sum_to_one() {
-        for row in bicubic_weights(14, 22) {
+        for row in bicubic_weights(14, 22, false) {
             assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         }
     }
@@ -85,7 +90,7 @@ mod tests {
         // Along one axis, input [0, 1] resized to 3 gives
         // [-0.0868056, 0.5, 1.0868056] (torch 2.15: F.interpolate(t[[[[0., 1.]]]], size=(1, 3),
         // mode="bicubic", align_corners=False)).
-        let w = bicubic_weights(2, 3);
+        let w = bicubic_weights(2, 3, false);
         let out: Vec<f64> = w.iter().map(|r| r[1]).collect();
         let expected = [-0.086805555555555f64, 0.5, 1.086805555555555];
         for (o, e) in out.iter().zip(expected) {

@@ -110,45 +110,19 @@ impl CrisClip {
         params: &CrisClipParams,
         device: &Device,
     ) -> Result<Self, CoreError> {
-        match source {
-            WeightSource::Random => {
-                let (config, json) = read_config(params.config.as_deref())?;
-                Self::init(config, json, device)
-            }
-            WeightSource::Dir(path) => {
-                let (checkpoint, found_config) = weights::locate(path)?;
-                let found = found_config.map(|p| p.display().to_string());
-                let (config, json) = read_config(params.config.as_deref().or(found.as_deref()))?;
-                let model = Self::init(config, json, device)?;
-                load_part(
-                    model,
-                    &checkpoint,
-                    Some("backbone"),
-                    crate::BACKBONE_REMAPS,
-                    &|k| {
-                        k.starts_with("neck.")
-                            || k.starts_with("decoder.")
-                            || k.starts_with("proj.")
-                    },
-                )
-            }
-            WeightSource::Embedded(name) => {
-                let m = crate::embedded::find(name)?;
-                let origin = format!("embedded:{name}");
-                let config = CrisConfig::from_json(m.config_json, &origin)?;
-                let model = Self::init(config, m.config_json.to_string(), device)?;
-                load_part(
-                    model,
-                    &Checkpoint::Embedded(m.name, m.weights),
-                    Some("backbone"),
-                    crate::BACKBONE_REMAPS,
-                    &|k| {
-                        k.starts_with("neck.")
-                            || k.starts_with("decoder.")
-                            || k.starts_with("proj.")
-                    },
-                )
-            }
+        let located = weights::checkpoint_of(source)?;
+        let found = located.as_ref().and_then(|(_, config)| config.as_deref());
+        let (config, json) = read_config(params.config.as_deref().or(found))?;
+        let model = Self::init(config, json, device)?;
+        match located {
+            None => Ok(model),
+            Some((checkpoint, _)) => load_part(
+                model,
+                &checkpoint,
+                Some("backbone"),
+                crate::BACKBONE_REMAPS,
+                &weights::is_head_key,
+            ),
         }
     }
 

@@ -2,7 +2,6 @@
 //! `TransformerDecoder` and `Projector`, read from a JSON file (`config.json` next to the
 //! weights) so that one code path builds tiny test models and the full CRIS-R50.
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 use vlsm_core::CoreError;
 
 /// The CLIP model's constructor arguments (`model/clip.py: CLIP.__init__`, ResNet vision).
@@ -83,15 +82,6 @@ impl CrisConfig {
             message,
         })?;
         Ok(config)
-    }
-
-    /// Reads a JSON file.
-    pub fn from_file(path: &Path) -> Result<Self, CoreError> {
-        let text = std::fs::read_to_string(path).map_err(|e| CoreError::Weights {
-            source_desc: path.display().to_string(),
-            message: format!("cannot read the CRIS config: {e}"),
-        })?;
-        Self::from_json(&text, &path.display().to_string())
     }
 
     /// Channels of ResNet stage `i` (0-based): `width · 2^i · 4`.

@@ -4,13 +4,8 @@
 //! and the original `CRIS` class (`load_state_dict(strict=True)`) both read it.
 use crate::backbone::CrisClip;
 use crate::head::CrisHead;
-use burn::module::Module;
-use burn::store::{
-    BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, SafetensorsStore,
-};
-use burn::tensor::DType;
-use std::collections::HashMap;
 use std::path::Path;
+use vlsm_clipseg::export::{collect, write_safetensors};
 use vlsm_core::CoreError;
 
 fn fail(dir: &Path, message: impl std::fmt::Display) -> CoreError {
@@ -57,34 +52,6 @@ pub fn reference_key(path: &str) -> String {
     key
 }
 
-type Tensors = Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>;
-
-fn collect<M: Module>(
-    module: &M,
-    prefix: &str,
-    half: bool,
-    dir: &Path,
-) -> Result<Tensors, CoreError> {
-    let target = if half { DType::F16 } else { DType::F32 };
-    let mut store = SafetensorsStore::from_bytes(None)
-        .with_to_adapter(BurnToPyTorchAdapter.chain(FloatCastAdapter::to(target)));
-    module.save_into(&mut store).map_err(|e| fail(dir, e))?;
-    let bytes = store.get_bytes().map_err(|e| fail(dir, e))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| fail(dir, e))?;
-    Ok(st
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            (
-                reference_key(&format!("{prefix}{name}")),
-                view.dtype(),
-                view.shape().to_vec(),
-                view.data().to_vec(),
-            )
-        })
-        .collect())
-}
-
 /// Writes `dir/{config.json, model.safetensors}`.
 pub fn export(
     backbone: &CrisClip,
@@ -93,8 +60,13 @@ pub fn export(
     half: bool,
 ) -> Result<(), CoreError> {
     std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
-    let mut tensors = collect(backbone, "backbone.", half, dir)?;
-    tensors.extend(collect(head, "", half, dir)?);
+    let mut tensors = collect(
+        backbone,
+        half,
+        &|k| reference_key(&format!("backbone.{k}")),
+        dir,
+    )?;
+    tensors.extend(collect(head, half, &reference_key, dir)?);
     // What the reference's state dict also holds: BatchNorm step counters and CLIP's logit scale.
     let counters: Vec<String> = tensors
         .iter()
@@ -117,20 +89,7 @@ pub fn export(
             shape.clear();
         }
     }
-    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
-        .iter()
-        .map(|(n, dt, shape, data)| {
-            safetensors::tensor::TensorView::new(*dt, shape.clone(), data)
-                .map(|v| (n.clone(), v))
-                .map_err(|e| fail(dir, e))
-        })
-        .collect::<Result<_, _>>()?;
-    let meta: HashMap<String, String> = [("format".to_string(), "pt".to_string())]
-        .into_iter()
-        .collect();
-    let tmp = dir.join("model.safetensors.tmp");
-    safetensors::serialize_to_file(views, Some(meta), &tmp).map_err(|e| fail(dir, e))?;
-    std::fs::rename(&tmp, dir.join("model.safetensors")).map_err(|e| fail(dir, e))?;
+    write_safetensors(&tensors, dir)?;
     let tmp = dir.join("config.json.tmp");
     std::fs::write(&tmp, backbone.config_json()).map_err(|e| fail(dir, e))?;
     std::fs::rename(&tmp, dir.join("config.json")).map_err(|e| fail(dir, e))

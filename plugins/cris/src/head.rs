@@ -12,9 +12,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use vlsm_core::{
-    Backbone, BackboneAccess, CoreError, Features, Head, HeadBox, HeadCtx, WeightSource,
-};
+use vlsm_core::{Backbone, BackboneAccess, CoreError, Features, Head, HeadBox, HeadCtx};
 
 /// Spec params of the `cris` head.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -147,24 +145,11 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
         config.dropout = p;
     }
     let head = CrisHead::init(&config, ctx.device);
-    let head = match ctx.weights {
-        WeightSource::Random => head,
-        WeightSource::Dir(path) => {
-            let (checkpoint, _) = weights::locate(path)?;
-            load_part(head, &checkpoint, None, HEAD_REMAPS, &|k| {
-                k.starts_with("backbone.")
-            })?
-        }
-        WeightSource::Embedded(name) => {
-            let m = crate::embedded::find(name)?;
-            load_part(
-                head,
-                &vlsm_clipseg::weights::Checkpoint::Embedded(m.name, m.weights),
-                None,
-                HEAD_REMAPS,
-                &|k| k.starts_with("backbone."),
-            )?
-        }
+    let head = match weights::checkpoint_of(ctx.weights)? {
+        None => head,
+        Some((checkpoint, _)) => load_part(head, &checkpoint, None, HEAD_REMAPS, &|k| {
+            k.starts_with("backbone.")
+        })?,
     };
     Ok(HeadBox::from_head(head))
 }

@@ -3,43 +3,13 @@
 //! `out = Wy · x · Wxᵀ`, so it stays differentiable and independent of the backend's own kernels.
 use burn::tensor::{Device, Tensor, TensorData};
 
-const A: f64 = -0.75;
-
-fn cubic_near(x: f64) -> f64 {
-    ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
-}
-
-fn cubic_far(x: f64) -> f64 {
-    ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A
-}
-
-/// 1-D bicubic weights `[output, input]`.
+/// 1-D bicubic weights `[output, input]`, row-major (`vlsm_clipseg`'s PyTorch-exact weights).
 pub fn bicubic_weights(input: usize, output: usize, align_corners: bool) -> Vec<f32> {
-    let mut m = vec![0f32; output * input];
-    for dst in 0..output {
-        let src = if align_corners {
-            if output > 1 {
-                dst as f64 * (input as f64 - 1.0) / (output as f64 - 1.0)
-            } else {
-                0.0
-            }
-        } else {
-            (dst as f64 + 0.5) * input as f64 / output as f64 - 0.5
-        };
-        let floor = src.floor();
-        let t = src - floor;
-        let coeffs = [
-            cubic_far(t + 1.0),
-            cubic_near(t),
-            cubic_near(1.0 - t),
-            cubic_far(2.0 - t),
-        ];
-        for (k, c) in coeffs.iter().enumerate() {
-            let idx = (floor as i64 - 1 + k as i64).clamp(0, input as i64 - 1) as usize;
-            m[dst * input + idx] += *c as f32;
-        }
-    }
-    m
+    vlsm_clipseg::interpolate::bicubic_weights(input, output, align_corners)
+        .into_iter()
+        .flatten()
+        .map(|w| w as f32)
+        .collect()
 }
 
 fn matrix(input: usize, output: usize, align_corners: bool, device: &Device) -> Tensor<2> {

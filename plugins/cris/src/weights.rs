@@ -7,7 +7,7 @@
 use burn::store::pytorch_reader::PytorchReader;
 use std::path::{Path, PathBuf};
 use vlsm_clipseg::weights::Checkpoint;
-use vlsm_core::CoreError;
+use vlsm_core::{CoreError, WeightSource};
 
 /// Remaps shared by every CRIS part: training-wrapper prefixes, then `nn.Sequential` indices
 /// of `conv → BN` pairs (`….0.` / `….1.`) to the field names `conv` / `bn`.
@@ -89,4 +89,30 @@ pub fn locate(path: &Path) -> Result<(Checkpoint, Option<PathBuf>), CoreError> {
         }
     };
     Ok((checkpoint, config))
+}
+
+/// The checkpoint a weight source names and the config that comes with it (a `config.json`
+/// path, or `embedded:<name>`); `None` for random weights.
+pub fn checkpoint_of(
+    source: &WeightSource,
+) -> Result<Option<(Checkpoint, Option<String>)>, CoreError> {
+    Ok(match source {
+        WeightSource::Random => None,
+        WeightSource::Dir(path) => {
+            let (checkpoint, config) = locate(path)?;
+            Some((checkpoint, config.map(|p| p.display().to_string())))
+        }
+        WeightSource::Embedded(name) => {
+            let m = crate::embedded::find(name)?;
+            Some((
+                Checkpoint::Embedded(m.name, m.weights),
+                Some(format!("embedded:{name}")),
+            ))
+        }
+    })
+}
+
+/// Keys of the head's parts (`neck.`, `decoder.`, `proj.`) in a whole-model checkpoint.
+pub fn is_head_key(key: &str) -> bool {
+    key.starts_with("neck.") || key.starts_with("decoder.") || key.starts_with("proj.")
 }
