@@ -3,8 +3,20 @@ use crate::hook_scope::HookScope;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 use vlsm_core::BlockPoint;
+
+/// Whether attention on `device` goes through burn's fused attention: on the CPU backend (flex's
+/// attention kernel, the fast path there). On cubecl devices the composition is kept: burn's
+/// flash-attention kernel is compiled and autotuned per shape, which on Mesa's software Vulkan
+/// (CI's GPU tests) costs minutes per process, and its speed on real GPUs is not yet measured.
+fn fused_attention(device: &Device) -> bool {
+    // burn's `Device` names its backend only in its Debug form (`Device<Flex(..)>`, also inside
+    // `Autodiff(..)`).
+    format!("{device:?}").contains("Flex")
+}
 
 /// Self-attention with a hook at every projection.
 #[derive(Module, Debug)]
@@ -43,14 +55,32 @@ impl Attention {
         let q = heads(scope.at(BlockPoint::QProj, &x, self.q_proj.forward(x.clone())));
         let k = heads(scope.at(BlockPoint::KProj, &x, self.k_proj.forward(x.clone())));
         let v = heads(scope.at(BlockPoint::VProj, &x, self.v_proj.forward(x.clone())));
-        let mut scores = q.matmul(k.swap_dims(2, 3)) * (dh as f64).powf(-0.5);
-        if let Some(mask) = mask {
-            scores = scores + mask.clone().unsqueeze::<4>();
-        }
-        let merged = softmax(scores, 3)
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([b, t, d]);
+        let scale = (dh as f64).powf(-0.5);
+        let attended = match mask {
+            // burn's fused attention on the CPU: one kernel per head where nothing needs a
+            // gradient (inference, frozen towers), matmul → fused softmax → matmul otherwise.
+            None if fused_attention(&q.device()) => attention(
+                q,
+                k,
+                v,
+                None,
+                None,
+                AttentionModuleOptions {
+                    scale: Some(scale),
+                    ..Default::default()
+                },
+            ),
+            // The text tower's causal mask (77 tokens), and GPU devices: the plain composition.
+            _ => {
+                let scores = q.matmul(k.swap_dims(2, 3)) * scale;
+                let scores = match mask {
+                    Some(mask) => scores + mask.clone().unsqueeze::<4>(),
+                    None => scores,
+                };
+                softmax(scores, 3).matmul(v)
+            }
+        };
+        let merged = attended.swap_dims(1, 2).reshape([b, t, d]);
         scope.at(
             BlockPoint::OutProj,
             &merged,
