@@ -24,7 +24,8 @@ random CLIPSeg of tests/fixtures/tiny-clipseg (5 vision blocks of width 32, 4 he
 The side network's parameters are random (LayerNorm affines and the bias scaling too) and saved
 under the `san` head's parameter names in PyTorch layout (san_weights); the outputs for the
 input of reference.safetensors (attention bias, mask proposals, query embeddings, query weights,
-logits) go to san_reference.
+logits) go to san_reference; the same with SAN's asymmetric input (CLIP on the image shrunk to half,
+`clip_resolution: 0.5`, the side network on the image as given) to san_asym_reference.
 """
 import os
 
@@ -197,39 +198,54 @@ def recognition(model, states, bias, clip_grid):
     return model.clip.visual_projection(sos)
 
 
-def main():
-    torch.manual_seed(0)
-    model = CLIPSegForImageSegmentation.from_pretrained(FIX).eval()
-    ref = load_file(os.path.join(FIX, "reference.safetensors"))
-    pixels, ids = ref["pixel_values"], ref["input_ids"]
-    with torch.no_grad():
-        out = model.clip.vision_model(pixels, output_hidden_states=True, interpolate_pos_encoding=True)
-        states = out.hidden_states  # [0] = after pre_layrnorm, [i] = output of block i - 1
-        clip_grid = (pixels.shape[2] // 16, pixels.shape[3] // 16)
-        spatial = {i: s[:, 1:].transpose(1, 2).reshape(s.shape[0], s.shape[2], *clip_grid)
-                   for i, s in enumerate(states)}
-        cond = ref["cond"]  # CLIPSeg's conditional embedding of the prompts (HF, with the attention mask)
-        g = torch.Generator().manual_seed(7)
-        p = side_params(g, (pixels.shape[2] // PATCH) * (pixels.shape[3] // PATCH),
-                        states[0].shape[2], model.config.vision_config.num_attention_heads)
-        masks, bias, side_grid = side_network(p, pixels, spatial)
-        emb = recognition(model, states, bias, clip_grid)
-        cos = F.normalize(emb, dim=-1) @ F.normalize(cond, dim=-1)[:, :, None]
-        weights = (CLIP_LOGIT_SCALE * cos[..., 0]).softmax(-1)
-        mix = torch.einsum("bq,bqhw->bhw", weights, masks)[:, None]
-        logits = F.interpolate(mix, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
+def san_forward(model, p, pixels, cond, clip_resolution):
+    """SAN.forward for one prompt per image: CLIP on the image scaled by `clip_resolution`
+    (SAN's ASYMETRIC_INPUT: `F.interpolate(x, scale_factor=clip_resolution, mode="bilinear")`),
+    the side network on the image as given."""
+    clip_pixels = pixels
+    if clip_resolution != 1.0:
+        clip_pixels = F.interpolate(pixels, scale_factor=clip_resolution, mode="bilinear")
+    out = model.clip.vision_model(clip_pixels, output_hidden_states=True, interpolate_pos_encoding=True)
+    states = out.hidden_states  # [0] = after pre_layrnorm, [i] = output of block i - 1
+    clip_grid = (clip_pixels.shape[2] // 16, clip_pixels.shape[3] // 16)
+    spatial = {i: s[:, 1:].transpose(1, 2).reshape(s.shape[0], s.shape[2], *clip_grid)
+               for i, s in enumerate(states)}
+    masks, bias, side_grid = side_network(p, pixels, spatial)
+    emb = recognition(model, states, bias, clip_grid)
+    cos = F.normalize(emb, dim=-1) @ F.normalize(cond, dim=-1)[:, :, None]
+    weights = (CLIP_LOGIT_SCALE * cos[..., 0]).softmax(-1)
+    mix = torch.einsum("bq,bqhw->bhw", weights, masks)[:, None]
+    logits = F.interpolate(mix, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
     n, heads, nq = bias.shape[:3]
-    out = {
+    print("clip resolution", clip_resolution, "side grid", side_grid, "clip grid", clip_grid,
+          "logits range", float(logits.min()), float(logits.max()), "max weight", float(weights.max()))
+    return {
         "masks": masks.reshape(n, nq, -1),
         "attn_bias": bias.reshape(n, heads, nq, -1),
         "embeddings": emb,
         "weights": weights,
         "logits": logits,
     }
+
+
+def main():
+    torch.manual_seed(0)
+    model = CLIPSegForImageSegmentation.from_pretrained(FIX).eval()
+    ref = load_file(os.path.join(FIX, "reference.safetensors"))
+    pixels = ref["pixel_values"]
+    cond = ref["cond"]  # CLIPSeg's conditional embedding of the prompts (HF, with the attention mask)
+    with torch.no_grad():
+        clip_width = model.config.vision_config.hidden_size
+        g = torch.Generator().manual_seed(7)
+        p = side_params(g, (pixels.shape[2] // PATCH) * (pixels.shape[3] // PATCH),
+                        clip_width, model.config.vision_config.num_attention_heads)
+        same = san_forward(model, p, pixels, cond, 1.0)
+        # SAN's default asymmetric input: CLIP at half the side network's resolution.
+        half = san_forward(model, p, pixels, cond, 0.5)
     save_file({k: v.contiguous() for k, v in p.items()}, os.path.join(FIX, "san_weights.safetensors"))
-    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(FIX, "san_reference.safetensors"))
-    print("side grid", side_grid, "clip grid", clip_grid, "logits range",
-          float(logits.min()), float(logits.max()), "max weight", float(weights.max()))
+    save_file({k: v.contiguous() for k, v in same.items()}, os.path.join(FIX, "san_reference.safetensors"))
+    save_file({k: v.contiguous() for k, v in half.items()},
+              os.path.join(FIX, "san_asym_reference.safetensors"))
 
 
 if __name__ == "__main__":

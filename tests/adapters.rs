@@ -275,21 +275,25 @@ fn merged_lora_gives_the_same_logits_as_the_side_branches() {
     assert!(d <= 1e-4, "merged vs unmerged logits differ by {d}");
 }
 
-#[test]
-fn table1_specs_carry_the_reference_recipe_and_the_paper_counts() {
-    let expected = [
-        ("frozen", 0u64),
-        ("decoder_only", 1_127_009),
-        ("dense_vl", 2_974_464),
-        ("shallow_vl", 3_939_072),
-        ("san", 7_951_218),
-        ("cris", 146_849_122),
-    ];
-    let dir = scratch("table1");
-    for (name, count) in expected {
-        let text =
-            std::fs::read_to_string(specs().join("paper/table1").join(format!("{name}.ron")))
-                .unwrap();
+/// Checks that every spec of `specs/paper/<folder>` carries the reference's recipe and protocol
+/// and that its trainable count is `count` (built at full size with random weights).
+fn check_reference_specs(folder: &str, expected: &[(&str, u64)]) {
+    let dir = scratch(folder);
+    let mut found = files_with_extension(&specs().join("paper").join(folder), "ron");
+    found.sort();
+    assert_eq!(
+        found.len(),
+        expected.len(),
+        "{folder}: one spec per expected row ({found:?})"
+    );
+    for &(name, count) in expected {
+        let text = std::fs::read_to_string(
+            specs()
+                .join("paper")
+                .join(folder)
+                .join(format!("{name}.ron")),
+        )
+        .unwrap();
         let spec = vlsm_zoo::spec::RunSpec::from_str(&text, name).unwrap();
         let t = &spec.train;
         assert_eq!(
@@ -300,9 +304,19 @@ fn table1_specs_carry_the_reference_recipe_and_the_paper_counts() {
         assert_eq!((t.plateau_factor, t.plateau_patience), (0.3, 5), "{name}");
         assert_eq!((t.weight_decay, t.grad_clip), (1e-3, 0.5), "{name}");
         assert_eq!(t.loss, vlsm_zoo::spec::LossKind::DiceOnly, "{name}");
+        assert_eq!(
+            (t.val_prompts, t.val_target, t.best_epoch),
+            (
+                vlsm_zoo::spec::ValPrompts::PerEpoch,
+                vlsm_zoo::spec::ValTarget::Soft,
+                vlsm_zoo::spec::BestEpoch::Strict
+            ),
+            "{name}: the reference's validation protocol"
+        );
         let lr = match name {
             "cris" => 1e-4,
-            "san" | "shallow_vl" => 3e-4,
+            "san" => 3e-4,
+            n if n.starts_with("shallow") => 3e-4,
             _ => 1e-3,
         };
         assert_eq!(t.lr, lr, "{name}");
@@ -310,6 +324,12 @@ fn table1_specs_carry_the_reference_recipe_and_the_paper_counts() {
         assert!(
             data.contains("soft_masks:true") || data.contains("\"soft_masks\":true"),
             "{name}: {data}"
+        );
+        assert!(
+            data.contains("gt_threshold:Some(0)")
+                || data.contains("gt_threshold:0")
+                || data.contains("\"gt_threshold\":0"),
+            "{name}: ground truth binarised at > 0 as eval_metrics.py: {data}"
         );
         // The weights folder is the user's; the counts need only the architecture.
         let random = text
@@ -320,4 +340,35 @@ fn table1_specs_carry_the_reference_recipe_and_the_paper_counts() {
         let report = inspect_json(&["--spec", path.to_str().unwrap()]);
         assert_eq!(report["trainable_params"].as_u64(), Some(count), "{name}");
     }
+}
+
+#[test]
+fn table1_specs_carry_the_reference_recipe_and_the_paper_counts() {
+    check_reference_specs(
+        "table1",
+        &[
+            ("frozen", 0u64),
+            ("decoder_only", 1_127_009),
+            ("dense_vl", 2_974_464),
+            ("shallow_vl", 3_939_072),
+            // At 640² (40×40 side grid) with CLIP at 320²: SAN's side network of the reference.
+            ("san", 8_219_058),
+            ("cris", 146_849_122),
+        ],
+    );
+}
+
+#[test]
+fn table2_specs_carry_the_reference_recipe_and_the_paper_counts() {
+    check_reference_specs(
+        "table2",
+        &[
+            ("dense_v", 1_784_448),
+            ("dense_vl", 2_974_464),
+            ("dense_vlc", 3_237_376),
+            ("shallow_v", 2_363_136),
+            ("shallow_vl", 3_939_072),
+            ("shallow_vlc", 4_201_984),
+        ],
+    );
 }

@@ -150,6 +150,15 @@ fn adapter(out: &Path) -> BTreeMap<String, Vec<f32>> {
         .collect()
 }
 
+/// `(hits, misses, corrupt)` of a finished run's cache (`report.json`), `None` without one.
+fn cache_stats(out: &Path) -> Option<(u64, u64, u64)> {
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let c = report.get("cache").filter(|c| !c.is_null())?;
+    let n = |k: &str| c[k].as_u64().unwrap();
+    Some((n("hits"), n("misses"), n("corrupt")))
+}
+
 fn assert_same_training(a: &Path, b: &Path, what: &str) {
     let (la, lb) = (losses(a), losses(b));
     assert_eq!(la.len(), 2, "{what}: two epochs");
@@ -183,6 +192,12 @@ fn two_epochs_from_the_cache_equal_two_epochs_without_it() {
         run(&spec, &cached, &[]).unwrap();
         run(&spec, &plain, &["--no-cache"]).unwrap();
         assert_same_training(&cached, &plain, name);
+        assert_eq!(
+            cache_stats(&cached),
+            Some((18, 18, 0)),
+            "{name}: epoch 1 encodes the 12 train and 6 val images, epoch 2 reads all 18"
+        );
+        assert_eq!(cache_stats(&plain), None, "{name}: --no-cache");
         assert!(
             !cached.join("feature-cache").exists(),
             "the run's own spill folder is removed"
@@ -227,5 +242,23 @@ fn a_persistent_cache_folder_is_reused_by_the_next_run() {
         with_f16,
         "the third run read every entry and rewrote none"
     );
+    assert_eq!(cache_stats(&first), Some((18, 18, 0)));
+    assert_eq!(cache_stats(&third), Some((36, 0, 0)), "every image served");
     assert_same_training(&first, &third, "persistent cache");
+
+    // One f32 entry with a flipped payload byte (header and length intact): a counted miss,
+    // encoded again, and training as before.
+    let f32_blob = files_with_extension(&store, "blob")
+        .into_iter()
+        .find(|p| std::fs::read(p).unwrap()[8] == 4)
+        .expect("an f32 entry");
+    let mut bytes = std::fs::read(&f32_blob).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&f32_blob, &bytes).unwrap();
+    let fourth = dir.join("fourth");
+    run(&spec, &fourth, &["--cache", store.to_str().unwrap()]).unwrap();
+    assert_eq!(cache_stats(&fourth), Some((35, 1, 1)));
+    assert_ne!(std::fs::read(&f32_blob).unwrap(), bytes, "rewritten");
+    assert_same_training(&first, &fourth, "after a corrupt entry");
 }

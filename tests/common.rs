@@ -362,3 +362,36 @@ pub fn test_prompt(data: &Path, image: &str, key: &str) -> String {
         one => one.as_str().unwrap().to_string(),
     }
 }
+
+/// The run's saved test prediction (`predictions/test_*.png`) with the most foreground: its file
+/// name (the test image's) and foreground pixel count.
+pub fn most_foreground_prediction(run: &Path) -> (String, usize) {
+    files_with_extension(&run.join("predictions"), "png")
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("test_"))
+        })
+        .map(|p| {
+            let on = image::open(&p)
+                .unwrap()
+                .to_luma8()
+                .pixels()
+                .filter(|v| v.0[0] > 0)
+                .count();
+            (p.file_name().unwrap().to_string_lossy().into_owned(), on)
+        })
+        .max_by_key(|(name, on)| (*on, std::cmp::Reverse(name.clone())))
+        .expect("the run saved test predictions")
+}
+
+/// The one synthetic data set a tiny run generated under `dir/data` (see [`tiny_spec`]).
+pub fn synthetic_data(dir: &Path) -> PathBuf {
+    dir.join("data")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}

@@ -250,15 +250,15 @@ fn read_names(path: &Path) -> Vec<String> {
 
 /// `VLSM_CIDAS_DIR` = an HF `CIDAS/clipseg-rd64-refined` folder on which
 /// `scripts/check_cidas.py` has written `vlsm_zoo_check.safetensors`: the port at full size
-/// against transformers (taps, conditional embedding, logits within 1e-4). Skipped without it.
+/// against transformers (taps, conditional embedding, logits within 1e-4). Ignored by default
+/// (the weights are the user's; nothing is downloaded), so a plain test run lists it as not run:
+/// `VLSM_CIDAS_DIR=… cargo test -p vlsm-zoo-tests --test parity -- --ignored`.
 #[test]
+#[ignore = "needs the CIDAS weights: set VLSM_CIDAS_DIR and pass --ignored"]
 fn cidas_weights_match_transformers_when_the_user_has_them() {
-    let Ok(dir) = std::env::var("VLSM_CIDAS_DIR") else {
-        eprintln!(
-            "SKIPPED cidas_weights_match_transformers_when_the_user_has_them: VLSM_CIDAS_DIR is not set"
-        );
-        return;
-    };
+    let dir = std::env::var("VLSM_CIDAS_DIR").expect(
+        "VLSM_CIDAS_DIR: an HF CIDAS/clipseg-rd64-refined folder (see scripts/check_cidas.py)",
+    );
     let dir = std::path::PathBuf::from(dir);
     let reference = dir.join("vlsm_zoo_check.safetensors");
     assert!(

@@ -23,8 +23,19 @@ fn resuming_reproduces_an_uninterrupted_run() {
     let mut state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
     state["finished"] = false.into();
+    // A marker in epoch 1's log: a resume that ran epoch 1 again would log it anew.
+    state["history"][0]["seconds"] = 4242.5.into();
     std::fs::write(&state_path, state.to_string()).unwrap();
     run(&straight, &b, &["--resume"]).unwrap();
+    let history = std::fs::read_to_string(b.join("history.csv")).unwrap();
+    let rows: Vec<&str> = history.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "epochs 1 and 2 once each:\n{history}");
+    assert!(
+        rows[0].starts_with("1,") && rows[0].ends_with(",4242.50"),
+        "epoch 1 was not run again: {}",
+        rows[0]
+    );
+    assert!(rows[1].starts_with("2,"), "{}", rows[1]);
     let weights = |d: &Path| {
         let bytes = std::fs::read(d.join("checkpoint/last.safetensors")).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();

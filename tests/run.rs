@@ -97,7 +97,8 @@ fn run_writes_the_report_files() {
     }
     assert_eq!(
         image::image_dimensions(out.join("predictions/overview.png")).unwrap(),
-        (3 * 128, 6 * 128)
+        (3 * 200, 24 + 6 * 200),
+        "a labelled header over one row per test image"
     );
     let err = run(&spec, &out, &[]).unwrap_err();
     assert!(err.contains("already holds a finished run"), "{err}");
@@ -119,17 +120,20 @@ fn an_interrupted_folder_needs_resume_and_continues_from_its_recorded_epoch() {
     state["epoch"] = 1.into();
     state["finished"] = false.into();
     state["history"].as_array_mut().unwrap().truncate(1);
+    // A marker in epoch 1's log: a resume that ran epoch 1 again would log it anew.
+    state["history"][0]["seconds"] = 4242.5.into();
     std::fs::write(&state_path, state.to_string()).unwrap();
     let err = run(&spec, &out, &[]).unwrap_err();
     assert!(err.contains("--resume"), "{err}");
     run(&spec, &out, &["--resume"]).unwrap();
     assert_eq!(report(&out)["epochs_run"], 2);
-    assert_eq!(
-        std::fs::read_to_string(out.join("history.csv"))
-            .unwrap()
-            .lines()
-            .count(),
-        3
+    let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
+    let rows: Vec<&str> = history.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{history}");
+    assert!(
+        rows[0].starts_with("1,") && rows[0].ends_with(",4242.50"),
+        "epoch 1 was not run again: {}",
+        rows[0]
     );
 }
 
@@ -159,6 +163,104 @@ fn non_finite_loss_stops_with_a_clear_error() {
     let err = run(&spec, &out, &[]).unwrap_err();
     assert!(err.contains("training loss became"), "{err}");
     assert!(!out.join("report.json").exists());
+}
+
+#[test]
+fn weights_that_become_non_finite_stop_the_run_before_the_epoch_is_written() {
+    let dir = scratch("nan-weights");
+    // One batch per epoch and a learning rate that is finite in the spec but infinite in f32:
+    // the first step's loss is finite, the weights it writes are not.
+    let spec = tiny_spec(
+        &dir,
+        DENSE,
+        "(epochs: 2, min_epochs: 1, batch: 12, lr: 1e39, grad_clip: 0.0)",
+    );
+    let out = dir.join("out");
+    let err = run(&spec, &out, &[]).unwrap_err();
+    assert!(
+        err.contains("in epoch 1")
+            && (err.contains("validation loss became") || err.contains("became non-finite")),
+        "{err}"
+    );
+    assert!(err.contains("last good checkpoint (epoch 0)"), "{err}");
+    for written in [
+        "adapter.safetensors",
+        "checkpoint",
+        "history.csv",
+        "report.json",
+    ] {
+        assert!(
+            !out.join(written).exists(),
+            "{written} written for a bad epoch"
+        );
+    }
+}
+
+#[test]
+fn out_of_range_values_and_an_out_file_are_refused_before_any_work() {
+    let dir = scratch("bad-values");
+    let out = dir.join("out");
+    for (train, field) in [
+        ("(batch: 0)", "train.batch"),
+        ("(lr: -1.0)", "train.lr"),
+        ("(lr: NaN)", "train.lr"),
+        ("(epochs: 0)", "train.epochs"),
+        ("(epochs: 2, min_epochs: 5)", "train.min_epochs = 5"),
+    ] {
+        let spec = tiny_spec(&dir, DENSE, train);
+        let err = run(&spec, &out, &[]).unwrap_err();
+        assert!(
+            err.contains("tiny.ron:") && err.contains(field) && err.contains("out of range"),
+            "{train}: {err}"
+        );
+        assert!(!out.exists(), "{train}: nothing written");
+        assert!(!dir.join("data").exists(), "{train}: no data generated");
+    }
+    let spec = tiny_spec(&dir, DENSE, TWO_EPOCHS);
+    let file = dir.join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let err = run(&spec, &file, &[]).unwrap_err();
+    assert!(
+        err.contains("--out must be a folder") && err.contains("a-file is a file"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a folder");
+    assert!(!dir.join("data").exists(), "no data generated");
+}
+
+#[test]
+fn a_corrupt_adapter_checkpoint_is_refused_naming_the_file() {
+    let dir = scratch("corrupt-adapter");
+    let spec = tiny_spec(
+        &dir,
+        DENSE,
+        "(epochs: 1, min_epochs: 1, batch: 4, lr: 1e-3)",
+    );
+    let out = dir.join("out");
+    run(&spec, &out, &[]).unwrap();
+    let adapter = out.join("adapter.safetensors");
+    let mut bytes = std::fs::read(&adapter).unwrap();
+    let last = bytes.len() - 5;
+    bytes[last] ^= 0x08;
+    std::fs::write(&adapter, &bytes).unwrap();
+    let data = synthetic_data(&dir);
+    let err = cli(&[
+        "predict",
+        "--run",
+        out.to_str().unwrap(),
+        "--image",
+        data.join("images/test_00000.png").to_str().unwrap(),
+        "--prompt",
+        "polyp",
+        "--out",
+        dir.join("mask.png").to_str().unwrap(),
+    ])
+    .unwrap_err();
+    assert!(
+        err.contains("adapter.safetensors") && err.contains("checksum"),
+        "{err}"
+    );
+    assert!(!dir.join("mask.png").exists());
 }
 
 #[test]
@@ -290,16 +392,15 @@ fn predict_reproduces_the_runs_saved_prediction_and_writes_an_overlay() {
     std::fs::write(&spec, text).unwrap();
     let out = dir.join("out");
     run(&spec, &out, &[]).unwrap();
-    let data = dir
-        .join("data")
-        .read_dir()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let image = data.join("images/test_00000.png");
-    let prompt = test_prompt(&data, "test_00000.png", "p1");
+    let data = synthetic_data(&dir);
+    // The test image the run segmented most of: comparing empty masks would prove nothing.
+    let (name, foreground) = most_foreground_prediction(&out);
+    assert!(
+        foreground > 0,
+        "the run predicted no foreground on any test image"
+    );
+    let image = data.join("images").join(&name);
+    let prompt = test_prompt(&data, &name, "p1");
     let (mask, overlay) = (dir.join("mask.png"), dir.join("overlay.png"));
     let msg = cli(&[
         "predict",
@@ -322,10 +423,14 @@ fn predict_reproduces_the_runs_saved_prediction_and_writes_an_overlay() {
     );
     assert_eq!(image::image_dimensions(&overlay).unwrap(), (64, 64));
     let predicted = image::open(&mask).unwrap().to_luma8();
-    let saved = image::open(out.join("predictions/test_00000.png"))
+    let saved = image::open(out.join("predictions").join(&name))
         .unwrap()
         .to_luma8();
     assert!(predicted.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255));
+    assert!(
+        predicted.pixels().any(|p| p.0[0] == 255),
+        "predict found no foreground"
+    );
     // Same weights, prompt, preprocessing and resizing; only the batch differs (4 in the run,
     // 1 here), which may move a logit by float rounding, so allow a handful of border pixels.
     let differ = predicted
@@ -608,4 +713,90 @@ fn camus_style_per_split_folders_load_with_the_layout_params() {
     let out = dir.join("camus");
     run(&dir.join("camus.ron"), &out, &[]).unwrap();
     assert_eq!(report(&out)["epochs_run"], 2);
+}
+
+#[test]
+fn shards_cover_the_grid_once_and_gather_to_the_one_machine_table() {
+    // Methods without random initialisation (decoder-only trains the pretrained decoder; frozen
+    // trains nothing), so runs are reproducible whatever else draws random numbers meanwhile.
+    let dir = scratch("shards");
+    let decoder = tiny_spec(
+        &dir,
+        "(kind: \"decoder-only\")",
+        "(epochs: 1, min_epochs: 1, batch: 4)",
+    );
+    let frozen_dir = dir.join("frozen");
+    std::fs::create_dir_all(&frozen_dir).unwrap();
+    let frozen = tiny_spec(&frozen_dir, "(kind: \"frozen\")", "(epochs: 1)");
+    let text = std::fs::read_to_string(&frozen)
+        .unwrap()
+        .replace("name: \"tiny\"", "name: \"tiny_frozen\"");
+    std::fs::write(&frozen, text).unwrap();
+    let grid = |out: &std::path::Path, extra: &[&str]| {
+        let mut a = vec![
+            "compare",
+            "--quiet",
+            "--specs",
+            decoder.to_str().unwrap(),
+            frozen.to_str().unwrap(),
+            "--seeds",
+            "1,2",
+            "--data",
+            "polyp",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        cli(&a)
+    };
+    let one = dir.join("one");
+    grid(&one, &[]).unwrap();
+    // Three shards of the same grid, as a cluster job array runs them: each writes its runs and
+    // no shared table; together they cover the grid exactly once.
+    let sharded = dir.join("sharded");
+    for k in 0..3 {
+        let msg = grid(&sharded, &["--shard", &format!("{k}/3")]).unwrap();
+        assert!(msg.starts_with(&format!("shard {k}/3: ")), "{msg}");
+        assert!(
+            !sharded.join("table.csv").exists(),
+            "a shard writes no table"
+        );
+    }
+    let names = |d: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d.join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&sharded).len(), 2 * 2, "specs × seeds");
+    assert_eq!(
+        names(&sharded),
+        names(&one),
+        "the shards' union is the grid"
+    );
+    let runs: Vec<String> = names(&sharded)
+        .iter()
+        .map(|n| sharded.join("runs").join(n).display().to_string())
+        .collect();
+    let mut gather = vec!["compare", "--out", sharded.to_str().unwrap(), "--runs"];
+    gather.extend(runs.iter().map(String::as_str));
+    cli(&gather).unwrap();
+    let lines = |p: std::path::PathBuf| {
+        let mut v: Vec<String> = std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        lines(sharded.join("table.csv")),
+        lines(one.join("table.csv")),
+        "gathered shards = one machine"
+    );
+    let err = grid(&sharded, &["--shard", "3/3"]).unwrap_err();
+    assert!(err.contains("K/N"), "{err}");
 }

@@ -118,10 +118,11 @@ fn paper_spec_count_is_derived_from_sans_formulas_and_reconciled_with_the_paper(
 const TINY_SAN_PARITY: &str = r#"(kind: "san", params: (width: 32, depth: 3, heads: 2, patch: 8,
     queries: 6, embed: 16, mlp_layers: 3, fusion_map: ["0->0", "2->1", "3->2"], recognition_layers: 2))"#;
 
-#[test]
-fn san_matches_a_pytorch_reference_of_sans_own_structure() {
+/// The tiny SAN of `head` (with `san_weights` loaded) against the reference outputs in `reference`:
+/// attention bias, proposals, recognition embeddings, query weights and logits within 1e-4.
+fn check_san_parity(head: &str, reference: &str) {
     let device = Device::flex();
-    let (_, mut model) = build(&tiny_san_spec(TINY_SAN_PARITY), &device).unwrap();
+    let (_, mut model) = build(&tiny_san_spec(head), &device).unwrap();
     let weights = fixtures().join("tiny-clipseg/san_weights.safetensors");
     let mut store = SafetensorsStore::from_file(&weights).with_from_adapter(PyTorchToBurnAdapter);
     let result = model.head.load_from(&mut store).unwrap();
@@ -129,7 +130,7 @@ fn san_matches_a_pytorch_reference_of_sans_own_structure() {
         result.missing.is_empty() && result.unused.is_empty() && result.errors.is_empty(),
         "{result:?}"
     );
-    let reference = fixtures().join("tiny-clipseg/san_reference.safetensors");
+    let reference = fixtures().join("tiny-clipseg").join(reference);
     let expected = |name: &str| read_tensor(&reference, name);
     let input = reference_input(&device);
     let features = model.backbone.forward(&input, &NoHooks);
@@ -168,6 +169,22 @@ fn san_matches_a_pytorch_reference_of_sans_own_structure() {
     assert!(d <= tol, "logits: max abs diff {d}");
 }
 
+#[test]
+fn san_matches_a_pytorch_reference_of_sans_own_structure() {
+    check_san_parity(TINY_SAN_PARITY, "san_reference.safetensors");
+}
+
+#[test]
+fn san_with_clip_at_half_the_side_resolution_matches_sans_asymmetric_input() {
+    // SAN's default `ASYMETRIC_INPUT` with `CLIP_RESOLUTION: 0.5`: the side network at 96², the
+    // backbone's vision tower at 48² (a 3×3 grid, the bias max-pooled from the side's 12×12).
+    let head = TINY_SAN_PARITY.replace(
+        "recognition_layers: 2",
+        "recognition_layers: 2, clip_resolution: 0.5",
+    );
+    check_san_parity(&head, "san_asym_reference.safetensors");
+}
+
 const TINY_SAN: &str = r#"(kind: "san", params: (width: 32, depth: 3, heads: 2, queries: 6, embed: 16,
     fusion_map: ["0->0", "2->1", "3->2"], recognition_layers: 2))"#;
 
@@ -176,6 +193,66 @@ fn tiny_san_spec(head: &str) -> String {
         "(backbone: (kind: \"clipseg\", weights: \"{}\", params: (image_size: 96)), placement: (kind: \"decoder-only\"), head: {head})",
         fixtures().join("tiny-clipseg").display()
     )
+}
+
+#[test]
+fn the_head_starts_from_sans_initialisation() {
+    let _random = exclusive_random();
+    let device = Device::flex().autodiff();
+    // Width 96: enough weights per matrix for a spread to mean something.
+    let head = r#"(kind: "san", params: (width: 96, depth: 2, heads: 2, queries: 6, embed: 16,
+        fusion_map: ["0->0", "2->1"], recognition_layers: 2))"#;
+    let (_, model) = build(&tiny_san_spec(head), &device).unwrap();
+    let all = values(&model);
+    let std = |v: &[f32]| {
+        let mean = v.iter().sum::<f32>() / v.len() as f32;
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / v.len() as f32).sqrt()
+    };
+    let mut side_linears = 0;
+    for (path, v) in &all {
+        let side = path.starts_with("head.side.blocks.")
+            && ["qkv", "proj", "fc1", "fc2"]
+                .iter()
+                .any(|l| path.contains(&format!(".{l}.")));
+        if side && path.ends_with(".bias") {
+            assert!(
+                v.iter().all(|&b| b == 0.0),
+                "{path}: timm zeroes Linear biases"
+            );
+        }
+        if side && path.ends_with(".weight") {
+            side_linears += 1;
+            let s = std(v);
+            assert!(
+                (0.016..0.024).contains(&s),
+                "{path}: std {s}, timm's is 0.02"
+            );
+        }
+        if path.starts_with("head.fusion.") && path.ends_with("proj.bias") {
+            assert!(
+                v.iter().all(|&b| b == 0.0),
+                "{path}: c2_xavier_fill zeroes the bias"
+            );
+        }
+        if path.starts_with("head.fusion.") && path.ends_with("proj.weight") {
+            // kaiming_uniform(a=1) on the backbone width (32 for the tiny CLIPSeg): U(±√(3/32)).
+            let bound = (3.0f32 / 32.0).sqrt();
+            assert!(v.iter().all(|w| w.abs() <= bound), "{path}");
+            assert!(
+                v.iter().any(|w| w.abs() > 0.8 * bound),
+                "{path}: spread of U(±{bound})"
+            );
+        }
+    }
+    assert_eq!(side_linears, 2 * 4, "two blocks of qkv, proj, fc1, fc2");
+    let scale = (
+        all["head.decoder.bias_scale"][0],
+        all["head.decoder.bias_shift"][0],
+    );
+    assert!(
+        (-1.0..=1.0).contains(&scale.0) && (-1.0..=1.0).contains(&scale.1) && scale != (1.0, 0.0),
+        "Linear(1, 1) draws weight and bias from U(±1): {scale:?}"
+    );
 }
 
 #[test]

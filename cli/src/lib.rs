@@ -5,6 +5,7 @@
 //! * `vlsm-zoo run --spec S [--out DIR] [--seed N] [--resume]` — train, pick the best epoch, test.
 //! * `vlsm-zoo data synth|init|check` — make or validate data sets in the medvlsm layout.
 //! * `vlsm-zoo compare|export|predict|pretrain` — tables, HF folders, single images, the tiny model.
+//! * `vlsm-zoo report DIR` — (re)draw `report.html` of a run or comparison folder.
 //! * `vlsm-zoo time --spec S` — seconds per training step or forward pass on a device.
 //!
 //! Every command that computes takes `--device cpu|wgpu[:N]|cuda[:N]`.
@@ -92,6 +93,10 @@ enum Command {
         /// Output folder (runs/ inside it, and the tables).
         #[arg(long)]
         out: PathBuf,
+        /// Run only the K-th of N disjoint slices of the grid (K from 0, e.g. a Slurm array's
+        /// `$SLURM_ARRAY_TASK_ID/N`); tables are then left to `compare --runs OUT/runs/*`.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<vlsm_zoo::compare::Shard>,
         /// No progress output.
         #[arg(long)]
         quiet: bool,
@@ -99,6 +104,12 @@ enum Command {
         cache: CacheOpt,
         #[command(flatten)]
         device: DeviceOpt,
+    },
+    /// (Re)draw report.html of a finished run folder (report.json) or comparison folder
+    /// (table.json).
+    Report {
+        /// The run or comparison folder.
+        dir: PathBuf,
     },
     /// Write a finished run as a plain HF CLIPSeg folder (LoRA merged into the weights).
     Export {
@@ -192,7 +203,7 @@ enum Command {
         /// Print one JSON object instead of a line.
         #[arg(long, conflicts_with = "row")]
         json: bool,
-        /// Print one markdown table row: spec | workload | device | batch | s/step | s/img | peak RSS MiB | device pool MiB.
+        /// Print one markdown table row: spec | workload | device | batch | s/step | s/img | peak RSS MiB | device pool MiB | CPU % during the timed steps.
         #[arg(long)]
         row: bool,
         #[command(flatten)]
@@ -420,7 +431,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             } else if row {
                 writeln!(
                     out,
-                    "| {} | {:?}{} | {} | {} | {:.4} | {:.4} | {} | {} |",
+                    "| {} | {:?}{} | {} | {} | {:.4} | {:.4} | {} | {} | {} |",
                     t.spec,
                     t.workload,
                     if t.cached { " (cached)" } else { "" },
@@ -429,12 +440,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                     t.median_step_seconds,
                     t.seconds_per_image,
                     mib(t.peak_rss_mib),
-                    mib(t.device_reserved_mib)
+                    mib(t.device_reserved_mib),
+                    mib(t.step_cpu_percent)
                 )?;
             } else {
                 writeln!(
                     out,
-                    "{} {:?}{} on {}: batch {} at {}², {:.4} s/step, {:.4} s/img (median of {}); peak RSS {} MiB, device pool {} MiB",
+                    "{} {:?}{} on {}: batch {} at {}², {:.4} s/step, {:.4} s/img (median of {}); peak RSS {} MiB, device pool {} MiB, CPU {} % during the steps",
                     t.spec,
                     t.workload,
                     if t.cached { " (cached)" } else { "" },
@@ -445,7 +457,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                     t.seconds_per_image,
                     t.step_seconds.len(),
                     mib(t.peak_rss_mib),
-                    mib(t.device_reserved_mib)
+                    mib(t.device_reserved_mib),
+                    mib(t.step_cpu_percent)
                 )?;
             }
             Ok(())
@@ -456,11 +469,15 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             seeds,
             data,
             out: dir,
+            shard,
             quiet,
             cache,
             device: d,
         } => {
-            use vlsm_zoo::compare::{read_run, run_grid, table};
+            use vlsm_zoo::compare::{Shard, read_run, run_grid, table};
+            if shard.is_some() && !runs.is_empty() {
+                bail!("--shard splits a grid of --specs; --runs only gathers finished runs");
+            }
             let rows = if !runs.is_empty() {
                 runs.iter()
                     .filter(|r| r.join("report.json").is_file())
@@ -483,6 +500,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                     &d.open()?,
                     quiet,
                     &cache.options(),
+                    shard.unwrap_or(Shard::ALL),
                     &mut |m| {
                         if !quiet {
                             eprintln!("{m}")
@@ -490,13 +508,51 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                     },
                 )?
             };
+            if let Some(s) = shard.filter(|s| s.count > 1) {
+                // Shards of one grid run at the same time: none writes the shared tables.
+                writeln!(
+                    out,
+                    "shard {}/{}: {} runs finished in {}; gather them with `vlsm-zoo compare --runs {}/runs/* --out {}`",
+                    s.index,
+                    s.count,
+                    rows.len(),
+                    dir.join("runs").display(),
+                    dir.display(),
+                    dir.display()
+                )?;
+                return Ok(());
+            }
             if rows.is_empty() {
                 bail!("no finished runs (report.json) found");
             }
             let t = table(&rows);
             std::fs::create_dir_all(&dir)?;
             t.write(&dir)?;
+            vlsm_zoo::html::compare_page::write(&dir, &t)
+                .with_context(|| format!("drawing {}", dir.join("report.html").display()))?;
             write!(out, "{}", t.to_markdown())?;
+            Ok(())
+        }
+        Command::Report { dir } => {
+            let started = std::time::Instant::now();
+            if dir.join("table.json").is_file() {
+                let t = vlsm_zoo::compare::Table::read(&dir)?;
+                vlsm_zoo::html::compare_page::write(&dir, &t)?;
+            } else if dir.join("report.json").is_file() {
+                let report = vlsm_zoo::run_folder::RunFolder::read_report(&dir)?;
+                vlsm_zoo::html::run_page::write(&dir, &report)?;
+            } else {
+                bail!(
+                    "{}: neither a finished run (report.json) nor a comparison (table.json)",
+                    dir.display()
+                );
+            }
+            writeln!(
+                out,
+                "wrote {} in {:.2} s",
+                dir.join("report.html").display(),
+                started.elapsed().as_secs_f64()
+            )?;
             Ok(())
         }
         Command::Export {

@@ -39,6 +39,9 @@ pub struct BackboneInfo {
     pub cond_dim: usize,
     /// Input image side in pixels (square).
     pub image_size: usize,
+    /// The factor the vision tower shrinks its input by before its first layer (1: none; set
+    /// by a head's [`BackboneRequest::vision_downscale`]).
+    pub vision_downscale: usize,
     /// Patch size in pixels.
     pub patch_size: usize,
     /// Per-channel normalisation mean (RGB, on 0..1 pixels).
@@ -132,6 +135,10 @@ pub struct BackboneRequest {
     /// (CLIP's `ln_post` + `proj`, HF's `post_layernorm` + `visual_projection`), frozen, for
     /// [`Backbone::project_vision_tokens`].
     pub vision_projection: bool,
+    /// Run the vision tower on the input shrunk by this integer factor (bilinear, as PyTorch's
+    /// `interpolate(scale_factor=1/f)`), while heads still get the input as given: SAN's
+    /// asymmetric input (its side network at full resolution, CLIP at half). 0 or 1: as given.
+    pub vision_downscale: usize,
 }
 
 impl BackboneRequest {
@@ -140,6 +147,7 @@ impl BackboneRequest {
         Self {
             full_vision_tower: self.full_vision_tower || other.full_vision_tower,
             vision_projection: self.vision_projection || other.vision_projection,
+            vision_downscale: self.vision_downscale.max(other.vision_downscale),
         }
     }
 }

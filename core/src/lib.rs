@@ -32,7 +32,7 @@ pub use frozen::{FrozenNeeds, FrozenText, FrozenVision};
 pub use head::{BackboneAccess, Head, HeadBox};
 pub use hooks::{Hooks, NoHooks};
 pub use params::{
-    FloatParam, ParamCount, ParamEdit, ParamInfo, count_params, list_params, map_params,
+    FloatParam, ParamCount, ParamEdit, ParamInfo, count_params, is_buffer, list_params, map_params,
     visit_params,
 };
 pub use placement::{Attachment, Placement, PlacementBox, PolicyOnly, TrainPolicy, Training};

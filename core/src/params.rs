@@ -2,13 +2,16 @@
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 
-/// Total and trainable float parameter counts.
+/// Total and trainable float parameter counts, and buffer elements apart from them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ParamCount {
-    /// Every float parameter element.
+    /// Every float parameter element (buffers excluded).
     pub total: usize,
     /// Elements of parameters that require gradients.
     pub trainable: usize,
+    /// Elements of buffers: state that is not learned, such as BatchNorm's running statistics
+    /// (see [`is_buffer`]).
+    pub buffers: usize,
 }
 
 impl std::ops::Add for ParamCount {
@@ -17,25 +20,38 @@ impl std::ops::Add for ParamCount {
         ParamCount {
             total: self.total + o.total,
             trainable: self.trainable + o.trainable,
+            buffers: self.buffers + o.buffers,
         }
     }
 }
 
-/// Counts the float parameters of `module`.
+/// Whether the float tensor at dotted `path` is a buffer, not a parameter. burn visits a
+/// `RunningState` (the running statistics of `BatchNorm`, its only use in burn's `nn`) like a
+/// parameter and tells them apart by nothing but the field name, so this goes by the name too:
+/// a plugin keeping other running state names its fields `running_mean` / `running_var` or is
+/// counted as parameters.
+pub fn is_buffer(path: &str) -> bool {
+    matches!(
+        path.rsplit('.').next(),
+        Some("running_mean" | "running_var")
+    )
+}
+
+/// Counts the float parameters of `module`, buffers apart.
 pub fn count_params<M: Module>(module: &M) -> ParamCount {
-    struct Counter(ParamCount);
-    impl ModuleVisitor for Counter {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            let n = p.lazy_shape().num_elements();
-            self.0.total += n;
-            if p.is_require_grad() {
-                self.0.trainable += n;
+    let mut count = ParamCount::default();
+    visit_params(module, &mut |path, p| {
+        let n: usize = p.shape().iter().product();
+        if is_buffer(path) {
+            count.buffers += n;
+        } else {
+            count.total += n;
+            if p.trainable() {
+                count.trainable += n;
             }
         }
-    }
-    let mut counter = Counter(ParamCount::default());
-    module.visit(&mut counter);
-    counter.0
+    });
+    count
 }
 
 /// One float parameter: dotted path, shape and whether it trains.

@@ -6,6 +6,7 @@
 //! burn's layout (Linear weights `[in, out]`). Loading is strict: the checkpoint's placement,
 //! backbone and head kinds and the placement params must equal the spec's, and the tensor set
 //! must equal the model's trainable set (missing and unexpected keys and wrong shapes are listed).
+//! The metadata also carries the CRC-32 of the tensor data ([`crate::checksum`]), checked on load.
 use crate::error::ZooError;
 use crate::model::ZooModel;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
@@ -43,7 +44,8 @@ fn trainable(model: &ZooModel) -> BTreeMap<String, Vec<usize>> {
         .collect()
 }
 
-/// Writes the trainable tensors of `model` to `path` atomically (temp file, then rename).
+/// Writes the trainable tensors of `model` to `path` atomically (temp file, then rename), with
+/// the data's checksum in the metadata.
 pub fn save_trainable(model: &ZooModel, spec: &LoadedSpec, path: &Path) -> Result<(), ZooError> {
     let keys: Vec<String> = trainable(model).into_keys().collect();
     if keys.is_empty() {
@@ -60,6 +62,11 @@ pub fn save_trainable(model: &ZooModel, spec: &LoadedSpec, path: &Path) -> Resul
     model
         .save_into(&mut store)
         .map_err(|e| err(&tmp, e.to_string()))?;
+    let sealed = std::fs::read(&tmp)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| crate::checksum::seal_safetensors(&bytes))
+        .map_err(|e| err(&tmp, e))?;
+    std::fs::write(&tmp, sealed).map_err(|e| err(&tmp, e.to_string()))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         err(
             path,
@@ -75,6 +82,7 @@ pub fn load_trainable(
     path: &Path,
 ) -> Result<ZooModel, ZooError> {
     let bytes = std::fs::read(path).map_err(|e| err(path, e.to_string()))?;
+    crate::checksum::verify_safetensors(&bytes).map_err(|e| err(path, e))?;
     let (_, header) =
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| err(path, e.to_string()))?;
     let stored_text = header

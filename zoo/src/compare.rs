@@ -8,13 +8,13 @@ use crate::run::{RunOptions, run};
 use crate::run_folder::RunFolder;
 use crate::spec::RunSpec;
 use burn::tensor::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use vlsm_core::spec::ComponentSpec;
 
 /// One finished run as the table needs it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRow {
     /// Method (spec name).
     pub method: String,
@@ -29,12 +29,27 @@ pub struct RunRow {
     /// Test IoU.
     pub iou: f64,
     /// Test HD95.
+    #[serde(deserialize_with = "nan_if_null")]
     pub hd95: f64,
+    /// The run folder (for the comparison page's qualitative grid).
+    #[serde(default)]
+    pub dir: PathBuf,
+}
+
+/// JSON has no NaN: an undefined value is written as `null` and read back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// A `(mean, std)` pair whose `null`s read back as NaN.
+fn pair_nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<(f64, f64), D::Error> {
+    let (a, b) = <(Option<f64>, Option<f64>)>::deserialize(d)?;
+    Ok((a.unwrap_or(f64::NAN), b.unwrap_or(f64::NAN)))
 }
 
 impl RunRow {
-    /// The table's view of a run report.
-    pub fn of(report: &RunReport) -> Self {
+    /// The table's view of the report of the run in `dir`.
+    pub fn of(report: &RunReport, dir: &Path) -> Self {
         Self {
             method: report.spec.clone(),
             data: report.data.clone(),
@@ -43,13 +58,14 @@ impl RunRow {
             dice: report.test.dice.mean,
             iou: report.test.iou.mean,
             hd95: report.test.hd95.mean,
+            dir: dir.to_path_buf(),
         }
     }
 }
 
 /// Reads `report.json` of a run folder.
 pub fn read_run(dir: &Path) -> Result<RunRow, ZooError> {
-    Ok(RunRow::of(&RunFolder::read_report(dir)?))
+    Ok(RunRow::of(&RunFolder::read_report(dir)?, dir))
 }
 
 /// The spec's `data` params when its kind is `kind` (else none), with `key` set to `value`.
@@ -84,7 +100,44 @@ fn data_override(base: &Option<ComponentSpec>, data: &str) -> Result<ComponentSp
     ))
 }
 
-/// Runs what is missing and returns every row.
+/// The `K`-th of `N` disjoint slices of a grid (`--shard K/N`, K counted from 0 as Slurm's
+/// `$SLURM_ARRAY_TASK_ID`): grid cell `i` (in spec × data × seed order) belongs to shard
+/// `i mod N`, so every shard gets an even share and the N shards cover the grid exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, `0..count`.
+    pub index: usize,
+    /// Number of shards.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole grid.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Whether grid cell `i` is this shard's.
+    pub fn owns(self, i: usize) -> bool {
+        i % self.count == self.index
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("--shard {text}: expected K/N with 0 ≤ K < N, e.g. 0/4");
+        let (k, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// Runs what is missing of `shard`'s slice of the grid and returns its rows.
 #[allow(clippy::too_many_arguments)]
 pub fn run_grid(
     specs: &[PathBuf],
@@ -94,9 +147,17 @@ pub fn run_grid(
     device: &Device,
     quiet: bool,
     cache: &crate::cache::CacheOptions,
+    shard: Shard,
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<RunRow>, ZooError> {
+    if out.exists() && !out.is_dir() {
+        return Err(ZooError::Invalid(format!(
+            "--out must be a folder, {} is a file",
+            out.display()
+        )));
+    }
     let mut rows = Vec::new();
+    let mut cell = 0usize;
     for spec_path in specs {
         let base = RunSpec::from_file(spec_path)?;
         let datas: Vec<Option<String>> = if data.is_empty() {
@@ -111,6 +172,10 @@ pub fn run_grid(
                 spec = spec.rewritten(&format!("// data overridden by compare: {d}\n"))?;
             }
             for &seed in seeds {
+                cell += 1;
+                if !shard.owns(cell - 1) {
+                    continue;
+                }
                 let tag = d
                     .clone()
                     .unwrap_or_else(|| "spec-data".into())
@@ -136,7 +201,7 @@ pub fn run_grid(
                         },
                         device,
                     )?;
-                    rows.push(RunRow::of(&outcome.report));
+                    rows.push(RunRow::of(&outcome.report, &dir));
                 } else {
                     log(&format!("reusing {}", dir.display()));
                     rows.push(read_run(&dir)?);
@@ -155,20 +220,24 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 }
 
 /// One cell: means and stds over seeds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     /// DSC % mean, std.
+    #[serde(deserialize_with = "pair_nan_if_null")]
     pub dice: (f64, f64),
     /// IoU % mean, std.
+    #[serde(deserialize_with = "pair_nan_if_null")]
     pub iou: (f64, f64),
     /// HD95 px mean, std.
+    #[serde(deserialize_with = "pair_nan_if_null")]
     pub hd95: (f64, f64),
     /// Seeds aggregated.
     pub seeds: usize,
 }
 
-/// The table: methods (columns, with trainable params), data sets (rows), cells.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The table: methods (columns, with trainable params), data sets (rows), cells, and the runs
+/// it aggregates (`table.json` holds them all; `vlsm-zoo report` redraws the page from it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Table {
     /// Column order with trainable parameters.
     pub methods: Vec<(String, u64)>,
@@ -176,6 +245,9 @@ pub struct Table {
     pub datasets: Vec<String>,
     /// `cells[data][method]`.
     pub cells: BTreeMap<String, BTreeMap<String, Cell>>,
+    /// The runs, one per (method, data set, seed).
+    #[serde(default)]
+    pub runs: Vec<RunRow>,
 }
 
 /// Aggregates rows over seeds.
@@ -214,6 +286,7 @@ pub fn table(rows: &[RunRow]) -> Table {
         methods,
         datasets,
         cells,
+        runs: rows.to_vec(),
     }
 }
 
@@ -273,6 +346,15 @@ impl Table {
         csv
     }
 
+    /// The table `table.json` in `dir` holds.
+    pub fn read(dir: &Path) -> Result<Self, ZooError> {
+        let path = dir.join("table.json");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ZooError::Invalid(format!("{}: {e}", path.display())))?;
+        serde_json::from_str(&text)
+            .map_err(|e| ZooError::Invalid(format!("{}: {e}", path.display())))
+    }
+
     /// Writes `table.md`, `table.csv`, `table.json` into `dir`, atomically.
     pub fn write(&self, dir: &Path) -> Result<(), ZooError> {
         let io = |p: &Path, e: std::io::Error| ZooError::Invalid(format!("{}: {e}", p.display()));
@@ -303,7 +385,28 @@ mod tests {
             dice,
             iou: dice / 2.0,
             hd95: 10.0,
+            dir: PathBuf::new(),
         }
+    }
+
+    #[test]
+    fn shards_cover_the_grid_exactly_once() {
+        for n in 1..6 {
+            let shards: Vec<Shard> = (0..n)
+                .map(|k| format!("{k}/{n}").parse().unwrap())
+                .collect();
+            for cell in 0..37 {
+                assert_eq!(
+                    shards.iter().filter(|s| s.owns(cell)).count(),
+                    1,
+                    "{cell} of {n}"
+                );
+            }
+        }
+        for bad in ["3/3", "1/0", "x/2", "2", "-1/2"] {
+            assert!(bad.parse::<Shard>().unwrap_err().contains("K/N"), "{bad}");
+        }
+        assert_eq!("2/5".parse::<Shard>(), Ok(Shard { index: 2, count: 5 }));
     }
 
     #[test]

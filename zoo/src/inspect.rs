@@ -1,7 +1,7 @@
 //! Parameter report of a composed model (`vlsm-zoo inspect`).
 use crate::model::ZooModel;
 use serde::Serialize;
-use vlsm_core::{LoadedSpec, ParamCount, count_params, list_params};
+use vlsm_core::{LoadedSpec, ParamCount, count_params, is_buffer, list_params};
 
 /// Counts of one component.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -14,6 +14,8 @@ pub struct ComponentReport {
     pub total_params: usize,
     /// Parameters that train.
     pub trainable_params: usize,
+    /// Buffer elements (BatchNorm running statistics), not counted as parameters.
+    pub buffers: usize,
 }
 
 /// One attached block.
@@ -43,10 +45,12 @@ pub struct HeadPartReport {
 pub struct Inspection {
     /// Spec name.
     pub spec: String,
-    /// All float parameters instantiated.
+    /// All float parameters instantiated (buffers excluded).
     pub total_params: usize,
     /// Parameters that train.
     pub trainable_params: usize,
+    /// Buffer elements (BatchNorm running statistics): state, not parameters.
+    pub buffers: usize,
     /// `100 · trainable / total`.
     pub trainable_percent: f64,
     /// Per component.
@@ -63,6 +67,9 @@ fn head_parts(model: &ZooModel) -> Vec<HeadPartReport> {
         let Some(rest) = p.path.strip_prefix("head.") else {
             continue;
         };
+        if is_buffer(&p.path) {
+            continue;
+        }
         let name = rest.split('.').next().unwrap_or(rest).to_string();
         let n: usize = p.shape.iter().product();
         let i = match parts.iter().position(|q| q.part == name) {
@@ -101,6 +108,7 @@ pub fn inspect(spec: &LoadedSpec, model: &ZooModel) -> Inspection {
         spec: spec.name(),
         total_params: sum.total,
         trainable_params: sum.trainable,
+        buffers: sum.buffers,
         trainable_percent: if sum.total == 0 {
             0.0
         } else {
@@ -113,6 +121,7 @@ pub fn inspect(spec: &LoadedSpec, model: &ZooModel) -> Inspection {
                 plugin: plugin.to_string(),
                 total_params: c.total,
                 trainable_params: c.trainable,
+                buffers: c.buffers,
             })
             .collect(),
         attachments: model
@@ -162,6 +171,12 @@ impl Inspection {
             group(self.trainable_params),
             self.trainable_percent
         );
+        if self.buffers > 0 {
+            out += &format!(
+                "buffers (BatchNorm running statistics, not parameters): {}\n",
+                group(self.buffers)
+            );
+        }
         if !self.attachments.is_empty() {
             out += &format!("\n{:<22} {:<36} {:>12}\n", "site", "attached", "params");
             for a in &self.attachments {

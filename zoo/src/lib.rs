@@ -4,12 +4,14 @@
 
 pub mod cache;
 pub mod checkpoint;
+pub mod checksum;
 pub mod compare;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod evaluate;
 pub mod export;
+pub mod html;
 pub mod inspect;
 pub mod memory;
 pub mod merge;
@@ -19,6 +21,7 @@ pub mod plugins;
 pub mod predict;
 pub mod pretrain;
 pub mod progress;
+pub mod ranges;
 pub mod report;
 pub mod run;
 pub mod run_folder;

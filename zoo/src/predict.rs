@@ -7,7 +7,6 @@ use crate::model::ZooModel;
 use crate::train::batch::binarize;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use image::imageops::FilterType;
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use std::path::Path;
 use vlsm_core::BackboneInput;
@@ -30,6 +29,7 @@ impl Predictor {
             mean: info.image_mean,
             std: info.image_std,
             threshold: 127,
+            gt_threshold: 127,
             soft_masks: false,
         };
         Ok(Self {
@@ -84,22 +84,6 @@ pub fn overlay(image: &RgbImage, mask: &Mask) -> RgbImage {
     }
     for (y, x) in mask.boundary() {
         out.put_pixel(x as u32, y as u32, Rgb([255, 230, 0]));
-    }
-    out
-}
-
-/// A grid with one row per sample: image | ground truth | prediction, each `tile` pixels.
-pub fn overview(rows: &[(RgbImage, &Mask, &Mask)], tile: u32) -> RgbImage {
-    let mut out = RgbImage::new(3 * tile, tile * rows.len().max(1) as u32);
-    for (r, (image, gt, pred)) in rows.iter().enumerate() {
-        let y = r as u32 * tile;
-        let img = image::imageops::resize(image, tile, tile, FilterType::Triangle);
-        image::imageops::overlay(&mut out, &img, 0, y as i64);
-        for (col, mask) in [(1u32, gt), (2, pred)] {
-            let grey = image::imageops::resize(&mask_image(mask), tile, tile, FilterType::Nearest);
-            let rgb = image::DynamicImage::ImageLuma8(grey).to_rgb8();
-            image::imageops::overlay(&mut out, &rgb, (col * tile) as i64, y as i64);
-        }
     }
     out
 }

@@ -66,6 +66,8 @@ pub struct RunObserver<'a> {
     batch: usize,
     /// Records skipped at decode time (`--skip-bad`).
     pub skipped: usize,
+    /// The frozen-feature cache's counts, when training used one.
+    pub cache: Option<crate::cache::CacheStats>,
 }
 
 impl<'a> RunObserver<'a> {
@@ -87,6 +89,7 @@ impl<'a> RunObserver<'a> {
             train_images,
             batch: batch.max(1),
             skipped: 0,
+            cache: None,
         }
     }
 }
@@ -117,7 +120,7 @@ impl EpochObserver for RunObserver<'_> {
             h.seconds,
             self.train_images as f64 / h.seconds.max(1e-9),
             h.seconds * self.progress.epochs.saturating_sub(h.epoch) as f64,
-            if state.early.best_epoch == h.epoch { "  *best" } else { "" }
+            if state.best_epoch().0 == h.epoch { "  *best" } else { "" }
         ));
         self.epoch_started = false;
         Ok(())

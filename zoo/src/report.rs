@@ -1,4 +1,5 @@
-//! Run reports: `report.json`, `report.md` and `history.csv`.
+//! Run reports: `report.json`, `report.md` and `history.csv` (`report.html` is drawn from the
+//! same typed report by [`crate::html`]).
 use crate::evaluate::ImageScore;
 use crate::train::trainer::EpochLog;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -123,10 +124,101 @@ pub struct RunReport {
     /// How the metrics are defined: resolutions, resizing, empty masks.
     #[serde(default)]
     pub metric_definitions: Vec<String>,
+    /// The frozen-feature cache's counts (absent when training used none).
+    #[serde(default)]
+    pub cache: Option<crate::cache::CacheStats>,
+    /// Usable records per split.
+    #[serde(default)]
+    pub records: SplitCounts,
+    /// Parameter counts per component (backbone, placement, head).
+    #[serde(default)]
+    pub components: Vec<ComponentCount>,
+    /// The device the run computed on (`cpu`, `wgpu`, `cuda`).
+    #[serde(default)]
+    pub device: String,
+    /// Number format of weights and arithmetic.
+    #[serde(default)]
+    pub precision: String,
+    /// Wall time per phase, in order.
+    #[serde(default)]
+    pub phases: Vec<Phase>,
+    /// One row per epoch (as `history.csv`).
+    #[serde(default)]
+    pub history: Vec<EpochLog>,
+    /// Whether early stopping ended training before `train.epochs`.
+    #[serde(default)]
+    pub stopped_early: bool,
+    /// Per-image test scores, in evaluation order.
+    #[serde(default)]
+    pub images: Vec<ImageRow>,
+    /// Grey level above which a ground-truth pixel is foreground (the metrics' binarisation).
+    #[serde(default = "default_gt_threshold")]
+    pub gt_threshold: u8,
+}
+
+fn default_gt_threshold() -> u8 {
+    127
+}
+
+/// Usable records per split.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitCounts {
+    /// Training records.
+    pub train: usize,
+    /// Validation records.
+    pub val: usize,
+    /// Test records.
+    pub test: usize,
+}
+
+/// Parameters of one component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentCount {
+    /// `backbone`, `placement` or `head`.
+    pub role: String,
+    /// Registry name of the plugin.
+    pub plugin: String,
+    /// Parameters that trained.
+    pub trainable: usize,
+    /// All parameters.
+    pub total: usize,
+}
+
+/// Wall time of one phase of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    /// `data`, `train`, `test`.
+    pub name: String,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// One test image's scores, with what is needed to draw it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRow {
+    /// Record index in the test split.
+    pub index: usize,
+    /// The image file.
+    pub image: String,
+    /// The ground-truth mask file.
+    pub mask: String,
+    /// The prediction, relative to the run folder (`predictions/…`).
+    pub prediction: String,
+    /// Prompt key (`random` for random draws).
+    pub key: String,
+    /// The prompt.
+    pub prompt: String,
+    /// DSC at original resolution.
+    pub dice: f64,
+    /// IoU at original resolution.
+    pub iou: f64,
+    /// HD95 in pixels; `None` when undefined.
+    pub hd95: Option<f64>,
 }
 
 /// The metric definitions a report states, for a model input side of `size` pixels and a mask
-/// binarisation threshold of `threshold` (grey, `>` is foreground).
+/// binarisation threshold of `threshold` for the ground truth at original resolution (grey, `>`
+/// is foreground).
 pub fn metric_definitions(size: usize, threshold: u8) -> Vec<String> {
     vec![
         format!(

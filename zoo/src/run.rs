@@ -16,7 +16,9 @@ use crate::inspect::inspect;
 use crate::metrics::Mask;
 use crate::model::ZooModel;
 use crate::progress::{Progress, RunObserver};
-use crate::report::{RunReport, TestReport, metric_definitions};
+use crate::report::{
+    ComponentCount, ImageRow, Phase, RunReport, SplitCounts, TestReport, metric_definitions,
+};
 use crate::run_folder::RunFolder;
 use crate::spec::RunSpec;
 use crate::train::trainer::{TrainState, train};
@@ -66,6 +68,8 @@ struct Splits {
 pub fn run(spec: &RunSpec, opts: &RunOptions, device: &Device) -> Result<RunOutcome, ZooError> {
     let spec = with_seed(spec, opts.seed);
     let t = &spec.train;
+    t.check()
+        .map_err(|e| ZooError::Invalid(format!("{}: {e}", spec.loaded.origin())))?;
     let folder = RunFolder::open(
         opts.out
             .clone()
@@ -73,17 +77,23 @@ pub fn run(spec: &RunSpec, opts: &RunOptions, device: &Device) -> Result<RunOutc
         opts.resume,
     )?;
     let progress = Progress::new(opts.quiet, t.epochs);
+    let started = std::time::Instant::now();
     let source = resolve_data(&spec, &progress)?;
     device.seed(t.seed);
     let model = ZooModel::build(&spec.loaded, &device.clone().autodiff())?;
     let pre = preprocess(&model, &source);
     let splits = open_splits(&source, &pre, source.skip_bad || opts.skip_bad, &progress)?;
     folder.start(&spec.loaded)?;
+    let mut phases = vec![Phase {
+        name: "data and model".into(),
+        seconds: started.elapsed().as_secs_f64(),
+    }];
     let counts = inspect(&spec.loaded, &model);
     let trainable = counts.trainable_params;
     let mut observer =
         RunObserver::new(&folder, &spec.loaded, progress, splits.train.len(), t.batch);
     observer.skipped = splits.skipped;
+    let started = std::time::Instant::now();
     let (model, state) = if trainable == 0 {
         observer
             .progress
@@ -93,6 +103,11 @@ pub fn run(spec: &RunSpec, opts: &RunOptions, device: &Device) -> Result<RunOutc
         train_model(model, &spec, &folder, &splits, opts, &mut observer)?
     };
     observer.progress.finish();
+    phases.push(Phase {
+        name: "train".into(),
+        seconds: started.elapsed().as_secs_f64(),
+    });
+    let started = std::time::Instant::now();
     let best = if trainable > 0 {
         folder.load_best(model, &spec.loaded)?
     } else {
@@ -100,6 +115,10 @@ pub fn run(spec: &RunSpec, opts: &RunOptions, device: &Device) -> Result<RunOutc
     };
     let best = best.valid().to_device(device);
     let scores = evaluate_test(&best, &spec, &folder, &splits.test, device, &mut observer)?;
+    phases.push(Phase {
+        name: "test".into(),
+        seconds: started.elapsed().as_secs_f64(),
+    });
     let report = RunReport {
         spec: spec.name(),
         seed: t.seed,
@@ -107,19 +126,95 @@ pub fn run(spec: &RunSpec, opts: &RunOptions, device: &Device) -> Result<RunOutc
         trainable_params: trainable,
         total_params: counts.total_params,
         epochs_run: state.epoch,
-        best_epoch: state.early.best_epoch,
-        best_val_dice: (state.early.best_epoch > 0).then_some(state.early.best),
+        best_epoch: state.best_epoch().0,
+        best_val_dice: (state.best_epoch().0 > 0).then_some(state.best_epoch().1),
         train_seconds: state.history.iter().map(|h| h.seconds).sum(),
         skipped_records: observer.skipped,
         test: TestReport::from_scores(&spec.eval.prompt.to_string(), &scores),
-        metric_definitions: metric_definitions(pre.size, pre.threshold),
+        metric_definitions: metric_definitions(pre.size, pre.gt_threshold),
+        cache: observer.cache,
+        records: SplitCounts {
+            train: splits.train.len(),
+            val: splits.val.len(),
+            test: splits.test.len(),
+        },
+        components: counts
+            .components
+            .iter()
+            .map(|c| ComponentCount {
+                role: c.role.clone(),
+                plugin: c.plugin.clone(),
+                trainable: c.trainable_params,
+                total: c.total_params,
+            })
+            .collect(),
+        device: device_label(device),
+        precision: "f32".into(),
+        phases,
+        stopped_early: state.epoch < t.epochs && state.finished,
+        history: state.history.clone(),
+        images: image_rows(&splits.test, &scores),
+        gt_threshold: pre.gt_threshold,
     };
     folder.write_report(&report)?;
+    let started = std::time::Instant::now();
+    match crate::html::run_page::write(folder.path(), &report) {
+        Ok(()) => observer.progress.line(&format!(
+            "report.html drawn in {:.2} s",
+            started.elapsed().as_secs_f64()
+        )),
+        Err(e) => observer
+            .progress
+            .line(&format!("warning: report.html not drawn: {e}")),
+    }
     Ok(RunOutcome {
         report,
         dir: folder.path().to_path_buf(),
         model: best,
     })
+}
+
+/// What the report calls `device`: `cpu`, `wgpu` or `cuda`.
+pub fn device_label(device: &Device) -> String {
+    let debug = format!("{device:?}").to_lowercase();
+    ["wgpu", "cuda"]
+        .into_iter()
+        .find(|kind| debug.contains(kind))
+        .unwrap_or("cpu")
+        .to_string()
+}
+
+/// The report's per-image rows: each score with its record's files and its prediction's name.
+fn image_rows(test: &SplitData, scores: &[ImageScore]) -> Vec<ImageRow> {
+    let names = prediction_names(test);
+    let position: BTreeMap<usize, usize> = test
+        .items
+        .iter()
+        .enumerate()
+        .map(|(p, item)| (item.index, p))
+        .collect();
+    scores
+        .iter()
+        .filter_map(|s| {
+            let &p = position.get(&s.index)?;
+            let item = &test.items[p];
+            // Absolute, so that `vlsm-zoo report` redraws from any working directory.
+            fn absolute(p: &Path) -> PathBuf {
+                std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+            }
+            Some(ImageRow {
+                index: s.index,
+                image: absolute(&item.image_path).display().to_string(),
+                mask: absolute(&item.mask_path).display().to_string(),
+                prediction: format!("predictions/{}", names[p]),
+                key: s.key.clone(),
+                prompt: s.prompt.clone(),
+                dice: s.dice,
+                iou: s.iou,
+                hd95: s.hd95,
+            })
+        })
+        .collect()
 }
 
 /// The spec with `train.seed` overridden.
@@ -156,6 +251,7 @@ fn preprocess(model: &ZooModel, source: &DataSource) -> Preprocess {
         mean: info.image_mean,
         std: info.image_std,
         threshold: source.threshold,
+        gt_threshold: source.gt_threshold,
         soft_masks: source.soft_masks,
     }
 }
@@ -246,12 +342,17 @@ fn train_model(
         observer,
     );
     if let Some(c) = cache {
+        let corrupt = match c.stats.corrupt {
+            0 => String::new(),
+            n => format!(" ({n} stored entries failed their checksum and were encoded again)"),
+        };
         observer.progress.line(&format!(
-            "frozen-feature cache: {} images encoded, {} served; {:.0} MiB in memory",
+            "frozen-feature cache: {} images encoded, {} served{corrupt}; {:.0} MiB in memory",
             c.stats.misses,
             c.stats.hits,
             c.memory_bytes() as f64 / (1 << 20) as f64
         ));
+        observer.cache = Some(c.stats);
         c.finish();
     }
     trained
@@ -311,7 +412,7 @@ fn evaluate_test(
         .map(|(img, truth, pred)| (img.clone(), truth, pred))
         .collect();
     let mut png = Vec::new();
-    crate::predict::overview(&rows, 128)
+    crate::html::overlay::overview(&rows, 200)
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| ZooError::Invalid(e.to_string()))?;
     folder.write("predictions/overview.png", &png)?;

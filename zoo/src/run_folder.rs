@@ -49,6 +49,12 @@ impl RunFolder {
     /// The folder of a run; checks that starting (or, with `resume`, continuing) there is
     /// possible. Nothing is written yet.
     pub fn open(dir: PathBuf, resume: bool) -> Result<Self, ZooError> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(ZooError::Invalid(format!(
+                "--out must be a folder, {} is a file",
+                dir.display()
+            )));
+        }
         let folder = Self { dir };
         let interrupted = folder.state_file().is_file();
         let finished = folder.dir.join("report.json").is_file();
@@ -128,7 +134,11 @@ impl RunFolder {
         optim
             .save(&tmp)
             .map_err(|e| ZooError::Invalid(format!("{}: {e}", tmp.display())))?;
-        std::fs::rename(&tmp, ckpt.join("optim.bpk")).map_err(io(&tmp))?;
+        let optim_file = ckpt.join("optim.bpk");
+        let crc = crate::checksum::file_crc(&tmp).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &optim_file).map_err(io(&tmp))?;
+        write_atomic(&crate::checksum::sidecar(&optim_file), crc.as_bytes())
+            .map_err(io(&optim_file))?;
         let ids: BTreeMap<String, u64> = vlsm_core::list_params(model)
             .into_iter()
             .filter(|p| p.trainable)
@@ -150,6 +160,8 @@ impl RunFolder {
         let ids: BTreeMap<String, u64> = serde_json::from_str(&read(ids_file.clone())?)
             .map_err(|e| ZooError::Invalid(format!("{}: {e}", ids_file.display())))?;
         let model = load_trainable(model, spec, &self.checkpoint().join("last.safetensors"))?;
+        let optimizer = self.checkpoint().join("optim.bpk");
+        crate::checksum::verify_file(&optimizer).map_err(ZooError::Invalid)?;
         let model = vlsm_core::map_params(model, &mut |path| vlsm_core::ParamEdit {
             id: ids.get(path).copied(),
             add: None,
@@ -157,7 +169,7 @@ impl RunFolder {
         Ok(Resumed {
             model,
             state,
-            optimizer: self.checkpoint().join("optim.bpk"),
+            optimizer,
         })
     }
 

@@ -3,28 +3,38 @@
 //! backbone, placement and head and keeps these sections as written; [`RunSpec`] is a spec with
 //! both halves checked.
 use crate::error::ZooError;
+use crate::ranges;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use vlsm_core::spec::ComponentSpec;
 use vlsm_core::{CoreError, LoadedSpec};
 
-/// Training recipe. Defaults are the paper's (VLSM-Adapter, DA settings).
+/// Training recipe. Defaults are the paper's (VLSM-Adapter, DA settings); numeric fields are
+/// range-checked where the spec is read ([`crate::ranges`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainSpec {
-    /// Maximum epochs (paper: 200).
+    /// Maximum epochs (paper: 200; ≥ 1).
+    #[serde(deserialize_with = "ranges::epochs")]
     pub epochs: usize,
-    /// Minimum epochs before early stopping may stop (paper: 10).
+    /// Minimum epochs before early stopping may stop (paper: 10; ≤ `epochs`; when not written,
+    /// 10 or `epochs` if that is fewer).
+    #[serde(default = "min_epochs_not_written")]
     pub min_epochs: usize,
-    /// Batch size (paper: 32).
+    /// Batch size (paper: 32; ≥ 1).
+    #[serde(deserialize_with = "ranges::batch")]
     pub batch: usize,
-    /// AdamW learning rate (paper: 1e-3 for DA, 3e-4 for SA).
+    /// AdamW learning rate (paper: 1e-3 for DA, 3e-4 for SA; > 0).
+    #[serde(deserialize_with = "ranges::lr")]
     pub lr: f64,
-    /// AdamW weight decay (paper: 1e-3).
+    /// AdamW weight decay (paper: 1e-3; ≥ 0).
+    #[serde(deserialize_with = "ranges::weight_decay")]
     pub weight_decay: f64,
-    /// AdamW betas (paper: PyTorch defaults 0.9, 0.999).
+    /// AdamW betas (paper: PyTorch defaults 0.9, 0.999; each in [0, 1)).
+    #[serde(deserialize_with = "ranges::betas")]
     pub betas: (f64, f64),
-    /// AdamW epsilon (paper: 1e-8).
+    /// AdamW epsilon (paper: 1e-8; > 0).
+    #[serde(deserialize_with = "ranges::eps")]
     pub eps: f64,
     /// Random seed (paper: 41, 42, 43).
     pub seed: u64,
@@ -32,15 +42,27 @@ pub struct TrainSpec {
     /// reference code computed with monai 1.1.0 / 1.3.2).
     pub loss: LossKind,
     /// Global gradient-norm clipping (paper: 0.5; 0 disables).
+    #[serde(deserialize_with = "ranges::grad_clip")]
     pub grad_clip: f64,
-    /// ReduceLROnPlateau factor on val loss (paper: 0.3).
+    /// ReduceLROnPlateau factor on val loss (paper: 0.3; in (0, 1)).
+    #[serde(deserialize_with = "ranges::plateau_factor")]
     pub plateau_factor: f64,
     /// ReduceLROnPlateau patience in epochs (paper: 5).
     pub plateau_patience: usize,
     /// Early-stopping patience on val Dice (paper: 20).
     pub early_stop_patience: usize,
-    /// Smallest val-Dice improvement that counts (paper: 1e-4).
+    /// Smallest val-Dice improvement that counts for early stopping (paper: 1e-4; ≥ 0).
+    #[serde(deserialize_with = "ranges::min_delta")]
     pub min_delta: f64,
+    /// Validation prompts: `fixed` (drawn once from the seed; a steadier val metric, the
+    /// default) or `per_epoch` (drawn anew every epoch, as the reference's dataset does).
+    pub val_prompts: ValPrompts,
+    /// Validation Dice target: `binary` (the target binarised at 0.5, the default) or `soft`
+    /// (the soft target as loaded, as monai 1.1.0 scored the reference's JPEG masks).
+    pub val_target: ValTarget,
+    /// Which epoch's weights are kept: `min_delta` (an improvement of more than `min_delta`,
+    /// the default) or `strict` (any improvement, as Lightning's `ModelCheckpoint`).
+    pub best_epoch: BestEpoch,
 }
 
 impl Default for TrainSpec {
@@ -60,8 +82,52 @@ impl Default for TrainSpec {
             plateau_patience: 5,
             early_stop_patience: 20,
             min_delta: 1e-4,
+            val_prompts: ValPrompts::Fixed,
+            val_target: ValTarget::Binary,
+            best_epoch: BestEpoch::MinDelta,
         }
     }
+}
+
+impl TrainSpec {
+    /// Every range of [`crate::ranges`] and `min_epochs ≤ epochs`, on a recipe changed in code
+    /// after parsing; the first violation's message.
+    pub fn check(&self) -> Result<(), String> {
+        use ranges::*;
+        EPOCHS.check(self.epochs as f64)?;
+        BATCH.check(self.batch as f64)?;
+        LR.check(self.lr)?;
+        WEIGHT_DECAY.check(self.weight_decay)?;
+        BETA.check(self.betas.0)?;
+        BETA.check(self.betas.1)?;
+        EPS.check(self.eps)?;
+        GRAD_CLIP.check(self.grad_clip)?;
+        PLATEAU_FACTOR.check(self.plateau_factor)?;
+        MIN_DELTA.check(self.min_delta)?;
+        if self.min_epochs > self.epochs {
+            return Err(format!(
+                "train.min_epochs = {} is out of range: it must be ≤ train.epochs = {}",
+                self.min_epochs, self.epochs
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Marks `train.min_epochs` as not written (replaced by its default in [`checked_train`]).
+fn min_epochs_not_written() -> usize {
+    usize::MAX
+}
+
+/// `train`, parsed and checked as a whole (`min_epochs ≤ epochs`; the error lands at the
+/// section's end).
+fn checked_train<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TrainSpec, D::Error> {
+    let mut train = TrainSpec::deserialize(d)?;
+    if train.min_epochs == min_epochs_not_written() {
+        train.min_epochs = TrainSpec::default().min_epochs.min(train.epochs);
+    }
+    train.check().map_err(serde::de::Error::custom)?;
+    Ok(train)
 }
 
 /// Evaluation settings.
@@ -71,7 +137,8 @@ pub struct EvalSpec {
     /// Test prompts: `"random"` (seeded two-level draw, the paper's protocol), `"all"` (one
     /// score per prompt key) or a key such as `"p3"`.
     pub prompt: EvalPrompt,
-    /// Mask threshold on logits (0 = probability 0.5).
+    /// Mask threshold on logits (0 = probability 0.5; finite).
+    #[serde(deserialize_with = "ranges::eval_threshold")]
     pub threshold: f32,
 }
 
@@ -84,52 +151,94 @@ impl Default for EvalSpec {
     }
 }
 
-/// Which loss to train with (`train.loss`), written as a string in the spec.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum LossKind {
-    /// `1.5·Dice + 1.0·BCE(logits)` (paper, nominal).
-    #[default]
-    DiceBce,
-    /// `1.5·Dice` (reference code with monai 1.1.0).
-    DiceOnly,
-    /// `1.5·Dice + BCE(sigmoid(logits))` (reference code with monai 1.3.2).
-    DoubleSigmoidBce,
-}
-
-impl LossKind {
-    /// Spelling in specs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LossKind::DiceBce => "dice_bce",
-            LossKind::DiceOnly => "dice_only",
-            LossKind::DoubleSigmoidBce => "double_sigmoid_bce",
+/// A spec option written as one of a few strings: the enum, its spellings, and serde.
+macro_rules! spec_choice {
+    ($(#[$doc:meta])* $name:ident, $field:literal { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
         }
+
+        impl $name {
+            /// Every choice.
+            pub const ALL: &[$name] = &[$($name::$variant,)+];
+
+            /// Spelling in specs.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(text: &str) -> Result<Self, String> {
+                Self::ALL.iter().copied().find(|k| k.as_str() == text).ok_or_else(|| {
+                    let all: Vec<String> = Self::ALL.iter().map(|k| format!("\"{}\"", k.as_str())).collect();
+                    format!("{} `{text}`: expected one of {}", $field, all.join(", "))
+                })
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+spec_choice! {
+    /// Which loss to train with (`train.loss`).
+    LossKind, "train.loss" {
+        /// `1.5·Dice + 1.0·BCE(logits)` (paper, nominal).
+        #[default]
+        DiceBce = "dice_bce",
+        /// `1.5·Dice` (reference code with monai 1.1.0).
+        DiceOnly = "dice_only",
+        /// `1.5·Dice + BCE(sigmoid(logits))` (reference code with monai 1.3.2).
+        DoubleSigmoidBce = "double_sigmoid_bce",
     }
 }
 
-impl std::str::FromStr for LossKind {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        [LossKind::DiceBce, LossKind::DiceOnly, LossKind::DoubleSigmoidBce]
-            .into_iter()
-            .find(|k| k.as_str() == text)
-            .ok_or_else(|| {
-                format!("train.loss `{text}`: expected \"dice_bce\", \"dice_only\" or \"double_sigmoid_bce\"")
-            })
+spec_choice! {
+    /// How validation prompts are drawn (`train.val_prompts`).
+    ValPrompts, "train.val_prompts" {
+        /// Once, from the seed: every epoch scores the same prompts.
+        #[default]
+        Fixed = "fixed",
+        /// Anew every epoch (the reference's dataset samples in `__getitem__`).
+        PerEpoch = "per_epoch",
     }
 }
 
-impl Serialize for LossKind {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+spec_choice! {
+    /// What validation Dice compares the prediction with (`train.val_target`).
+    ValTarget, "train.val_target" {
+        /// The target binarised at 0.5.
+        #[default]
+        Binary = "binary",
+        /// The target as loaded (soft with `soft_masks`), as monai 1.1.0 computed it.
+        Soft = "soft",
     }
 }
 
-impl<'de> Deserialize<'de> for LossKind {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+spec_choice! {
+    /// Which improvement of val Dice makes an epoch the best one (`train.best_epoch`).
+    BestEpoch, "train.best_epoch" {
+        /// More than `train.min_delta` over the best so far (early stopping's rule).
+        #[default]
+        MinDelta = "min_delta",
+        /// Any improvement (Lightning's `ModelCheckpoint(mode="max")`).
+        Strict = "strict",
     }
 }
 
@@ -192,7 +301,7 @@ impl<'de> Deserialize<'de> for EvalPrompt {
 struct Sections {
     #[serde(default)]
     data: Option<ComponentSpec>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "checked_train")]
     train: TrainSpec,
     #[serde(default)]
     eval: EvalSpec,
@@ -427,11 +536,91 @@ mod tests {
     }
 
     #[test]
+    fn out_of_range_values_fail_at_parse_time_with_field_range_and_location() {
+        let with = |train: &str, eval: &str| {
+            RunSpec::from_str(
+                &format!(
+                    "(\n backbone: (kind: \"clipseg\"),\n placement: (kind: \"frozen\"),\n head: (kind: \"clipseg-decoder\"),\n train: {train},\n eval: {eval},\n)"
+                ),
+                "bad.ron",
+            )
+            .map(drop)
+            .map_err(|e| e.to_string())
+        };
+        for (train, field, range) in [
+            ("(batch: 0)", "train.batch", "≥ 1"),
+            ("(epochs: 0)", "train.epochs", "≥ 1"),
+            ("(lr: -1.0)", "train.lr", "> 0"),
+            ("(lr: NaN)", "train.lr", "> 0"),
+            ("(lr: inf)", "train.lr", "> 0"),
+            ("(weight_decay: -0.1)", "train.weight_decay", "≥ 0"),
+            ("(betas: (0.9, 1.0))", "train.betas", "[0, 1)"),
+            ("(eps: 0.0)", "train.eps", "> 0"),
+            ("(grad_clip: -1.0)", "train.grad_clip", "≥ 0"),
+            ("(plateau_factor: 1.5)", "train.plateau_factor", "(0, 1)"),
+            ("(min_delta: -1e-4)", "train.min_delta", "≥ 0"),
+        ] {
+            let err = with(train, "()").unwrap_err();
+            assert!(err.starts_with("bad.ron:5:"), "{train}: {err}");
+            assert!(err.contains(field) && err.contains(range), "{train}: {err}");
+        }
+        let err = with("(epochs: 2, min_epochs: 5)", "()").unwrap_err();
+        assert!(err.starts_with("bad.ron:5:"), "{err}");
+        assert!(
+            err.contains("train.min_epochs = 5") && err.contains("train.epochs = 2"),
+            "{err}"
+        );
+        let err = with("()", "(threshold: NaN)").unwrap_err();
+        assert!(
+            err.starts_with("bad.ron:6:") && err.contains("eval.threshold"),
+            "{err}"
+        );
+        assert!(with("(epochs: 2, min_epochs: 2, lr: 1e-5, grad_clip: 0.0)", "()").is_ok());
+        let few = RunSpec::from_str(
+            "(backbone: (kind: \"clipseg\"), placement: (kind: \"frozen\"), head: (kind: \"clipseg-decoder\"), train: (epochs: 3))",
+            "few.ron",
+        )
+        .unwrap();
+        assert_eq!(
+            few.train.min_epochs, 3,
+            "an unwritten min_epochs is 10 or epochs"
+        );
+        let err = with("(val_prompts: \"each\")", "()").unwrap_err();
+        assert!(
+            err.contains("train.val_prompts") && err.contains("\"per_epoch\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn synthetic_sizes_out_of_range_fail_at_parse_time() {
+        let err = RunSpec::from_str(
+            "(\n backbone: (kind: \"clipseg\"),\n placement: (kind: \"frozen\"),\n head: (kind: \"clipseg-decoder\"),\n data: (kind: \"synthetic\", params: (train: 0)),\n)",
+            "d.ron",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("d.ron:5:") && err.contains("≥ 1"), "{err}");
+    }
+
+    #[test]
+    fn a_recipe_changed_in_code_is_checked_too() {
+        let mut t = TrainSpec::default();
+        assert!(t.check().is_ok());
+        t.epochs = 3;
+        assert!(t.check().unwrap_err().contains("train.min_epochs = 10"));
+        t.min_epochs = 3;
+        t.lr = f64::NAN;
+        assert!(t.check().unwrap_err().contains("train.lr"));
+    }
+
+    #[test]
     fn a_rewritten_spec_keeps_its_sections_and_its_folder() {
         let text = "(backbone: (kind: \"clipseg\"), placement: (kind: \"frozen\"), head: (kind: \"clipseg-decoder\"), train: (batch: 4, loss: \"dice_only\"), eval: (prompt: \"p2\"))";
         let mut spec = RunSpec::from_str(text, "x.ron").unwrap();
         spec.loaded.path = Some("/somewhere/x.ron".into());
         spec.train.epochs = 3;
+        spec.train.min_epochs = 2;
         let again = spec.rewritten("// changed\n").unwrap();
         assert_eq!(again.train, spec.train);
         assert_eq!(again.eval, spec.eval);

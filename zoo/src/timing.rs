@@ -68,6 +68,9 @@ pub struct Timing {
     pub peak_rss_mib: Option<f64>,
     /// Bytes the device's allocator holds after the last step (GPU backends), MiB.
     pub device_reserved_mib: Option<f64>,
+    /// CPU time of this process during the timed steps over their wall time, in % of one core
+    /// (200 = two cores busy throughout); `None` off Unix.
+    pub step_cpu_percent: Option<f64>,
 }
 
 /// A spec's model with a fixed synthetic batch, ready to run one step at a time: random pixels,
@@ -196,13 +199,21 @@ pub fn time_spec(spec: &RunSpec, o: &TimingOptions, device: &Device) -> Result<T
     }
     let mut bench = StepBench::new(spec, o.workload, o.batch, o.cached, device)?;
     let mut step_seconds = Vec::with_capacity(o.steps);
+    let mut cpu_at_first_timed = None;
     for i in 0..o.warmup + o.steps {
+        if i == o.warmup {
+            cpu_at_first_timed = process_cpu_seconds();
+        }
         let started = Instant::now();
         bench.step()?;
         if i >= o.warmup {
             step_seconds.push(started.elapsed().as_secs_f64());
         }
     }
+    let timed_wall: f64 = step_seconds.iter().sum();
+    let step_cpu_percent = cpu_at_first_timed
+        .zip(process_cpu_seconds())
+        .map(|(before, after)| 100.0 * (after - before) / timed_wall);
     let median_step_seconds = median(&step_seconds);
     Ok(Timing {
         spec: spec.name(),
@@ -218,7 +229,26 @@ pub fn time_spec(spec: &RunSpec, o: &TimingOptions, device: &Device) -> Result<T
         device_reserved_mib: device
             .memory_pool_usage()
             .map(|u| u.bytes_reserved as f64 / (1 << 20) as f64),
+        step_cpu_percent,
     })
+}
+
+/// User plus system CPU seconds of this process so far (`getrusage`); `None` off Unix.
+fn process_cpu_seconds() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        // SAFETY: `getrusage` fills the zeroed struct it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+            return None;
+        }
+        let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        Some(seconds(usage.ru_utime) + seconds(usage.ru_stime))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 /// Median of a non-empty slice.
@@ -249,6 +279,21 @@ mod tests {
     fn median_of_odd_and_even_counts() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn process_cpu_time_grows_with_work() {
+        if cfg!(unix) {
+            let before = process_cpu_seconds().expect("getrusage on Unix");
+            let mut x = 0u64;
+            let started = Instant::now();
+            while started.elapsed().as_millis() < 50 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            std::hint::black_box(x);
+            let after = process_cpu_seconds().expect("getrusage on Unix");
+            assert!(after - before > 0.02, "{before} -> {after}");
+        }
     }
 
     #[test]

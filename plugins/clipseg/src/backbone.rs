@@ -422,6 +422,27 @@ impl Preprocessor {
     }
 }
 
+impl ClipSegBackbone {
+    /// What the vision tower sees: `pixels`, shrunk bilinearly when a head asked for it
+    /// ([`BackboneRequest::vision_downscale`]; PyTorch's `interpolate(scale_factor=1/f,
+    /// mode="bilinear")`, as SAN feeds CLIP).
+    fn vision_pixels(&self, pixels: Tensor<4>) -> Tensor<4> {
+        let f = self.meta.request.vision_downscale;
+        if f <= 1 {
+            return pixels;
+        }
+        let [_, _, h, w] = pixels.dims();
+        burn::tensor::module::interpolate(
+            pixels,
+            burn::tensor::ops::InterpolateOptions::new(
+                burn::tensor::ops::InterpolateMode::Bilinear,
+            )
+            .with_align_corners(false)
+            .with_output_size([h / f, w / f]),
+        )
+    }
+}
+
 impl Backbone for ClipSegBackbone {
     fn info(&self) -> BackboneInfo {
         let c = &self.meta.config;
@@ -439,6 +460,7 @@ impl Backbone for ClipSegBackbone {
             extract_layers: c.extract_layers.clone(),
             cond_dim: c.projection_dim,
             image_size: self.meta.image_size,
+            vision_downscale: self.meta.request.vision_downscale.max(1),
             patch_size: c.vision_config.patch_size,
             image_mean: self.meta.mean,
             image_std: self.meta.std,
@@ -454,7 +476,9 @@ impl Backbone for ClipSegBackbone {
     }
 
     fn forward(&self, input: &BackboneInput, hooks: &dyn Hooks) -> Features {
-        let (states, grid) = self.vision_model.forward(input.pixels.clone(), hooks);
+        let (states, grid) = self
+            .vision_model
+            .forward(self.vision_pixels(input.pixels.clone()), hooks);
         let eos = self.eos_positions(&input.input_ids);
         let text = self
             .text_model
@@ -493,7 +517,9 @@ impl Backbone for ClipSegBackbone {
         pixels: Tensor<4>,
         needs: &FrozenNeeds,
     ) -> Result<FrozenVision, CoreError> {
-        let (states, grid) = self.vision_model.forward(pixels, &NoHooks);
+        let (states, grid) = self
+            .vision_model
+            .forward(self.vision_pixels(pixels), &NoHooks);
         let wanted: BTreeSet<usize> = self
             .meta
             .config

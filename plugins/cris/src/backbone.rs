@@ -257,6 +257,7 @@ impl Backbone for CrisClip {
             extract_layers: Vec::new(),
             cond_dim: c.clip.embed_dim,
             image_size: c.img_size,
+            vision_downscale: 1,
             patch_size: 32,
             image_mean: CLIP_MEAN,
             image_std: CLIP_STD,

@@ -1,6 +1,7 @@
 //! SAN's `AddFusion`: a frozen backbone feature map added into the side ViT's patch tokens.
+use crate::init::c2_xavier_linear;
 use burn::module::Module;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
@@ -22,11 +23,12 @@ pub struct Fusion {
 }
 
 impl Fusion {
-    /// A random-initialised fusion of backbone width `from` into side width `to`.
+    /// A fusion of backbone width `from` into side width `to`, initialised as SAN's
+    /// (`c2_xavier_fill` projection).
     pub fn init(from: usize, to: usize, state: usize, position: usize, device: &Device) -> Self {
         Self {
             norm: LayerNormConfig::new(from).with_epsilon(1e-6).init(device),
-            proj: LinearConfig::new(from, to).init(device),
+            proj: c2_xavier_linear(from, to, device),
             state,
             position,
         }

@@ -171,6 +171,20 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
             )));
         }
     }
+    let downscale = p.vision_downscale().map_err(invalid)?;
+    if !info.image_size.is_multiple_of(downscale * info.patch_size) {
+        return Err(invalid(format!(
+            "`clip_resolution` {}: the backbone's image size {} shrunk by {downscale} is not a \
+             multiple of its patch size {}",
+            p.clip_resolution, info.image_size, info.patch_size
+        )));
+    }
+    if info.vision_downscale.max(1) != downscale {
+        return Err(invalid(format!(
+            "backbone `{}` runs its vision tower at 1/{} of the input, but `clip_resolution` {} asks for 1/{downscale}",
+            info.name, info.vision_downscale, p.clip_resolution
+        )));
+    }
     let side_side = info.image_size / p.patch;
     let device = ctx.device;
     let head = SanHead {
@@ -199,5 +213,7 @@ pub fn backbone_request(params: &vlsm_core::ron::Value) -> BackboneRequest {
     BackboneRequest {
         full_vision_tower: true,
         vision_projection: p.recognition_projection == RecognitionProjection::Backbone,
+        // A bad value is refused with its message when the head is built.
+        vision_downscale: p.vision_downscale().unwrap_or(1),
     }
 }

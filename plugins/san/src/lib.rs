@@ -18,14 +18,20 @@
 //!   [`vlsm_core::BackboneRequest`] ([`head::backbone_request`]).
 //! * Output: `ŷ = upsample(Σ_q w_q · m_q)`, `w = softmax_q(100 · cos(e_q, t))` with `t` the
 //!   prompt embedding: a convex combination of proposal logits.
+//! * Initialisation as SAN's ([`init`]): timm's ViT init in the side network, `c2_xavier_fill`
+//!   in the fusions, PyTorch's defaults in the decoder (its `Linear(1, 1)` bias scaling too).
+//!
+//! The side ViT sees the image at the model's input size and the backbone the same image, or,
+//! with `clip_resolution` below 1, the image shrunk to that fraction (SAN's asymmetric input,
+//! whose default 0.5 the reference ran: 640² side, 320² CLIP), through the backbone request.
 //!
 //! Differences from SAN, forced by binary text-prompted segmentation: no Hungarian matching or
-//! class loss (one mask per prompt, trained with the run's loss), no deep supervision, and the
-//! side ViT sees the backbone's input resolution. `recognition_projection: "trained"` replaces
-//! CLIP's projection for checkpoints that have none.
+//! class loss (one mask per prompt, trained with the run's loss) and no deep supervision.
+//! `recognition_projection: "trained"` replaces CLIP's projection for checkpoints that have none.
 
 pub mod fusion;
 pub mod head;
+pub mod init;
 pub mod mask_decoder;
 pub mod params;
 pub mod recognition;

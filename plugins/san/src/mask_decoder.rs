@@ -4,7 +4,7 @@
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 
 /// `layers` linear layers with ReLU between them (Mask2Former's `MLP`; on pixel maps SAN uses
 /// 1×1 convolutions, which are these linears applied per token).
@@ -81,8 +81,17 @@ impl MaskDecoder {
             query_mlp: Mlp::init(width, embed, embed, layers, device),
             pix_mlp: Mlp::init(width, embed, embed, layers, device),
             attn_mlp: Mlp::init(width, embed, embed * heads, layers, device),
-            bias_scale: Param::from_tensor(Tensor::ones([1], device)),
-            bias_shift: Param::from_tensor(Tensor::zeros([1], device)),
+            // PyTorch's `nn.Linear(1, 1)` init: weight and bias `U(±1/√fan_in)` = `U(±1)`.
+            bias_scale: Param::from_tensor(Tensor::random(
+                [1],
+                Distribution::Uniform(-1.0, 1.0),
+                device,
+            )),
+            bias_shift: Param::from_tensor(Tensor::random(
+                [1],
+                Distribution::Uniform(-1.0, 1.0),
+                device,
+            )),
             heads,
         }
     }

@@ -33,6 +33,27 @@ pub struct SanParams {
     pub recognition_layers: usize,
     /// What maps the re-run query tokens into the prompt-embedding space (SAN: `backbone`).
     pub recognition_projection: RecognitionProjection,
+    /// The backbone's input resolution as a fraction of the side network's (SAN's
+    /// `ASYMETRIC_INPUT` with `CLIP_RESOLUTION`: its default 0.5, 640² side and 320² CLIP). The
+    /// side network sees the data at the model's input size, the backbone's vision tower the
+    /// image shrunk bilinearly to this fraction; `1 / clip_resolution` must be a whole number.
+    /// Default here 1.0 (both the same), which suits a CLIPSeg backbone at its own 352².
+    pub clip_resolution: f64,
+}
+
+impl SanParams {
+    /// The integer factor the backbone shrinks its input by (`1 / clip_resolution`), or why
+    /// `clip_resolution` has none.
+    pub fn vision_downscale(&self) -> Result<usize, String> {
+        let r = self.clip_resolution;
+        let f = (1.0 / r).round();
+        if !(r > 0.0 && r <= 1.0) || ((1.0 / r) - f).abs() > 1e-6 {
+            return Err(format!(
+                "`clip_resolution` {r} must be 1 / n for a whole n ≥ 1 (e.g. 1.0, 0.5, 0.25)"
+            ));
+        }
+        Ok(f as usize)
+    }
 }
 
 /// The end of the recognition path, written as a string in specs (`"backbone"`, `"trained"`).
@@ -63,6 +84,7 @@ impl Default for SanParams {
             mlp_layers: 3,
             recognition_layers: 3,
             recognition_projection: RecognitionProjection::Backbone,
+            clip_resolution: 1.0,
         }
     }
 }
@@ -122,5 +144,22 @@ mod tests {
         assert_eq!(parse_link(" 6 → 2 "), Ok((6, 2)));
         assert!(parse_link("3:1").unwrap_err().contains("state->position"));
         assert!(parse_link("a->1").is_err());
+    }
+
+    #[test]
+    fn clip_resolution_is_the_inverse_of_a_whole_factor() {
+        let with = |r: f64| {
+            SanParams {
+                clip_resolution: r,
+                ..SanParams::default()
+            }
+            .vision_downscale()
+        };
+        assert_eq!(with(1.0), Ok(1));
+        assert_eq!(with(0.5), Ok(2));
+        assert_eq!(with(0.25), Ok(4));
+        for bad in [0.0, 0.4, 1.5, -0.5, f64::NAN] {
+            assert!(with(bad).unwrap_err().contains("clip_resolution"), "{bad}");
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! The side ViT: patch embedding, learnable queries and pre-norm blocks over `[queries; patches]`.
+use crate::init::timm_linear;
 use crate::params::SanParams;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Distribution, Tensor};
 
@@ -63,14 +64,14 @@ impl SideBlock {
         Self {
             norm1: ln(),
             attn: SideAttention {
-                qkv: LinearConfig::new(width, 3 * width).init(device),
-                proj: LinearConfig::new(width, width).init(device),
+                qkv: timm_linear(width, 3 * width, device),
+                proj: timm_linear(width, width, device),
                 heads,
             },
             norm2: ln(),
             mlp: SideMlp {
-                fc1: LinearConfig::new(width, mlp).init(device),
-                fc2: LinearConfig::new(mlp, width).init(device),
+                fc1: timm_linear(width, mlp, device),
+                fc2: timm_linear(mlp, width, device),
             },
         }
     }

@@ -161,13 +161,16 @@ struct TextRow {
     eos: BTreeMap<usize, Vec<f32>>,
 }
 
-/// Counters for the run's progress and report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Counters for the run's progress and report (`report.json`'s `cache`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CacheStats {
     /// Images served from the cache.
     pub hits: usize,
     /// Images encoded and stored.
     pub misses: usize,
+    /// Stored entries whose payload failed its checksum: encoded again (counted in `misses`).
+    #[serde(default)]
+    pub corrupt: usize,
 }
 
 /// Frozen outputs of a model, per image and per prompt.
@@ -200,8 +203,8 @@ impl FeatureCache {
         let mut hash = KeyHash::new();
         hash.text(&info.name);
         hash.text(&format!(
-            "{:?} {:?} {:?} {:?} {:?}",
-            info.extract_layers, needs, pre.size, pre.mean, pre.std
+            "{:?} {:?} {:?} {:?} {:?} {}",
+            info.extract_layers, needs, pre.size, pre.mean, pre.std, info.vision_downscale
         ));
         hash.word(opts.dtype.bytes() as u64);
         weights_fingerprint(&model.backbone, &mut hash);
@@ -294,6 +297,7 @@ impl FeatureCache {
         }
         self.stats.hits += keys.len() - missing.len();
         self.stats.misses += missing.len();
+        self.stats.corrupt = self.store.corrupt_entries;
         if !missing.is_empty() {
             let ids: Vec<i64> = missing.iter().map(|&i| i as i64).collect();
             let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [missing.len()]), device);

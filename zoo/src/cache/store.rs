@@ -3,7 +3,8 @@
 //! A blob is one image's frozen outputs as a flat `f32` list (stored as `f32`, exact, or `f16`).
 //! Blobs beyond the memory budget go to one file each in the spill folder, written to a
 //! temporary name and renamed, so an interrupted run never leaves a torn entry; a file whose
-//! header or length does not fit is treated as absent and rewritten. With a persistent folder
+//! header or length does not fit, or whose payload fails its CRC-32, is treated as absent (and
+//! counted, when the checksum failed) and rewritten. With a persistent folder
 //! (`--cache DIR`) every blob is also written there, and a later run with the same key reads it.
 use half::f16;
 use std::collections::HashMap;
@@ -31,7 +32,8 @@ impl CacheDtype {
     }
 }
 
-const MAGIC: &[u8; 8] = b"VLSMFC01";
+/// File header: magic, then the dtype tag and the payload's CRC-32 (little-endian).
+const MAGIC: &[u8; 8] = b"VLSMFC02";
 
 /// A blob held in memory, in its storage precision.
 #[derive(Debug, Clone)]
@@ -89,6 +91,8 @@ pub struct BlobStore {
     persistent: bool,
     /// Blobs read from or written to disk (for the report).
     pub disk_entries: usize,
+    /// Files whose payload failed its checksum (read as absent, then rewritten).
+    pub corrupt_entries: usize,
 }
 
 impl BlobStore {
@@ -103,6 +107,7 @@ impl BlobStore {
             spill,
             persistent,
             disk_entries: 0,
+            corrupt_entries: 0,
         }
     }
 
@@ -126,7 +131,12 @@ impl BlobStore {
         let bytes = std::fs::read(self.file(key)).ok()?;
         let body = bytes.strip_prefix(MAGIC.as_slice())?;
         let (&tag, body) = body.split_first()?;
+        let (crc, body) = body.split_first_chunk::<4>()?;
         if tag != self.dtype.tag() || body.len() != len * self.dtype.bytes() {
+            return None;
+        }
+        if u32::from_le_bytes(*crc) != crc32fast::hash(body) {
+            self.corrupt_entries += 1;
             return None;
         }
         self.disk_entries += 1;
@@ -171,9 +181,10 @@ fn write_blob(path: &Path, dtype: CacheDtype, body: &[u8]) -> std::io::Result<()
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut bytes = Vec::with_capacity(MAGIC.len() + 1 + body.len());
+    let mut bytes = Vec::with_capacity(MAGIC.len() + 5 + body.len());
     bytes.extend_from_slice(MAGIC);
     bytes.push(dtype.tag());
+    bytes.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
     bytes.extend_from_slice(body);
     crate::data::write::write_atomic(path, &bytes)
 }
@@ -248,6 +259,31 @@ mod tests {
             None,
             "another precision is another entry"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_flipped_payload_byte_is_a_counted_miss() {
+        let dir = temp("corrupt");
+        let values = [1.0f32, 2.0, 3.0, 4.0];
+        BlobStore::new(CacheDtype::F32, 0, dir.clone(), true)
+            .put(9, &values)
+            .expect("put");
+        let file = dir.join(format!("{:016x}.blob", 9u64));
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0x40;
+        std::fs::write(&file, &bytes).unwrap();
+        let mut again = BlobStore::new(CacheDtype::F32, 0, dir.clone(), true);
+        assert_eq!(
+            again.get(9, 4),
+            None,
+            "header and length intact, payload flipped"
+        );
+        assert_eq!(again.corrupt_entries, 1);
+        again.put(9, &values).expect("rewrite");
+        assert_eq!(again.get(9, 4).as_deref(), Some(values.as_slice()));
+        assert_eq!(again.corrupt_entries, 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -37,6 +37,8 @@ pub struct Preprocess {
     pub std: [f32; 3],
     /// Mask binarisation threshold on 0..255 grey (`> threshold` is foreground).
     pub threshold: u8,
+    /// Binarisation threshold of the ground truth at original resolution (the reported metrics).
+    pub gt_threshold: u8,
     /// Keep soft targets (`grey / 255`) instead of binarising.
     pub soft_masks: bool,
 }
@@ -308,7 +310,7 @@ pub fn prepare(
         Mask::new(
             mask.height() as usize,
             mask.width() as usize,
-            mask.pixels().map(|v| v.0[0] > p.threshold).collect(),
+            mask.pixels().map(|v| v.0[0] > p.gt_threshold).collect(),
         )
     });
     Ok(Prepared {

@@ -192,6 +192,7 @@ mod tests {
                 mean: [0.5; 3],
                 std: [0.25; 3],
                 threshold: 127,
+                gt_threshold: 127,
                 soft_masks: false,
             },
             skip_bad,

@@ -14,13 +14,17 @@ use vlsm_core::spec::ComponentSpec;
 pub struct SyntheticParams {
     /// `shapes`, `polyp`, `lesion` or `ultrasound`.
     pub domain: String,
-    /// Training images.
+    /// Training images (≥ 1).
+    #[serde(deserialize_with = "crate::ranges::synth_count")]
     pub train: usize,
-    /// Validation images.
+    /// Validation images (≥ 1).
+    #[serde(deserialize_with = "crate::ranges::synth_count")]
     pub val: usize,
-    /// Test images.
+    /// Test images (≥ 1).
+    #[serde(deserialize_with = "crate::ranges::synth_count")]
     pub test: usize,
-    /// Image side in pixels.
+    /// Image side in pixels (≥ 16).
+    #[serde(deserialize_with = "crate::ranges::synth_size")]
     pub size: usize,
     /// Generator seed (independent of the training seed).
     pub seed: u64,
@@ -50,6 +54,9 @@ pub struct FolderParams {
     pub root: String,
     /// Mask binarisation threshold (`> threshold` is foreground).
     pub threshold: u8,
+    /// Binarisation threshold of the test ground truth at its original resolution (the
+    /// reported metrics); absent = `threshold`. The reference's `eval_metrics.py` used `> 0`.
+    pub gt_threshold: Option<u8>,
     /// Keep soft mask values as targets instead of binarising.
     pub soft_masks: bool,
     /// Turn bad records into counted warnings instead of errors.
@@ -66,6 +73,7 @@ impl Default for FolderParams {
         Self {
             root: String::new(),
             threshold: 127,
+            gt_threshold: None,
             soft_masks: false,
             skip_bad: false,
             images: layout.images,
@@ -81,6 +89,8 @@ pub struct DataSource {
     pub root: PathBuf,
     /// Mask threshold.
     pub threshold: u8,
+    /// Threshold of the ground truth at original resolution.
+    pub gt_threshold: u8,
     /// Soft targets.
     pub soft_masks: bool,
     /// Skip bad records.
@@ -102,11 +112,6 @@ pub fn resolve(
             let p: SyntheticParams =
                 typed_params(&data.params).map_err(|e| format!("data `synthetic`: {e}"))?;
             let domain = Domain::parse(&p.domain)?;
-            if p.train == 0 || p.val == 0 || p.test == 0 || p.size < 16 {
-                return Err(
-                    "data `synthetic`: train, val and test must be ≥ 1 and size ≥ 16".into(),
-                );
-            }
             let name = format!(
                 "{}-s{}-n{}-{}-{}-seed{}",
                 p.domain, p.size, p.train, p.val, p.test, p.seed
@@ -134,14 +139,25 @@ pub fn resolve(
                     },
                 )?;
                 std::fs::write(tmp.join(".complete"), b"").map_err(|e| e.to_string())?;
-                if root.exists() {
-                    let _ = std::fs::remove_dir_all(&root);
+                if root.join(".complete").is_file() {
+                    // Another process (a parallel shard) finished the same set meanwhile.
+                    let _ = std::fs::remove_dir_all(&tmp);
+                } else {
+                    if root.exists() {
+                        let _ = std::fs::remove_dir_all(&root);
+                    }
+                    if let Err(e) = std::fs::rename(&tmp, &root) {
+                        let _ = std::fs::remove_dir_all(&tmp);
+                        if !root.join(".complete").is_file() {
+                            return Err(format!("{}: {e}", root.display()));
+                        }
+                    }
                 }
-                std::fs::rename(&tmp, &root).map_err(|e| format!("{}: {e}", root.display()))?;
             }
             Ok(DataSource {
                 root,
                 threshold: 127,
+                gt_threshold: 127,
                 soft_masks: false,
                 skip_bad: false,
                 name: p.domain,
@@ -165,6 +181,7 @@ pub fn resolve(
             Ok(DataSource {
                 root,
                 threshold: p.threshold,
+                gt_threshold: p.gt_threshold.unwrap_or(p.threshold),
                 soft_masks: p.soft_masks,
                 skip_bad: p.skip_bad,
                 name,

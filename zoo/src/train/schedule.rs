@@ -88,6 +88,41 @@ impl EarlyStop {
     }
 }
 
+/// The epoch whose weights are kept: the best val Dice, where a new best must beat the old one
+/// by more than `margin` (`train.min_delta` for `best_epoch: "min_delta"`, 0 for `"strict"`,
+/// Lightning's `ModelCheckpoint(mode="max")`). Early stopping keeps its own best ([`EarlyStop`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestWeights {
+    /// Improvement needed over the best so far.
+    pub margin: f64,
+    /// Best value so far.
+    pub best: f64,
+    /// Epoch (1-based) of the best value; 0 before the first.
+    pub epoch: usize,
+}
+
+impl BestWeights {
+    /// Fresh state.
+    pub fn new(margin: f64) -> Self {
+        Self {
+            margin,
+            best: f64::NEG_INFINITY,
+            epoch: 0,
+        }
+    }
+
+    /// Records epoch `epoch`'s value; `true` when its weights become the kept ones.
+    pub fn update(&mut self, epoch: usize, value: f64) -> bool {
+        if value > self.best + self.margin || self.epoch == 0 {
+            self.best = value;
+            self.epoch = epoch;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +147,17 @@ mod tests {
         assert!(e.should_stop(3, 1));
         assert!(!e.should_stop(3, 10), "min_epochs holds it back");
         assert_eq!(e.best_epoch, 1);
+    }
+
+    #[test]
+    fn the_strict_rule_keeps_an_improvement_smaller_than_min_delta() {
+        let mut strict = BestWeights::new(0.0);
+        let mut margin = BestWeights::new(1e-4);
+        for (epoch, v) in [(1, 0.5), (2, 0.50005), (3, 0.5)] {
+            strict.update(epoch, v);
+            margin.update(epoch, v);
+        }
+        assert_eq!((strict.epoch, strict.best), (2, 0.50005));
+        assert_eq!((margin.epoch, margin.best), (1, 0.5));
     }
 }

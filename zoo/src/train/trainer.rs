@@ -1,6 +1,7 @@
 //! The training loop: AdamW, global gradient clipping, ReduceLROnPlateau on val loss, early
-//! stopping on val Dice, min/max epochs, best epoch by val Dice. A non-finite loss stops training
-//! with an error (checkpoints already written stay as they were).
+//! stopping on val Dice, min/max epochs, best epoch by val Dice. A non-finite training loss,
+//! validation loss or trainable weight stops training with an error naming the epoch before
+//! anything of that epoch is written (the last good checkpoint stays as it was).
 //!
 //! Batches stream from [`Batches`] (decoded on worker threads while the previous batch trains).
 //! With a [`FeatureCache`] the towers' frozen outputs come from the cache after an image's first
@@ -8,7 +9,7 @@
 use super::batch::{binarize, make_batch, model_input};
 use super::clip::clip_global_norm;
 use super::loss::{LossKind, loss};
-use super::schedule::{EarlyStop, Plateau};
+use super::schedule::{BestWeights, EarlyStop, Plateau};
 use crate::cache::FeatureCache;
 use crate::data::dataset::BadRecord;
 use crate::data::loader::{Batches, SplitData};
@@ -16,7 +17,7 @@ use crate::data::prompts::sample;
 use crate::error::ZooError;
 use crate::metrics::{Mask, dice};
 use crate::model::{ModelInput, ZooModel};
-use crate::spec::TrainSpec;
+use crate::spec::{BestEpoch, TrainSpec, ValPrompts, ValTarget};
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
@@ -52,8 +53,12 @@ pub struct TrainState {
     pub epoch: usize,
     /// LR schedule.
     pub plateau: Plateau,
-    /// Early stopping and best epoch.
+    /// Early stopping.
     pub early: EarlyStop,
+    /// The epoch whose weights are kept (absent in states written before `train.best_epoch`
+    /// existed: early stopping's best was the kept one then).
+    #[serde(default)]
+    pub best: Option<BestWeights>,
     /// Per-epoch log.
     pub history: Vec<EpochLog>,
     /// Whether training has finished (stopped early or reached max epochs).
@@ -67,8 +72,33 @@ impl TrainState {
             epoch: 0,
             plateau: Plateau::new(t.lr, t.plateau_factor, t.plateau_patience),
             early: EarlyStop::new(t.early_stop_patience, t.min_delta),
+            best: Some(BestWeights::new(match t.best_epoch {
+                BestEpoch::MinDelta => t.min_delta,
+                BestEpoch::Strict => 0.0,
+            })),
             history: Vec::new(),
             finished: false,
+        }
+    }
+}
+
+impl TrainState {
+    /// The kept epoch (1-based; 0 before the first) and its val Dice.
+    pub fn best_epoch(&self) -> (usize, f64) {
+        match &self.best {
+            Some(b) => (b.epoch, b.best),
+            None => (self.early.best_epoch, self.early.best),
+        }
+    }
+
+    /// Records `epoch`'s val Dice for early stopping and the kept weights; `true` when its
+    /// weights become the kept ones (a state from before `best_epoch` keeps early stopping's
+    /// rule).
+    fn record(&mut self, epoch: usize, val_dice: f64) -> bool {
+        let improved = self.early.update(epoch, val_dice);
+        match &mut self.best {
+            Some(best) => best.update(epoch, val_dice),
+            None => improved,
         }
     }
 }
@@ -152,13 +182,16 @@ pub fn train_step(
     Ok((optim.step(lr, model, grads), value))
 }
 
-/// Validation loss and Dice with prompts drawn once from `seed`; frozen outputs from `cache`
-/// when given (`keys`: the items' cache keys).
+/// Validation loss and Dice of `epoch` (1-based): prompts drawn from the seed once
+/// (`val_prompts: "fixed"`) or anew for each epoch (`"per_epoch"`); Dice against the target
+/// binarised at 0.5 or as loaded (`val_target`); frozen outputs from `cache` when given (`keys`:
+/// the items' cache keys).
 #[allow(clippy::too_many_arguments)]
 pub fn validate(
     model: &ZooModel,
     data: &Arc<SplitData>,
     t: &TrainSpec,
+    epoch: usize,
     size: usize,
     device: &Device,
     mut cache: Option<&mut FeatureCache>,
@@ -167,7 +200,11 @@ pub fn validate(
     seen: &mut HashSet<(String, Option<usize>)>,
 ) -> Result<(f64, f64), ZooError> {
     let kind = t.loss;
-    let mut rng = StdRng::seed_from_u64(t.seed ^ 0x0005_EED0_F7A1);
+    let draw = match t.val_prompts {
+        ValPrompts::Fixed => 0,
+        ValPrompts::PerEpoch => epoch as u64,
+    };
+    let mut rng = StdRng::seed_from_u64((t.seed ^ 0x0005_EED0_F7A1).wrapping_add(draw));
     let prompts: Vec<&str> = data
         .items
         .iter()
@@ -189,8 +226,13 @@ pub fn validate(
         let b = batch.samples.len();
         loss_sum += loss(kind, logits.clone(), target).into_scalar::<f32>() as f64 * b as f64;
         for (pred, s) in binarize(logits, 0.0).into_iter().zip(&batch.samples) {
-            let gt = Mask::new(size, size, s.target.iter().map(|&v| v > 0.5).collect());
-            dice_sum += dice(&Mask::new(size, size, pred), &gt);
+            dice_sum += match t.val_target {
+                ValTarget::Binary => {
+                    let gt = Mask::new(size, size, s.target.iter().map(|&v| v > 0.5).collect());
+                    dice(&Mask::new(size, size, pred), &gt)
+                }
+                ValTarget::Soft => soft_dice(&pred, &s.target),
+            };
         }
         n += b;
     }
@@ -202,6 +244,34 @@ pub fn validate(
         )));
     }
     Ok((loss_sum / n as f64, dice_sum / n as f64))
+}
+
+/// Dice of a binary prediction against a soft target, `2·Σ p·g / (Σ p + Σ g)`, with monai
+/// 1.1.0's empty rule (both empty: 1).
+fn soft_dice(pred: &[bool], target: &[f32]) -> f64 {
+    let (mut inter, mut p, mut g) = (0.0f64, 0.0f64, 0.0f64);
+    for (&on, &t) in pred.iter().zip(target) {
+        let on = if on { 1.0 } else { 0.0 };
+        inter += on * t as f64;
+        p += on;
+        g += t as f64;
+    }
+    if p + g == 0.0 {
+        1.0
+    } else {
+        2.0 * inter / (p + g)
+    }
+}
+
+/// The dotted path of the first trainable parameter holding a NaN or an infinity.
+fn first_non_finite(model: &ZooModel) -> Option<String> {
+    let mut found = None;
+    vlsm_core::visit_params(model, &mut |path, p| {
+        if found.is_none() && p.trainable() && p.values().iter().any(|v| !v.is_finite()) {
+            found = Some(path.to_string());
+        }
+    });
+    found
 }
 
 /// Trains `model` (built on an autodiff device) from `state` until early stopping or
@@ -279,6 +349,7 @@ pub fn train(
             &model.valid(),
             val_data,
             t,
+            epoch,
             size,
             &device.clone().inner(),
             cache.as_deref_mut(),
@@ -286,8 +357,22 @@ pub fn train(
             observer,
             &mut skipped,
         )?;
+        if !val_loss.is_finite() || !val_dice.is_finite() {
+            return Err(ZooError::Invalid(format!(
+                "validation loss became {val_loss} (val Dice {val_dice}) in epoch {epoch}: stopping; \
+                 the last good checkpoint (epoch {}) is kept (lower train.lr or check the data)",
+                state.epoch
+            )));
+        }
+        if let Some(path) = first_non_finite(&model) {
+            return Err(ZooError::Invalid(format!(
+                "trainable weight {path} became non-finite in epoch {epoch}: stopping; the last \
+                 good checkpoint (epoch {}) is kept (lower train.lr or check the data)",
+                state.epoch
+            )));
+        }
         state.plateau.step(val_loss);
-        let improved = state.early.update(epoch, val_dice);
+        let improved = state.record(epoch, val_dice);
         state.epoch = epoch;
         state.history.push(EpochLog {
             epoch,
