@@ -1,4 +1,4 @@
-"""Builds plugins/clipseg/assets/clip-tokenizer.json, the CLIP BPE tokenizer shipped in the repo.
+"""Builds nn/assets/clip-tokenizer.json, the CLIP BPE tokenizer shipped in the repo.
 
 The vocabulary is OpenAI CLIP's MIT-licensed `bpe_simple_vocab_16e6.txt.gz`, taken from the
 `open-clip-torch` wheel on PyPI. We rebuild `vocab.json` + `merges.txt` exactly as CLIP's
@@ -21,7 +21,7 @@ from open_clip.tokenizer import bytes_to_unicode
 from transformers import CLIPTokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "plugins", "clipseg", "assets", "clip-tokenizer.json")
+OUT = os.path.join(ROOT, "nn", "assets", "clip-tokenizer.json")
 
 TEST_VECTORS = {
     "polyp": [49406, 6833, 335, 49407],

@@ -1,7 +1,7 @@
 //! The CLIP tokenizer against transformers' `CLIPTokenizer` on 120 varied prompts (fixture
 //! cross-checked with open_clip's pure-Python tokenizer when generated).
-use vlsm_clipseg::ClipTokenizer;
-use vlsm_clipseg::tokenizer::EMBEDDED_TOKENIZER_JSON;
+use vlsm_nn::ClipTokenizer;
+use vlsm_nn::clip_tokenizer::EMBEDDED_TOKENIZER_JSON;
 use vlsm_zoo_tests::*;
 
 fn cases() -> Vec<(String, Vec<i64>)> {

@@ -1,5 +1,4 @@
 //! Multi-head self-attention as HF's `CLIPSegAttention` (names `q_proj`, `k_proj`, `v_proj`, `out_proj`).
-use crate::hook_scope::HookScope;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::softmax;
@@ -7,6 +6,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 use vlsm_core::BlockPoint;
+use vlsm_nn::HookScope;
 
 /// Whether attention on `device` goes through burn's fused attention: on the CPU backend (flex's
 /// attention kernel, the fast path there). On cubecl devices the composition is kept: burn's

@@ -1,11 +1,8 @@
 //! The `clipseg` backbone: CLIP vision + text towers and the text projection of HF's
 //! `CLIPSegForImageSegmentation`, with hooks at every site.
 use crate::config::ClipSegConfig;
-use crate::hook_scope::HookScope;
-use crate::text::{TextTransformer, gather_rows};
-use crate::tokenizer::ClipTokenizer;
+use crate::text::TextTransformer;
 use crate::vision::VisionTransformer;
-use crate::weights::{self, Checkpoint, KeyPlan};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
@@ -17,6 +14,10 @@ use vlsm_core::{
     Backbone, BackboneInfo, BackboneInput, BackboneRequest, BlockPoint, CoreError, Features,
     FrozenNeeds, FrozenText, FrozenVision, Hooks, NoHooks, Site, Tower, WeightSource,
 };
+use vlsm_nn::ClipTokenizer;
+use vlsm_nn::HookScope;
+use vlsm_nn::checkpoint::{self as weights, Checkpoint, KeyPlan};
+use vlsm_nn::pooling::gather_rows;
 
 /// ImageNet statistics, CIDAS's `preprocessor_config.json`.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -197,11 +198,12 @@ impl ClipSegBackbone {
         let origin = format!("embedded:{name}");
         let config = ClipSegConfig::from_json(m.config_json, &origin)?;
         let tokenizer = ClipTokenizer::embedded(config.text_config.max_position_embeddings)?;
-        let pre =
-            Preprocessor::parse(m.preprocessor_json).map_err(|message| CoreError::Weights {
+        let pre = Preprocessor::parse(m.preprocessor_json.unwrap_or("{}")).map_err(|message| {
+            CoreError::Weights {
                 source_desc: origin.clone(),
                 message,
-            })?;
+            }
+        })?;
         let checkpoint = Checkpoint::Embedded(m.name, m.weights);
         Self::assemble(
             (config, m.config_json.to_string()),

@@ -1,7 +1,6 @@
 //! The CLIPSeg decoder head (`CLIPSegDecoder`): reduces, FiLM, post-norm blocks, transposed convs.
 use crate::attention::Attention;
 use crate::config::ClipSegConfig;
-use crate::hook_scope::HookScope;
 use crate::mlp::{Activation, Mlp};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
@@ -9,6 +8,7 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use vlsm_core::{Backbone, BackboneAccess, BackboneInfo, CoreError, Features, FrozenNeeds, Head};
+use vlsm_nn::HookScope;
 
 /// Post-norm block: `LN1(x + MSA(x))`, then `LN2(h + MLP(h))`, ReLU MLP.
 #[derive(Module, Debug)]

@@ -1,11 +1,11 @@
 //! Pre-norm CLIP encoder blocks (`CLIPSegEncoderLayer`) and their stack (`CLIPSegEncoder`).
 use crate::attention::Attention;
-use crate::hook_scope::HookScope;
 use crate::mlp::{Activation, Mlp};
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Tensor};
 use vlsm_core::{BlockPoint, Hooks, Tower};
+use vlsm_nn::HookScope;
 
 /// Sizes of one tower's blocks.
 #[derive(Debug, Clone, Copy)]

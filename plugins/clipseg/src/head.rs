@@ -1,10 +1,11 @@
 //! Building the `clipseg-decoder` head from a spec.
 use crate::config::ClipSegConfig;
 use crate::decoder::ClipSegDecoder;
-use crate::weights::{self, Checkpoint, KeyPlan};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use vlsm_core::{CoreError, HeadBox, HeadCtx, Kind, WeightSource};
+use vlsm_nn::checkpoint::{self as weights, Checkpoint, KeyPlan};
+use vlsm_nn::key_table::{KeyRename, import_remaps};
 
 /// Spec params of the `clipseg-decoder` head.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -14,16 +15,30 @@ pub struct DecoderParams {
     pub config: Option<String>,
 }
 
-/// HF key remaps of the decoder (`decoder.transposed_convolution.{0,2,4}` is an `nn.Sequential`).
-pub const DECODER_REMAPS: &[(&str, &str)] = &[
-    (r"^decoder\.transposed_convolution\.0\.", "refined.conv."),
-    (r"^decoder\.transposed_convolution\.2\.", "refined.up1."),
-    (r"^decoder\.transposed_convolution\.4\.", "refined.up2."),
-    (
-        r"^decoder\.transposed_convolution\.(weight|bias)$",
-        "plain.$1",
-    ),
-    (r"^decoder\.", ""),
+/// The decoder's HF key names ↔ module paths, for import and export alike
+/// (`decoder.transposed_convolution.{0,2,4}` is an `nn.Sequential`; the plain head's single
+/// transposed convolution is `decoder.transposed_convolution` itself).
+pub const DECODER_KEYS: &[KeyRename] = &[
+    KeyRename {
+        checkpoint: "decoder.transposed_convolution.0.",
+        module: "refined.conv.",
+    },
+    KeyRename {
+        checkpoint: "decoder.transposed_convolution.2.",
+        module: "refined.up1.",
+    },
+    KeyRename {
+        checkpoint: "decoder.transposed_convolution.4.",
+        module: "refined.up2.",
+    },
+    KeyRename {
+        checkpoint: "decoder.transposed_convolution.",
+        module: "plain.",
+    },
+    KeyRename {
+        checkpoint: "decoder.",
+        module: "",
+    },
 ];
 
 /// Builds the decoder matching the backbone, loading `decoder.*` from an HF checkpoint.
@@ -67,25 +82,27 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
         });
     }
     let decoder = ClipSegDecoder::init(&config, ctx.device);
-    let decoder = match ctx.weights {
-        WeightSource::Random => decoder,
-        WeightSource::Dir(dir) => weights::load(
-            decoder,
-            &Checkpoint::find(dir)?,
-            &KeyPlan {
-                remaps: DECODER_REMAPS,
-                foreign: &|k| k.starts_with("clip."),
-                skipped: &|_| false,
-                optional: &|_| false,
-            },
-        )?,
+    let checkpoint = match ctx.weights {
+        WeightSource::Random => None,
+        WeightSource::Dir(dir) => Some(Checkpoint::find(dir)?),
         WeightSource::Embedded(name) => {
             let m = crate::embedded::find(name)?;
+            Some(Checkpoint::Embedded(m.name, m.weights))
+        }
+    };
+    let decoder = match checkpoint {
+        None => decoder,
+        Some(checkpoint) => {
+            let remaps = import_remaps(DECODER_KEYS);
+            let remaps: Vec<(&str, &str)> = remaps
+                .iter()
+                .map(|(a, b)| (a.as_str(), b.as_str()))
+                .collect();
             weights::load(
                 decoder,
-                &Checkpoint::Embedded(m.name, m.weights),
+                &checkpoint,
                 &KeyPlan {
-                    remaps: DECODER_REMAPS,
+                    remaps: &remaps,
                     foreign: &|k| k.starts_with("clip."),
                     skipped: &|_| false,
                     optional: &|_| false,

@@ -18,18 +18,14 @@ pub mod embedded;
 pub mod encoder;
 pub mod export;
 pub mod head;
-pub mod hook_scope;
-pub mod interpolate;
 pub mod mlp;
 pub mod text;
-pub mod tokenizer;
 pub mod vision;
-pub mod weights;
 
 pub use backbone::{ClipSegBackbone, ClipSegParams};
 pub use config::ClipSegConfig;
 pub use decoder::ClipSegDecoder;
-pub use tokenizer::ClipTokenizer;
+pub use vlsm_nn::ClipTokenizer;
 
 use vlsm_core::{BackboneBox, BackboneCtx, CoreError};
 

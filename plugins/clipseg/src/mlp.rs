@@ -1,10 +1,10 @@
 //! The transformer MLP as HF's `CLIPSegMLP` (names `fc1`, `fc2`).
-use crate::hook_scope::HookScope;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{gelu, relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 use vlsm_core::{BlockPoint, CoreError};
+use vlsm_nn::HookScope;
 
 /// MLP activation, from HF's `hidden_act`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

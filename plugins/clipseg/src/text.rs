@@ -6,6 +6,7 @@ use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use vlsm_core::{CoreError, Hooks, Tower};
+use vlsm_nn::pooling::gather_rows;
 
 /// Token and position embeddings.
 #[derive(Module, Debug)]
@@ -83,17 +84,6 @@ impl TextTransformer {
         let pooled = gather_rows(self.final_layer_norm.forward(last), eos).reshape([b, width]);
         TextOutput { pooled, states }
     }
-}
-
-/// `x[b, eos[b], :]` as `[B, 1, D]`.
-pub fn gather_rows(x: Tensor<3>, eos: &[usize]) -> Tensor<3> {
-    let [b, _, d] = x.dims();
-    let idx: Vec<i64> = eos
-        .iter()
-        .flat_map(|&e| std::iter::repeat_n(e as i64, d))
-        .collect();
-    let idx = Tensor::<3, Int>::from_data(TensorData::new(idx, [b, 1, d]), &x.device());
-    x.gather(1, idx)
 }
 
 /// Additive causal mask `[T, T]`: 0 on and below the diagonal, `f32::MIN` above (as HF).

@@ -1,7 +1,6 @@
 //! The CLIP vision tower (`CLIPSegVisionTransformer`), stopping after the deepest tapped block.
 use crate::config::ClipSegConfig;
 use crate::encoder::{BlockDims, Encoder};
-use crate::interpolate::bicubic_grid_matrix;
 use crate::mlp::Activation;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -10,6 +9,7 @@ use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use vlsm_core::{BackboneRequest, CoreError, Hooks, Tower};
+use vlsm_nn::resample::bicubic_grid_matrix;
 
 /// Resize matrices of the position grid, computed once per target grid.
 #[derive(Debug, Clone, Default)]

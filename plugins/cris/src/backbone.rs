@@ -10,15 +10,15 @@ use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Bool, Device, Distribution, Int, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use vlsm_clipseg::ClipTokenizer;
-use vlsm_clipseg::hook_scope::HookScope;
-use vlsm_clipseg::text::gather_rows;
-use vlsm_clipseg::weights::{Checkpoint, KeyPlan};
 use vlsm_core::hooks::at;
 use vlsm_core::{
     Backbone, BackboneInfo, BackboneInput, CoreError, Features, Hooks, Site, Tower, WeightSource,
     Words,
 };
+use vlsm_nn::ClipTokenizer;
+use vlsm_nn::HookScope;
+use vlsm_nn::pooling::gather_rows;
+use vlsm_nn::{Checkpoint, KeyPlan};
 
 /// CLIP's image statistics (CRIS's `Normalize`).
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
@@ -228,7 +228,7 @@ pub fn load_part<M: Module>(
         all.push((s, ""));
     }
     all.extend_from_slice(remaps);
-    vlsm_clipseg::weights::load(
+    vlsm_nn::checkpoint::load(
         module,
         checkpoint,
         &KeyPlan {

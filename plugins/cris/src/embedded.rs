@@ -4,38 +4,17 @@
 //! `shapes` by `vlsm-zoo pretrain --spec specs/pretrain/tiny_cris.ron` (command and result in
 //! `assets/tiny-cris/README.md`), stored in the reference's key layout in float16.
 use vlsm_core::CoreError;
-
-/// A CRIS model folder held in memory.
-pub struct EmbeddedModel {
-    /// Its name after `embedded:`.
-    pub name: &'static str,
-    /// `config.json`.
-    pub config_json: &'static str,
-    /// `model.safetensors`.
-    pub weights: &'static [u8],
-}
+pub use vlsm_nn::EmbeddedModel;
 
 /// Every embedded checkpoint.
-pub const EMBEDDED: &[EmbeddedModel] = &[EmbeddedModel {
+pub static EMBEDDED: &[EmbeddedModel] = &[EmbeddedModel {
     name: "tiny-cris",
     config_json: include_str!("../assets/tiny-cris/config.json"),
+    preprocessor_json: None,
     weights: include_bytes!("../assets/tiny-cris/model.safetensors"),
 }];
 
 /// The embedded checkpoint called `name`.
 pub fn find(name: &str) -> Result<&'static EmbeddedModel, CoreError> {
-    EMBEDDED
-        .iter()
-        .find(|m| m.name == name)
-        .ok_or_else(|| CoreError::Weights {
-            source_desc: format!("embedded:{name}"),
-            message: format!(
-                "no embedded CRIS checkpoint of that name; available: [{}]",
-                EMBEDDED
-                    .iter()
-                    .map(|m| m.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        })
+    vlsm_nn::embedded::find(EMBEDDED, name, "CRIS checkpoint")
 }

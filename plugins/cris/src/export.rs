@@ -5,8 +5,8 @@
 use crate::backbone::CrisClip;
 use crate::head::CrisHead;
 use std::path::Path;
-use vlsm_clipseg::export::{collect, write_safetensors};
 use vlsm_core::CoreError;
+use vlsm_nn::export::{collect, write_safetensors};
 
 fn fail(dir: &Path, message: impl std::fmt::Display) -> CoreError {
     CoreError::Weights {

@@ -6,13 +6,13 @@ use crate::config::CrisConfig;
 use crate::decoder::TransformerDecoder;
 use crate::neck::Fpn;
 use crate::projector::{Projection, Projector};
-use crate::resample::bicubic;
 use crate::{HEAD_REMAPS, weights};
 use burn::module::Module;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use vlsm_core::{Backbone, BackboneAccess, CoreError, Features, Head, HeadBox, HeadCtx};
+use vlsm_nn::resample::bicubic;
 
 /// Spec params of the `cris` head.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

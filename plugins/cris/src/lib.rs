@@ -23,7 +23,6 @@ pub mod head;
 pub mod layers;
 pub mod neck;
 pub mod projector;
-pub mod resample;
 pub mod resnet;
 pub mod text;
 pub mod weights;

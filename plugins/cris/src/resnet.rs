@@ -3,7 +3,6 @@
 //! pool that keeps the spatial map (no class token) plus a residual `connect` branch.
 use crate::config::CrisConfig;
 use crate::layers::{BatchNorm, ConvBn};
-use crate::resample::bicubic;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
@@ -11,6 +10,7 @@ use burn::tensor::activation::{relu, softmax};
 use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::AvgPoolOptions;
 use burn::tensor::{Device, Distribution, Tensor};
+use vlsm_nn::resample::bicubic;
 
 fn conv(from: usize, to: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
     let p = k / 2;

@@ -8,8 +8,8 @@ use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
-use vlsm_clipseg::hook_scope::HookScope;
 use vlsm_core::BlockPoint;
+use vlsm_nn::HookScope;
 
 /// `c_proj(QuickGELU(c_fc x))`.
 #[derive(Module, Debug)]

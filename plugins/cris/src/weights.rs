@@ -6,8 +6,8 @@
 //! stay packed: the modules hold `in_proj_weight`/`in_proj_bias` as the checkpoint does.
 use burn::store::pytorch_reader::PytorchReader;
 use std::path::{Path, PathBuf};
-use vlsm_clipseg::weights::Checkpoint;
 use vlsm_core::{CoreError, WeightSource};
+use vlsm_nn::Checkpoint;
 
 /// Remaps shared by every CRIS part: training-wrapper prefixes, then `nn.Sequential` indices
 /// of `conv → BN` pairs (`….0.` / `….1.`) to the field names `conv` / `bn`.

@@ -1,10 +1,12 @@
-//! PyTorch-exact bicubic resampling of the position-embedding grid.
+//! PyTorch-exact bicubic resampling (`F.interpolate(mode="bicubic")`), as matrices.
 //!
 //! `F.interpolate(mode="bicubic", align_corners=False)` is linear in its input, so resizing an
 //! `s×s` grid to `h×w` is `out = (Wy ⊗ Wx) · grid` with 1-D weight matrices `Wy [h, s]`, `Wx [w, s]`.
 //! The matrices follow PyTorch's `upsample_bicubic2d`: source index `(dst + 0.5)·in/out − 0.5`
 //! (not clamped for cubic), Keys kernel with A = −0.75, taps clamped to the border. As one matmul
 //! the resize stays differentiable, so trainable position embeddings (full fine-tuning) still learn.
+
+use burn::tensor::{Device, Tensor, TensorData};
 
 const A: f64 = -0.75;
 
@@ -64,6 +66,33 @@ pub fn bicubic_grid_matrix(in_hw: [usize; 2], out_hw: [usize; 2]) -> Vec<f32> {
     m
 }
 
+fn matrix(input: usize, output: usize, align_corners: bool, device: &Device) -> Tensor<2> {
+    let weights: Vec<f32> = bicubic_weights(input, output, align_corners)
+        .into_iter()
+        .flatten()
+        .map(|w| w as f32)
+        .collect();
+    Tensor::from_data(TensorData::new(weights, [output, input]), device)
+}
+
+/// Bicubic resize of `[B, C, H, W]` to `[B, C, h, w]` (identity when the sizes agree), applied
+/// separably as `out = Wy · x · Wxᵀ`: differentiable and independent of the backend's kernels.
+pub fn bicubic(x: Tensor<4>, to: [usize; 2], align_corners: bool) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    if [h, w] == to {
+        return x;
+    }
+    let device = x.device();
+    let wy = matrix(h, to[0], align_corners, &device).unsqueeze::<3>(); // [1, h', H]
+    let wx = matrix(w, to[1], align_corners, &device)
+        .transpose()
+        .unsqueeze::<3>(); // [1, W, w']
+    let rows = x.reshape([b * c, h, w]);
+    let y = wy.expand([b * c, to[0], h]).matmul(rows); // [BC, h', W]
+    let y = y.matmul(wx.expand([b * c, w, to[1]])); // [BC, h', w']
+    y.reshape([b, c, to[0], to[1]])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +124,16 @@ mod tests {
         let expected = [-0.086805555555555f64, 0.5, 1.086805555555555];
         for (o, e) in out.iter().zip(expected) {
             assert!((o - e).abs() < 1e-9, "{out:?}");
+        }
+    }
+
+    #[test]
+    fn align_corners_keeps_the_ends() {
+        let m = bicubic_weights(5, 9, true);
+        assert_eq!(m[0], vec![1.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(m[8], vec![0.0, 0.0, 0.0, 0.0, 1.0]);
+        for row in &m {
+            assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         }
     }
 }

@@ -41,7 +41,7 @@ impl Checkpoint {
             Err(CoreError::Weights {
                 source_desc: dir.display().to_string(),
                 message: "no model.safetensors or pytorch_model.bin in this directory (download the HF model \
-                          folder, e.g. CIDAS/clipseg-rd64-refined, or use weights: \"random\")"
+                          folder, or use weights: \"random\")"
                     .into(),
             })
         }
