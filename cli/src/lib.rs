@@ -35,6 +35,10 @@ enum Command {
         /// Also print each plugin's default params.
         #[arg(long)]
         defaults: bool,
+        /// Instead, build every backbone × placement × head on the backbones' tiny checkpoints
+        /// and print which pairings work (markdown table; refusals with their reason).
+        #[arg(long, conflicts_with = "defaults")]
+        matrix: bool,
     },
     /// Build the model of a spec and print its parameters per component.
     Inspect {
@@ -343,7 +347,12 @@ where
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     vlsm_zoo::memory::retain_freed_memory();
     match cli.command {
-        Command::List { defaults } => list(defaults, out),
+        Command::List { matrix: true, .. } => {
+            let cells = vlsm_zoo::matrix::pairing_matrix(&burn::tensor::Device::flex())?;
+            write!(out, "{}", vlsm_zoo::matrix::MatrixTable(&cells))?;
+            Ok(())
+        }
+        Command::List { defaults, .. } => list(defaults, out),
         Command::Inspect {
             spec,
             json,

@@ -262,6 +262,10 @@ pub struct Entry {
     /// For heads: what the head asks the backbone to load, from the head's spec params, asked
     /// before the backbone is built (`None`: nothing). Bad params are reported by `build`.
     pub backbone_request: Option<fn(&ron::Value) -> BackboneRequest>,
+    /// For backbones: a small checkpoint that needs no download (`"embedded:<name>"`), which
+    /// `vlsm-zoo list --matrix` builds every pairing on (`None`: the backbone is listed but not
+    /// built there).
+    pub tiny_weights: Option<&'static str>,
 }
 
 impl Entry {
@@ -297,10 +301,20 @@ pub fn default_params<P: Serialize + Default>() -> String {
 /// ```ignore
 /// vlsm_core::register!(head "san", "…", SanParams, build, requests: backbone_request);
 /// ```
+///
+/// A backbone that ships a small checkpoint needing no download names it with `tiny:`, so that
+/// `vlsm-zoo list --matrix` can build every placement and head on it:
+///
+/// ```ignore
+/// vlsm_core::register!(backbone "clipseg", "…", ClipSegParams, build, tiny: "embedded:tiny-clipseg");
+/// ```
 #[macro_export]
 macro_rules! register {
     (backbone $name:literal, $desc:literal, $params:ty, $build:path) => {
         $crate::register!(@entry $name, $desc, $params, $crate::registry::Constructor::Backbone($build));
+    };
+    (backbone $name:literal, $desc:literal, $params:ty, $build:path, tiny: $tiny:literal) => {
+        $crate::register!(@entry $name, $desc, $params, $crate::registry::Constructor::Backbone($build), None, Some($tiny));
     };
     (placement $name:literal, $desc:literal, $params:ty, $build:path) => {
         $crate::register!(@entry $name, $desc, $params, $crate::registry::Constructor::Placement($build));
@@ -315,6 +329,9 @@ macro_rules! register {
         $crate::register!(@entry $name, $desc, $params, $ctor, None);
     };
     (@entry $name:literal, $desc:literal, $params:ty, $ctor:expr, $request:expr) => {
+        $crate::register!(@entry $name, $desc, $params, $ctor, $request, None);
+    };
+    (@entry $name:literal, $desc:literal, $params:ty, $ctor:expr, $request:expr, $tiny:expr) => {
         $crate::inventory::submit! {
             $crate::registry::Entry {
                 name: $name,
@@ -323,6 +340,7 @@ macro_rules! register {
                 default_params: $crate::registry::default_params::<$params>,
                 build: $ctor,
                 backbone_request: $request,
+                tiny_weights: $tiny,
             }
         }
     };
@@ -381,6 +399,7 @@ mod tests {
             default_params: || "()".into(),
             build: Constructor::Placement(build_nothing),
             backbone_request: None,
+            tiny_weights: None,
         }))
     }
 

@@ -43,7 +43,8 @@ vlsm_core::register!(
     backbone "clipseg",
     "CLIPSeg's CLIP ViT + text transformer (HF config/weights, exact port, hook sites everywhere)",
     ClipSegParams,
-    build_backbone
+    build_backbone,
+    tiny: "embedded:tiny-clipseg"
 );
 
 vlsm_core::register!(

@@ -82,7 +82,8 @@ vlsm_core::register!(
     backbone "cris-clip",
     "CRIS's CLIP RN50 (ModifiedResNet + spatial attention pool: C3/C4/C5) and text transformer (words + state)",
     CrisClipParams,
-    build_backbone
+    build_backbone,
+    tiny: "embedded:tiny-cris"
 );
 
 vlsm_core::register!(
