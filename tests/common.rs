@@ -289,11 +289,12 @@ pub fn one_step(placement: &str, device: &Device) -> (ZooModel, ZooModel) {
 /// `device`; asserts that exactly the trainable parameters got gradients. Returns the model
 /// before and after.
 pub fn step(model: ZooModel, device: &Device) -> (ZooModel, ZooModel) {
-    let loss = model
-        .forward(&reference_input(device))
-        .unwrap()
-        .powf_scalar(2.0)
-        .mean();
+    step_on(model, &reference_input(device))
+}
+
+/// [`step`] on `input`.
+pub fn step_on(model: ZooModel, input: &BackboneInput) -> (ZooModel, ZooModel) {
+    let loss = model.forward(input).unwrap().powf_scalar(2.0).mean();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     let trainable = list_params(&model)
         .into_iter()

@@ -293,8 +293,8 @@ fn placements_on_cris_reach_the_text_sites_and_name_missing_ones() {
     assert!(err.contains("vision") && err.contains("cris-clip"), "{err}");
     for (placement, site) in [
         (
-            "(kind: \"shallow\", params: (vision: true, text: false, cond: false))",
-            "tap",
+            "(kind: \"shallow\", params: (vision: false, text: true, cond: false))",
+            "text_eos",
         ),
         (
             "(kind: \"ssf\", params: (sites: [\"vision.0.fc1\"]))",
@@ -321,6 +321,48 @@ fn placements_on_cris_reach_the_text_sites_and_name_missing_ones() {
             "{head}: {err}"
         );
     }
+}
+
+#[test]
+fn shallow_adapters_on_the_pyramid_maps_train_alone_and_change_the_logits() {
+    let _random = exclusive_random();
+    let device = Device::flex().autodiff();
+    let spec = tiny_cris_spec("").replace(
+        "placement: (kind: \"full\")",
+        "placement: (kind: \"shallow\", params: (dim: 8, cond_hidden: 8, vision: true, text: false, cond: true))",
+    );
+    let (_, model) = build(&spec, &device).unwrap();
+    let info = model.backbone.info();
+    assert_eq!(info.tap_widths.len(), 3, "C3, C4, C5");
+    // One bottleneck (down + up Linear with biases) per map, and one on the sentence state.
+    let bottleneck = |w: usize| 2 * w * 8 + w + 8;
+    let expected: usize = info
+        .tap_widths
+        .iter()
+        .map(|&w| bottleneck(w))
+        .sum::<usize>()
+        + bottleneck(info.cond_dim);
+    let trainable: usize = list_params(&model)
+        .iter()
+        .filter(|p| p.trainable)
+        .map(|p| p.shape.iter().product::<usize>())
+        .sum();
+    assert_eq!(trainable, expected);
+
+    let frozen = build(
+        &tiny_cris_spec("").replace("\"full\"", "\"frozen\""),
+        &device,
+    )
+    .unwrap()
+    .1;
+    let adapted = model.forward(&input(&device)).unwrap();
+    let plain = frozen.forward(&input(&device)).unwrap();
+    assert!(
+        (adapted - plain).abs().max().into_scalar::<f32>() > 1e-4,
+        "the map adapters change the logits"
+    );
+    let (before, after) = step_on(model, &input(&device));
+    assert_only_adapters_moved(&before, &after, "shallow on cris-clip");
 }
 
 #[test]

@@ -35,6 +35,10 @@ pub struct BackboneInfo {
     /// Vision block indices (0-based) whose outputs are tapped for the head, shallowest first
     /// (HF's `extract_layers` are "hidden state" indices; tap `k` is the output of block `extract_layers[k]`).
     pub extract_layers: Vec<usize>,
+    /// Width of the features at each `Tap(k)` site, shallowest first: what the head reads. A ViT
+    /// has one per `extract_layers` entry, each `vision_width` wide; a convolutional backbone
+    /// one per pyramid map (its channels), the map handed to the hooks as `[B, H·W, C]` tokens.
+    pub tap_widths: Vec<usize>,
     /// Width of the conditional (prompt) embedding.
     pub cond_dim: usize,
     /// Input image side in pixels (square).

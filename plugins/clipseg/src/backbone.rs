@@ -460,6 +460,7 @@ impl Backbone for ClipSegBackbone {
             vision_projection: self.visual_projection.is_some(),
             text_layers: c.text_config.num_hidden_layers,
             extract_layers: c.extract_layers.clone(),
+            tap_widths: vec![c.vision_config.hidden_size; c.extract_layers.len()],
             cond_dim: c.projection_dim,
             image_size: self.meta.image_size,
             vision_downscale: self.meta.request.vision_downscale.max(1),

@@ -255,6 +255,12 @@ impl Backbone for CrisClip {
             vision_projection: false,
             text_layers: c.clip.transformer_layers,
             extract_layers: Vec::new(),
+            // C3, C4 (stages 2 and 3: `width · 2^i · 4` channels) and C5 (the attention pool).
+            tap_widths: vec![
+                c.clip.vision_width * 8,
+                c.clip.vision_width * 16,
+                c.clip.embed_dim,
+            ],
             cond_dim: c.clip.embed_dim,
             image_size: c.img_size,
             vision_downscale: 1,
@@ -284,17 +290,35 @@ impl Backbone for CrisClip {
         let padding: Tensor<2, Bool> = input.input_ids.clone().equal_elem(0);
         let [_, _, h, w] = image.c5.dims();
         let [_, c3, c4, _] = image.stages;
+        let maps = [c3, c4, image.c5]
+            .into_iter()
+            .enumerate()
+            .map(|(k, map)| map_tap(hooks, k, map))
+            .collect();
         Features {
             taps: Vec::new(),
             cond,
             grid: [h, w],
             vision_states: Default::default(),
             pixels: input.pixels.clone(),
-            maps: vec![c3, c4, image.c5],
+            maps,
             words: Some(Words {
                 features: text.words,
                 padding,
             }),
         }
     }
+}
+
+/// Pyramid map `k` `[B, C, H, W]` after the hooks at `Tap(k)`, which see it as `[B, H·W, C]`
+/// tokens (untouched, and not reshaped, when nothing is attached there).
+fn map_tap(hooks: &dyn Hooks, k: usize, map: Tensor<4>) -> Tensor<4> {
+    let site = Site::Tap(k);
+    if !hooks.attached(&site) {
+        return map;
+    }
+    let [b, c, h, w] = map.dims();
+    let tokens = map.reshape([b, c, h * w]).swap_dims(1, 2);
+    let adapted = hooks.apply(&site, &tokens, tokens.clone());
+    adapted.swap_dims(1, 2).reshape([b, c, h, w])
 }

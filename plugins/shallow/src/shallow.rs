@@ -93,10 +93,17 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
             info.text_width, info.cond_dim
         )));
     }
-    let taps = info.extract_layers.len();
-    if (p.vision || p.text) && taps == 0 {
+    if p.vision && info.tap_widths.is_empty() {
         return Err(ctx.invalid(format!(
-            "backbone `{}` has no decoder taps (sites tap.k / text_eos.k) for vision or text adapters; only `cond` applies",
+            "backbone `{}` has no decoder taps (sites tap.k) for vision adapters; only `text`/`cond` may apply",
+            info.name
+        )));
+    }
+    // Text taps sit at the decoder taps' block indices, in the text tower.
+    let text_taps = info.extract_layers.len();
+    if p.text && text_taps == 0 {
+        return Err(ctx.invalid(format!(
+            "backbone `{}` has no text taps (sites text_eos.k at its decoder tap layers); set text: false",
             info.name
         )));
     }
@@ -106,18 +113,23 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
             info.extract_layers, info.text_layers
         )));
     }
-    let make = |on: bool, width: usize| -> Vec<Bottleneck> {
-        if on {
-            (0..taps)
-                .map(|_| Bottleneck::init(width, p.dim, p.activation, p.init, ctx.device))
-                .collect()
-        } else {
-            vec![]
-        }
+    let bottleneck =
+        |width: usize| Bottleneck::init(width, p.dim, p.activation, p.init, ctx.device);
+    let vision_extract_adapters = if p.vision {
+        info.tap_widths.iter().map(|&w| bottleneck(w)).collect()
+    } else {
+        vec![]
+    };
+    let text_extract_adapters = if p.text {
+        (0..text_taps)
+            .map(|_| bottleneck(info.text_width))
+            .collect()
+    } else {
+        vec![]
     };
     Ok(PlacementBox::from_placement(ShallowAdapters {
-        vision_extract_adapters: make(p.vision, info.vision_width),
-        text_extract_adapters: make(p.text, info.text_width),
+        vision_extract_adapters,
+        text_extract_adapters,
         cond_adapter: p.cond.then(|| {
             Bottleneck::init(
                 info.cond_dim,
