@@ -78,11 +78,13 @@ fn both_ways(model: &ZooModel, device: &Device) -> (Vec<f32>, Vec<f32>) {
     let needs = model.frozen_needs().expect("cacheable");
     let frozen = ModelInput::Frozen {
         vision: model
-            .backbone
+            .frozen_encoder()
+            .unwrap()
             .encode_frozen_vision(raw.pixels.clone(), &needs)
             .unwrap(),
         text: model
-            .backbone
+            .frozen_encoder()
+            .unwrap()
             .encode_frozen_text(raw.input_ids.clone(), &needs)
             .unwrap(),
         pixels: raw.pixels.clone(),

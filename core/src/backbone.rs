@@ -24,12 +24,6 @@ pub struct BackboneInfo {
     pub vision_layers: usize,
     /// Attention heads of each vision block.
     pub vision_heads: usize,
-    /// Whether [`Backbone::vision_block_with_queries`] is implemented (heads like `san` need it).
-    pub query_blocks: bool,
-    /// Whether [`Backbone::project_vision_tokens`] works: the tower's output norm and projection
-    /// into the prompt-embedding space were asked for ([`BackboneRequest::vision_projection`])
-    /// and loaded.
-    pub vision_projection: bool,
     /// Number of text blocks the backbone runs.
     pub text_layers: usize,
     /// Vision block indices (0-based) whose outputs are tapped for the head, shallowest first
@@ -137,7 +131,7 @@ pub struct BackboneRequest {
     pub full_vision_tower: bool,
     /// Load the vision tower's output norm and projection into the prompt-embedding space
     /// (CLIP's `ln_post` + `proj`, HF's `post_layernorm` + `visual_projection`), frozen, for
-    /// [`Backbone::project_vision_tokens`].
+    /// [`Backbone::vision_projection`].
     pub vision_projection: bool,
     /// Run the vision tower on the input shrunk by this integer factor (bilinear, as PyTorch's
     /// `interpolate(scale_factor=1/f)`), while heads still get the input as given: SAN's
@@ -234,21 +228,35 @@ pub trait Backbone: BackboneOps {
         None
     }
 
-    /// Whether the `*_frozen` methods below are implemented, so the engine may cache frozen
-    /// outputs. Backbones without this ability keep the default.
-    fn frozen_encoding(&self) -> bool {
-        false
+    /// The ability to compute the towers' frozen outputs apart from the hooks (so the engine
+    /// may cache them); `None` (the default) where the backbone cannot.
+    fn frozen_encoding(&self) -> Option<&dyn FrozenEncoding> {
+        None
     }
 
+    /// The ability to re-run vision blocks for extra query tokens (heads like `san` need it);
+    /// `None` (the default) where the backbone cannot.
+    fn query_blocks(&self) -> Option<&dyn QueryBlocks> {
+        None
+    }
+
+    /// The vision tower's own output norm and projection into the prompt-embedding space;
+    /// `None` (the default) where the backbone has none or did not load it (a head asks for it
+    /// with [`BackboneRequest::vision_projection`]).
+    fn vision_projection(&self) -> Option<&dyn VisionProjection> {
+        None
+    }
+}
+
+/// Ability of a backbone: its towers' outputs computed without hooks, and the features rebuilt
+/// from them, so that a frozen backbone's work can be cached ([`Backbone::frozen_encoding`]).
+pub trait FrozenEncoding {
     /// The vision tower without hooks: the states behind every tap plus `needs.vision_states`.
     fn encode_frozen_vision(
         &self,
         pixels: Tensor<4>,
         needs: &FrozenNeeds,
-    ) -> Result<FrozenVision, CoreError> {
-        let _ = (pixels, needs);
-        Err(self.no_frozen_encoding())
-    }
+    ) -> Result<FrozenVision, CoreError>;
 
     /// The text tower without hooks: the conditional embedding and the EOS states of
     /// `needs.text_eos`.
@@ -256,10 +264,7 @@ pub trait Backbone: BackboneOps {
         &self,
         input_ids: Tensor<2, Int>,
         needs: &FrozenNeeds,
-    ) -> Result<FrozenText, CoreError> {
-        let _ = (input_ids, needs);
-        Err(self.no_frozen_encoding())
-    }
+    ) -> Result<FrozenText, CoreError>;
 
     /// The features `forward` would return for the same input when no block site is attached,
     /// built from frozen outputs: the `Tap`, `TextEos` and `Cond` hooks are applied here, in the
@@ -270,27 +275,18 @@ pub trait Backbone: BackboneOps {
         text: FrozenText,
         pixels: Tensor<4>,
         hooks: &dyn Hooks,
-    ) -> Result<Features, CoreError> {
-        let _ = (vision, text, pixels, hooks);
-        Err(self.no_frozen_encoding())
-    }
+    ) -> Result<Features, CoreError>;
+}
 
-    /// The error of the `*_frozen` defaults.
-    fn no_frozen_encoding(&self) -> CoreError {
-        CoreError::Unsupported(format!(
-            "backbone `{}` cannot compute frozen outputs separately (no feature cache)",
-            self.info().name
-        ))
-    }
-
+/// Ability of a backbone: vision blocks re-run for extra query tokens, as SAN's recognition path
+/// needs ([`Backbone::query_blocks`]).
+pub trait QueryBlocks {
     /// Runs vision block `layer` for extra `queries` `[B, Q, D]` next to the block's input
-    /// `context` `[B, T, D]` (= `Features::vision_state(layer)`), as SAN's recognition path does:
-    /// each query attends to itself and to every context token, with the additive `bias`
-    /// `[B, heads, Q, T]` on its query→context attention scores; context tokens never attend to
-    /// queries, so their outputs stay `vision_state(layer + 1)` and are not recomputed.
-    /// Returns the queries' outputs `[B, Q, D]`. The block's hooks apply to the queries as in
-    /// [`Backbone::forward`]. Backbones without this ability keep the default, which says so;
-    /// they report `query_blocks: false` in [`BackboneInfo`].
+    /// `context` `[B, T, D]` (= `Features::vision_state(layer)`): each query attends to itself
+    /// and to every context token, with the additive `bias` `[B, heads, Q, T]` on its
+    /// query→context attention scores; context tokens never attend to queries, so their outputs
+    /// stay `vision_state(layer + 1)` and are not recomputed. Returns the queries' outputs
+    /// `[B, Q, D]`. The block's hooks apply to the queries as in [`Backbone::forward`].
     fn vision_block_with_queries(
         &self,
         layer: usize,
@@ -298,25 +294,15 @@ pub trait Backbone: BackboneOps {
         queries: Tensor<3>,
         bias: Tensor<4>,
         hooks: &dyn Hooks,
-    ) -> Result<Tensor<3>, CoreError> {
-        let _ = (layer, context, queries, bias, hooks);
-        Err(CoreError::Unsupported(format!(
-            "backbone `{}` cannot run vision blocks with extra query tokens",
-            self.info().name
-        )))
-    }
+    ) -> Result<Tensor<3>, CoreError>;
+}
 
+/// Ability of a backbone: the vision tower's output norm and projection ([`Backbone::vision_projection`]).
+pub trait VisionProjection {
     /// Maps vision tokens `[B, N, vision_width]` into the prompt-embedding space `[B, N,
     /// cond_dim]` with the tower's own output norm and projection (CLIP's `ln_post` + `proj`),
-    /// as CLIP embeds its class token. Works when [`BackboneInfo::vision_projection`] is true;
-    /// the default says the backbone has none.
-    fn project_vision_tokens(&self, tokens: Tensor<3>) -> Result<Tensor<3>, CoreError> {
-        let _ = tokens;
-        Err(CoreError::Unsupported(format!(
-            "backbone `{}` has no vision output projection loaded (a head must request it)",
-            self.info().name
-        )))
-    }
+    /// as CLIP embeds its class token.
+    fn project_vision_tokens(&self, tokens: Tensor<3>) -> Tensor<3>;
 }
 
 crate::erasable_kind!(BackboneOps for Backbone);

@@ -23,7 +23,8 @@ pub mod spec;
 pub mod weights;
 
 pub use backbone::{
-    Backbone, BackboneBox, BackboneInfo, BackboneInput, BackboneRequest, Features, Words,
+    Backbone, BackboneBox, BackboneInfo, BackboneInput, BackboneRequest, Features, FrozenEncoding,
+    QueryBlocks, VisionProjection, Words,
 };
 pub use bottleneck::{AdapterActivation, AdapterInit, Bottleneck};
 pub use erased_module::{Erased, ModuleOps};

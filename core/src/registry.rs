@@ -4,7 +4,9 @@
 //! crate must name each plugin crate once (`use plugin as _;`), or the linker drops the crate and
 //! its registrations; `vlsm-zoo` keeps that list in one place (`vlsm_zoo::plugins`).
 use crate::error::CoreError;
-use crate::{BackboneBox, BackboneInfo, BackboneRequest, HeadBox, PlacementBox, WeightSource};
+use crate::{
+    Backbone, BackboneBox, BackboneInfo, BackboneRequest, HeadBox, PlacementBox, WeightSource,
+};
 use burn::tensor::Device;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -58,6 +60,9 @@ pub struct HeadCtx<'a> {
     pub weights: &'a WeightSource,
     /// Shape of the backbone it sits on.
     pub backbone: &'a BackboneInfo,
+    /// The backbone itself, to ask for the optional abilities the head needs
+    /// ([`Backbone::query_blocks`], [`Backbone::vision_projection`]) before building.
+    pub backbone_model: &'a dyn Backbone,
     /// Device to build on.
     pub device: &'a Device,
     /// The spec being built, when there is one: bad params are reported at their line and

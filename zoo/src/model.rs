@@ -4,8 +4,9 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use vlsm_core::registry::{self, Constructor};
 use vlsm_core::{
-    BackboneAccess, BackboneBox, BackboneCtx, BackboneInput, FrozenNeeds, FrozenText, FrozenVision,
-    HeadBox, HeadCtx, Hooks, Kind, LoadedSpec, PlacementBox, PlacementCtx, Training,
+    BackboneAccess, BackboneBox, BackboneCtx, BackboneInput, FrozenEncoding, FrozenNeeds,
+    FrozenText, FrozenVision, HeadBox, HeadCtx, Hooks, Kind, LoadedSpec, PlacementBox,
+    PlacementCtx, Training,
 };
 
 /// One batch of model input: raw images and prompt ids, or the frozen outputs of both towers
@@ -71,6 +72,7 @@ impl ZooModel {
             params: &s.head.params,
             weights: &spec.head_weights(),
             backbone: &info,
+            backbone_model: &*backbone,
             device,
             spec: Some(spec),
         })?;
@@ -129,7 +131,8 @@ impl ZooModel {
     /// cache: the backbone is frozen and can encode separately, and both the placement and the
     /// head declare what they read.
     pub fn frozen_needs(&self) -> Option<FrozenNeeds> {
-        if self.placement.policy().backbone != Training::Frozen || !self.backbone.frozen_encoding()
+        if self.placement.policy().backbone != Training::Frozen
+            || self.backbone.frozen_encoding().is_none()
         {
             return None;
         }
@@ -137,6 +140,16 @@ impl ZooModel {
         let placement = self.placement.frozen_needs(&info)?;
         let head = self.head.frozen_needs(&info)?;
         Some(placement.union(&head))
+    }
+
+    /// The backbone's frozen-encoding ability, or an error naming the backbone.
+    pub fn frozen_encoder(&self) -> Result<&dyn FrozenEncoding, ZooError> {
+        self.backbone.frozen_encoding().ok_or_else(|| {
+            ZooError::Invalid(format!(
+                "backbone `{}` cannot compute frozen outputs separately (no feature cache)",
+                self.backbone.info().name
+            ))
+        })
     }
 
     /// Mask logits `[B, 1, H, W]` of either kind of input; for frozen input exactly what
@@ -149,7 +162,7 @@ impl ZooModel {
                 text,
                 pixels,
             } => {
-                let features = self.backbone.features_from_frozen(
+                let features = self.frozen_encoder()?.features_from_frozen(
                     vision.clone(),
                     text.clone(),
                     pixels.clone(),

@@ -129,10 +129,10 @@ impl StepBench {
             })?;
             ModelInput::Frozen {
                 vision: model
-                    .backbone
+                    .frozen_encoder()?
                     .encode_frozen_vision(raw.pixels.clone(), &needs)?,
                 text: model
-                    .backbone
+                    .frozen_encoder()?
                     .encode_frozen_text(raw.input_ids.clone(), &needs)?,
                 pixels: raw.pixels,
             }

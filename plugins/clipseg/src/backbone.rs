@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use vlsm_core::hooks::at;
 use vlsm_core::{
     Backbone, BackboneInfo, BackboneInput, BackboneRequest, BlockPoint, CoreError, Features,
-    FrozenNeeds, FrozenText, FrozenVision, Hooks, NoHooks, Site, Tower, WeightSource,
+    FrozenEncoding, FrozenNeeds, FrozenText, FrozenVision, Hooks, NoHooks, QueryBlocks, Site,
+    Tower, VisionProjection, WeightSource,
 };
 use vlsm_nn::ClipTokenizer;
 use vlsm_nn::HookScope;
@@ -456,8 +457,6 @@ impl Backbone for ClipSegBackbone {
             text_mlp_width: c.text_config.intermediate_size,
             vision_layers: self.vision_model.encoder.layers.len(),
             vision_heads: c.vision_config.num_attention_heads,
-            query_blocks: true,
-            vision_projection: self.visual_projection.is_some(),
             text_layers: c.text_config.num_hidden_layers,
             extract_layers: c.extract_layers.clone(),
             tap_widths: vec![c.vision_config.hidden_size; c.extract_layers.len()],
@@ -511,10 +510,21 @@ impl Backbone for ClipSegBackbone {
         linear_weight_path(site)
     }
 
-    fn frozen_encoding(&self) -> bool {
-        true
+    fn frozen_encoding(&self) -> Option<&dyn FrozenEncoding> {
+        Some(self)
     }
 
+    fn query_blocks(&self) -> Option<&dyn QueryBlocks> {
+        Some(self)
+    }
+
+    fn vision_projection(&self) -> Option<&dyn VisionProjection> {
+        (self.vision_model.post_layernorm.is_some() && self.visual_projection.is_some())
+            .then_some(self as &dyn VisionProjection)
+    }
+}
+
+impl FrozenEncoding for ClipSegBackbone {
     fn encode_frozen_vision(
         &self,
         pixels: Tensor<4>,
@@ -602,17 +612,19 @@ impl Backbone for ClipSegBackbone {
         }
         Ok(self.finish(vision.states, vision.grid, text, pixels, hooks))
     }
+}
 
-    fn project_vision_tokens(&self, tokens: Tensor<3>) -> Result<Tensor<3>, CoreError> {
-        match (&self.vision_model.post_layernorm, &self.visual_projection) {
-            (Some(norm), Some(proj)) => Ok(proj.forward(norm.forward(tokens))),
-            _ => Err(CoreError::Unsupported(
-                "clipseg: the vision output projection (post_layernorm + visual_projection) was not requested"
-                    .into(),
-            )),
-        }
+impl VisionProjection for ClipSegBackbone {
+    fn project_vision_tokens(&self, tokens: Tensor<3>) -> Tensor<3> {
+        let (Some(norm), Some(proj)) = (&self.vision_model.post_layernorm, &self.visual_projection)
+        else {
+            unreachable!("vision_projection() hands this out only when both parts are loaded")
+        };
+        proj.forward(norm.forward(tokens))
     }
+}
 
+impl QueryBlocks for ClipSegBackbone {
     fn vision_block_with_queries(
         &self,
         layer: usize,

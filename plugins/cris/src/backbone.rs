@@ -251,8 +251,6 @@ impl Backbone for CrisClip {
             text_mlp_width: 4 * c.clip.transformer_width,
             vision_layers: 0,
             vision_heads: c.attnpool_heads(),
-            query_blocks: false,
-            vision_projection: false,
             text_layers: c.clip.transformer_layers,
             extract_layers: Vec::new(),
             // C3, C4 (stages 2 and 3: `width · 2^i · 4` channels) and C5 (the attention pool).

@@ -107,7 +107,7 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
         name: ctx.name.into(),
         message,
     };
-    if !info.query_blocks {
+    if ctx.backbone_model.query_blocks().is_none() {
         return Err(invalid(format!(
             "backbone `{}` cannot re-run its vision blocks with query tokens, which the recognition path needs",
             info.name
@@ -139,7 +139,9 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
             p.patch, info.image_size
         )));
     }
-    if p.recognition_projection == RecognitionProjection::Backbone && !info.vision_projection {
+    if p.recognition_projection == RecognitionProjection::Backbone
+        && ctx.backbone_model.vision_projection().is_none()
+    {
         return Err(invalid(format!(
             "backbone `{}` has no vision output projection for `recognition_projection: \"backbone\"`; use \"trained\"",
             info.name

@@ -96,9 +96,13 @@ impl Recognition {
         let d = context.dims()[2];
         // SAN's "cls_token" SOS format: every query starts as the class token.
         let mut sos = context.clone().narrow(1, 0, 1).expand([b, nq, d]);
+        let blocks = backbone.backbone.query_blocks().ok_or_else(|| {
+            CoreError::Unsupported(
+                "san recognition: the backbone cannot re-run vision blocks with queries".into(),
+            )
+        })?;
         for layer in self.states_read() {
-            sos = backbone
-                .backbone
+            sos = blocks
                 .vision_block_with_queries(
                     layer,
                     features.vision_state(layer),
@@ -116,8 +120,13 @@ impl Recognition {
             None => (
                 backbone
                     .backbone
-                    .project_vision_tokens(sos)
-                    .map_err(|e| CoreError::Unsupported(format!("san recognition: {e}")))?,
+                    .vision_projection()
+                    .ok_or_else(|| {
+                        CoreError::Unsupported(
+                            "san recognition: the backbone has no vision output projection".into(),
+                        )
+                    })?
+                    .project_vision_tokens(sos),
                 Tensor::from_floats([CLIP_LOGIT_SCALE as f32], &bias.device()),
             ),
         })

@@ -302,7 +302,7 @@ impl FeatureCache {
             let ids: Vec<i64> = missing.iter().map(|&i| i as i64).collect();
             let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [missing.len()]), device);
             let encoded = model
-                .backbone
+                .frozen_encoder()?
                 .encode_frozen_vision(pixels.clone().select(0, ids), &self.needs)?;
             let fresh = self.layout.is_none();
             let layout = self.layout.get_or_insert_with(|| {
@@ -402,7 +402,9 @@ impl FeatureCache {
         missing.dedup();
         if !missing.is_empty() {
             let ids = model.tokenize(&missing, device)?;
-            let encoded = model.backbone.encode_frozen_text(ids, &self.needs)?;
+            let encoded = model
+                .frozen_encoder()?
+                .encode_frozen_text(ids, &self.needs)?;
             let rows = |t: Tensor<3>| -> Vec<Vec<f32>> {
                 let [b, _, d] = t.dims();
                 let v = t
