@@ -47,6 +47,14 @@ fn the_matrix_lists_the_known_pairings_and_the_reasons_of_the_others() {
     assert!(!has("clipseg", "frozen", "cris"));
 
     let table = cli(&["list", "--matrix"]).unwrap();
+    // A checkpoint without CLIP's vision projection gives a backbone without that ability; the
+    // head that needs it refuses in its own terms (the backbone names no head).
+    assert!(
+        table.contains(
+            "head `san`: backbone `clipseg` has no vision output projection for `recognition_projection: \"backbone\"`; use \"trained\""
+        ),
+        "{table}"
+    );
     let readme = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
     )

@@ -236,34 +236,40 @@ impl ClipSegBackbone {
             std: pre.std.unwrap_or(IMAGENET_STD),
             request,
         };
-        let used_layers = meta.config.vision_blocks(&request);
-        let model = Self::init(meta, device)?;
-        weights::load(
-            model,
-            checkpoint,
-            &KeyPlan {
-                remaps: &[(r"^clip\.", "")],
-                foreign: &|k| k.starts_with("decoder."),
-                skipped: &|k| is_unused_clip_key(k, used_layers, request.vision_projection),
-                optional: &|_| false,
-            },
-        )
-        .map_err(|e| match e {
-            CoreError::Weights {
-                source_desc,
-                message,
-            } if request.vision_projection && message.contains("post_layernorm") => {
-                CoreError::Weights {
-                    source_desc,
-                    message: format!(
-                        "{message}\n(the head asked for CLIP's vision output projection, `post_layernorm` + \
-                         `visual_projection`, which this checkpoint lacks; the `san` head can train its own \
-                         with `recognition_projection: \"trained\"`)"
-                    ),
-                }
+        let load = |meta: ClipSegMeta| -> Result<Self, CoreError> {
+            let request = meta.request;
+            let used_layers = meta.config.vision_blocks(&request);
+            let model = Self::init(meta, device)?;
+            weights::load(
+                model,
+                checkpoint,
+                &KeyPlan {
+                    remaps: &[(r"^clip\.", "")],
+                    foreign: &|k| k.starts_with("decoder."),
+                    skipped: &|k| is_unused_clip_key(k, used_layers, request.vision_projection),
+                    optional: &|_| false,
+                },
+            )
+        };
+        match load(meta.clone()) {
+            // A checkpoint without CLIP's vision output projection (CLIPSeg trained only to
+            // segment) gives a backbone without it: `vision_projection()` is then `None`, and a
+            // head that needs it says so in its own terms.
+            Err(CoreError::Weights { message, .. })
+                if request.vision_projection
+                    && message.contains("missing")
+                    && message.contains("post_layernorm") =>
+            {
+                load(ClipSegMeta {
+                    request: BackboneRequest {
+                        vision_projection: false,
+                        ..request
+                    },
+                    ..meta
+                })
             }
             other => other,
-        })
+        }
     }
 
     /// The non-parameter state.
