@@ -7,30 +7,47 @@ use crate::site::{BlockPoint, Site, Tower};
 use burn::tensor::{Bool, Int, Tensor};
 use std::collections::BTreeMap;
 
+/// What kind of network a tower is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TowerKind {
+    /// Transformer blocks, each with the block sites (`Site::Block`).
+    Transformer,
+    /// Convolutions (a ResNet): no block sites.
+    Convolutional,
+}
+
+/// One tower of a backbone, described with the same fields whatever the backbone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TowerInfo {
+    /// Transformer or convolutional.
+    pub kind: TowerKind,
+    /// Blocks with hook sites the backbone runs (0 for a tower without transformer blocks).
+    pub blocks: usize,
+    /// Width of the hidden states (transformer) or of the output map's channels (convolutional).
+    pub width: usize,
+    /// Hidden width of each block's MLP (the output of `fc1`); 0 without blocks.
+    pub mlp_width: usize,
+    /// Attention heads per block (a convolutional tower: its attention pool's, if any).
+    pub heads: usize,
+    /// Input positions per output position along one side: a ViT's patch size, a CNN's output
+    /// stride; 1 for a text tower.
+    pub stride: usize,
+}
+
 /// What a backbone tells placements and heads about its shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackboneInfo {
     /// Registry name of the backbone.
     pub name: String,
-    /// Width of the vision tower's hidden states.
-    pub vision_width: usize,
-    /// Width of the text tower's hidden states.
-    pub text_width: usize,
-    /// Width of the vision MLP's hidden layer (output of `fc1`).
-    pub vision_mlp_width: usize,
-    /// Width of the text MLP's hidden layer.
-    pub text_mlp_width: usize,
-    /// Number of vision blocks the backbone runs.
-    pub vision_layers: usize,
-    /// Attention heads of each vision block.
-    pub vision_heads: usize,
-    /// Number of text blocks the backbone runs.
-    pub text_layers: usize,
+    /// The image tower.
+    pub vision: TowerInfo,
+    /// The prompt tower.
+    pub text: TowerInfo,
     /// Vision block indices (0-based) whose outputs are tapped for the head, shallowest first
     /// (HF's `extract_layers` are "hidden state" indices; tap `k` is the output of block `extract_layers[k]`).
     pub extract_layers: Vec<usize>,
     /// Width of the features at each `Tap(k)` site, shallowest first: what the head reads. A ViT
-    /// has one per `extract_layers` entry, each `vision_width` wide; a convolutional backbone
+    /// has one per `extract_layers` entry, each `vision.width` wide; a convolutional backbone
     /// one per pyramid map (its channels), the map handed to the hooks as `[B, H·W, C]` tokens.
     pub tap_widths: Vec<usize>,
     /// Width of the conditional (prompt) embedding.
@@ -40,8 +57,6 @@ pub struct BackboneInfo {
     /// The factor the vision tower shrinks its input by before its first layer (1: none; set
     /// by a head's [`BackboneRequest::vision_downscale`]).
     pub vision_downscale: usize,
-    /// Patch size in pixels.
-    pub patch_size: usize,
     /// Per-channel normalisation mean (RGB, on 0..1 pixels).
     pub image_mean: [f32; 3],
     /// Per-channel normalisation std.
@@ -52,12 +67,17 @@ pub struct BackboneInfo {
 }
 
 impl BackboneInfo {
-    /// Blocks the `tower` runs.
-    pub fn tower_layers(&self, tower: Tower) -> usize {
+    /// The description of `tower`.
+    pub fn tower(&self, tower: Tower) -> &TowerInfo {
         match tower {
-            Tower::Vision => self.vision_layers,
-            Tower::Text => self.text_layers,
+            Tower::Vision => &self.vision,
+            Tower::Text => &self.text,
         }
+    }
+
+    /// Blocks with hook sites the `tower` runs.
+    pub fn tower_layers(&self, tower: Tower) -> usize {
+        self.tower(tower).blocks
     }
 
     /// Checks that every block index in `layers` exists in `tower` (the build-time check of
@@ -66,8 +86,12 @@ impl BackboneInfo {
     pub fn check_layers(&self, tower: Tower, layers: &[usize]) -> Result<(), String> {
         let count = self.tower_layers(tower);
         if count == 0 {
+            let what = match self.tower(tower).kind {
+                TowerKind::Convolutional => format!(" (its {tower} tower is convolutional)"),
+                TowerKind::Transformer => String::new(),
+            };
             return Err(format!(
-                "backbone `{}` has no {tower} transformer blocks with hook sites; adapt another tower",
+                "backbone `{}` has no {tower} transformer blocks with hook sites{what}; adapt another tower",
                 self.name
             ));
         }
@@ -91,17 +115,15 @@ impl BackboneInfo {
 
     /// Width of the `output` tensor a hook sees at `site`, or why the site does not exist.
     pub fn site_width(&self, site: &Site) -> Result<usize, String> {
-        let taps = self.extract_layers.len();
+        let (taps, text_taps) = (self.tap_widths.len(), self.extract_layers.len());
         match *site {
             Site::Block {
                 tower,
                 layer,
                 point,
             } => {
-                let (layers, width, mlp) = match tower {
-                    Tower::Vision => (self.vision_layers, self.vision_width, self.vision_mlp_width),
-                    Tower::Text => (self.text_layers, self.text_width, self.text_mlp_width),
-                };
+                let t = self.tower(tower);
+                let (layers, width, mlp) = (t.blocks, t.width, t.mlp_width);
                 if layer >= layers {
                     return Err(format!(
                         "site {site}: the {tower} tower of backbone `{}` runs blocks 0..{layers}",
@@ -110,11 +132,15 @@ impl BackboneInfo {
                 }
                 Ok(if point == BlockPoint::Fc1 { mlp } else { width })
             }
-            Site::Tap(k) | Site::TextEos(k) if k >= taps => Err(format!(
+            Site::Tap(k) if k >= taps => Err(format!(
                 "site {site}: backbone `{}` has {taps} taps (0..{taps})",
                 self.name
             )),
-            Site::Tap(_) => Ok(self.vision_width),
+            Site::TextEos(k) if k >= text_taps => Err(format!(
+                "site {site}: backbone `{}` has {text_taps} text taps (0..{text_taps})",
+                self.name
+            )),
+            Site::Tap(k) => Ok(self.tap_widths[k]),
             Site::TextEos(_) | Site::Cond => Ok(self.cond_dim),
         }
     }

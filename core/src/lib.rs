@@ -24,7 +24,7 @@ pub mod weights;
 
 pub use backbone::{
     Backbone, BackboneBox, BackboneInfo, BackboneInput, BackboneRequest, Features, FrozenEncoding,
-    QueryBlocks, VisionProjection, Words,
+    QueryBlocks, TowerInfo, TowerKind, VisionProjection, Words,
 };
 pub use bottleneck::{AdapterActivation, AdapterInit, Bottleneck};
 pub use erased_module::{Erased, ModuleOps};

@@ -166,10 +166,8 @@ fn point(name: &str) -> Option<BlockPoint> {
 /// Input width of a projection site.
 fn input_width(info: &BackboneInfo, tower: Tower, p: BlockPoint) -> usize {
     match (tower, p) {
-        (Tower::Vision, BlockPoint::Fc2) => info.vision_mlp_width,
-        (Tower::Text, BlockPoint::Fc2) => info.text_mlp_width,
-        (Tower::Vision, _) => info.vision_width,
-        (Tower::Text, _) => info.text_width,
+        (tower, BlockPoint::Fc2) => info.tower(tower).mlp_width,
+        (tower, _) => info.tower(tower).width,
     }
 }
 

@@ -13,7 +13,7 @@ use vlsm_core::hooks::at;
 use vlsm_core::{
     Backbone, BackboneInfo, BackboneInput, BackboneRequest, BlockPoint, CoreError, Features,
     FrozenEncoding, FrozenNeeds, FrozenText, FrozenVision, Hooks, NoHooks, QueryBlocks, Site,
-    Tower, VisionProjection, WeightSource,
+    Tower, TowerInfo, TowerKind, VisionProjection, WeightSource,
 };
 use vlsm_nn::ClipTokenizer;
 use vlsm_nn::HookScope;
@@ -457,19 +457,27 @@ impl Backbone for ClipSegBackbone {
         let c = &self.meta.config;
         BackboneInfo {
             name: "clipseg".into(),
-            vision_width: c.vision_config.hidden_size,
-            text_width: c.text_config.hidden_size,
-            vision_mlp_width: c.vision_config.intermediate_size,
-            text_mlp_width: c.text_config.intermediate_size,
-            vision_layers: self.vision_model.encoder.layers.len(),
-            vision_heads: c.vision_config.num_attention_heads,
-            text_layers: c.text_config.num_hidden_layers,
+            vision: TowerInfo {
+                kind: TowerKind::Transformer,
+                blocks: self.vision_model.encoder.layers.len(),
+                width: c.vision_config.hidden_size,
+                mlp_width: c.vision_config.intermediate_size,
+                heads: c.vision_config.num_attention_heads,
+                stride: c.vision_config.patch_size,
+            },
+            text: TowerInfo {
+                kind: TowerKind::Transformer,
+                blocks: c.text_config.num_hidden_layers,
+                width: c.text_config.hidden_size,
+                mlp_width: c.text_config.intermediate_size,
+                heads: c.text_config.num_attention_heads,
+                stride: 1,
+            },
             extract_layers: c.extract_layers.clone(),
             tap_widths: vec![c.vision_config.hidden_size; c.extract_layers.len()],
             cond_dim: c.projection_dim,
             image_size: self.meta.image_size,
             vision_downscale: self.meta.request.vision_downscale.max(1),
-            patch_size: c.vision_config.patch_size,
             image_mean: self.meta.mean,
             image_std: self.meta.std,
             model_config: Some(self.meta.config_json.clone()),

@@ -66,7 +66,7 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
             });
         }
     };
-    if config.vision_config.hidden_size != ctx.backbone.vision_width
+    if config.vision_config.hidden_size != ctx.backbone.vision.width
         || config.projection_dim != ctx.backbone.cond_dim
     {
         return Err(CoreError::InvalidParams {
@@ -76,7 +76,7 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
                 "decoder expects vision width {} and conditional width {}, the backbone gives {} and {}",
                 config.vision_config.hidden_size,
                 config.projection_dim,
-                ctx.backbone.vision_width,
+                ctx.backbone.vision.width,
                 ctx.backbone.cond_dim
             ),
         });

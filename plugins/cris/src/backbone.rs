@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use vlsm_core::hooks::at;
 use vlsm_core::{
-    Backbone, BackboneInfo, BackboneInput, CoreError, Features, Hooks, Site, Tower, WeightSource,
-    Words,
+    Backbone, BackboneInfo, BackboneInput, CoreError, Features, Hooks, Site, Tower, TowerInfo,
+    TowerKind, WeightSource, Words,
 };
 use vlsm_nn::ClipTokenizer;
 use vlsm_nn::HookScope;
@@ -245,13 +245,24 @@ impl Backbone for CrisClip {
         let c = &self.config;
         BackboneInfo {
             name: "cris-clip".into(),
-            vision_width: c.clip.embed_dim,
-            text_width: c.clip.transformer_width,
-            vision_mlp_width: 0,
-            text_mlp_width: 4 * c.clip.transformer_width,
-            vision_layers: 0,
-            vision_heads: c.attnpool_heads(),
-            text_layers: c.clip.transformer_layers,
+            // A ResNet: no transformer blocks; its output (C5, the attention pool's map) at
+            // stride 32.
+            vision: TowerInfo {
+                kind: TowerKind::Convolutional,
+                blocks: 0,
+                width: c.clip.embed_dim,
+                mlp_width: 0,
+                heads: c.attnpool_heads(),
+                stride: 32,
+            },
+            text: TowerInfo {
+                kind: TowerKind::Transformer,
+                blocks: c.clip.transformer_layers,
+                width: c.clip.transformer_width,
+                mlp_width: 4 * c.clip.transformer_width,
+                heads: c.clip.transformer_heads,
+                stride: 1,
+            },
             extract_layers: Vec::new(),
             // C3, C4 (stages 2 and 3: `width · 2^i · 4` channels) and C5 (the attention pool).
             tap_widths: vec![
@@ -262,7 +273,6 @@ impl Backbone for CrisClip {
             cond_dim: c.clip.embed_dim,
             image_size: c.img_size,
             vision_downscale: 1,
-            patch_size: 32,
             image_mean: CLIP_MEAN,
             image_std: CLIP_STD,
             model_config: Some(self.config_json.clone()),

@@ -146,10 +146,10 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
         },
     );
     Ok(PlacementBox::from_placement(DenseAdapters {
-        v_attn_adapters: make(info.vision_width, vision_layers.len()),
-        v_out_adapters: make(info.vision_width, vision_layers.len()),
-        l_attn_adapters: make(info.text_width, text_layers.len()),
-        l_out_adapters: make(info.text_width, text_layers.len()),
+        v_attn_adapters: make(info.vision.width, vision_layers.len()),
+        v_out_adapters: make(info.vision.width, vision_layers.len()),
+        l_attn_adapters: make(info.text.width, text_layers.len()),
+        l_out_adapters: make(info.text.width, text_layers.len()),
         cond_adapter: p.cond.then(|| {
             Bottleneck::init(
                 info.cond_dim,

@@ -147,7 +147,7 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
             info.name
         )));
     }
-    let layers = info.vision_layers;
+    let layers = info.vision.blocks;
     if p.recognition_layers == 0 || p.recognition_layers > layers {
         return Err(invalid(format!(
             "`recognition_layers` {} must be in 1..={layers} (the vision blocks the backbone runs)",
@@ -174,11 +174,14 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
         }
     }
     let downscale = p.vision_downscale().map_err(invalid)?;
-    if !info.image_size.is_multiple_of(downscale * info.patch_size) {
+    if !info
+        .image_size
+        .is_multiple_of(downscale * info.vision.stride)
+    {
         return Err(invalid(format!(
             "`clip_resolution` {}: the backbone's image size {} shrunk by {downscale} is not a \
              multiple of its patch size {}",
-            p.clip_resolution, info.image_size, info.patch_size
+            p.clip_resolution, info.image_size, info.vision.stride
         )));
     }
     if info.vision_downscale.max(1) != downscale {
@@ -193,11 +196,11 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
         side: SideVit::init(&p, [side_side; 2], device),
         fusion: links
             .iter()
-            .map(|&(s, pos)| Fusion::init(info.vision_width, p.width, s, pos, device))
+            .map(|&(s, pos)| Fusion::init(info.vision.width, p.width, s, pos, device))
             .collect(),
-        decoder: MaskDecoder::init(p.width, p.embed, p.mlp_layers, info.vision_heads, device),
+        decoder: MaskDecoder::init(p.width, p.embed, p.mlp_layers, info.vision.heads, device),
         recognition: Recognition::init(
-            info.vision_width,
+            info.vision.width,
             info.cond_dim,
             layers - p.recognition_layers,
             p.recognition_layers,

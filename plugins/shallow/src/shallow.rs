@@ -87,10 +87,10 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
     if !(p.vision || p.text || p.cond) {
         return Err(ctx.invalid("nothing to adapt: set at least one of vision, text, cond"));
     }
-    if p.text && info.text_width != info.cond_dim {
+    if p.text && info.text.width != info.cond_dim {
         return Err(ctx.invalid(format!(
             "text adapters add the {}-wide EOS state to the {}-wide conditional embedding; they need equal widths",
-            info.text_width, info.cond_dim
+            info.text.width, info.cond_dim
         )));
     }
     if p.vision && info.tap_widths.is_empty() {
@@ -107,10 +107,10 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
             info.name
         )));
     }
-    if p.text && info.extract_layers.iter().any(|&e| e >= info.text_layers) {
+    if p.text && info.extract_layers.iter().any(|&e| e >= info.text.blocks) {
         return Err(ctx.invalid(format!(
             "text taps at blocks {:?} exceed the {} text blocks",
-            info.extract_layers, info.text_layers
+            info.extract_layers, info.text.blocks
         )));
     }
     let bottleneck =
@@ -122,7 +122,7 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
     };
     let text_extract_adapters = if p.text {
         (0..text_taps)
-            .map(|_| bottleneck(info.text_width))
+            .map(|_| bottleneck(info.text.width))
             .collect()
     } else {
         vec![]
