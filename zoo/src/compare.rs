@@ -2,7 +2,7 @@
 //! like the paper's Table 1 — rows = data sets, columns = methods, cells = DSC / IoU / HD95 as
 //! mean ± std over seeds, and a header row with each method's trainable parameters.
 use crate::data::write::write_atomic;
-use crate::error::ZooError;
+use crate::error::{ZooError, io_at, json_at};
 use crate::report::{RunReport, Stat};
 use crate::run::{RunOptions, run};
 use crate::run_folder::RunFolder;
@@ -151,10 +151,9 @@ pub fn run_grid(
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<RunRow>, ZooError> {
     if out.exists() && !out.is_dir() {
-        return Err(ZooError::Invalid(format!(
-            "--out must be a folder, {} is a file",
-            out.display()
-        )));
+        return Err(ZooError::OutIsFile {
+            path: out.to_path_buf(),
+        });
     }
     let mut rows = Vec::new();
     let mut cell = 0usize;
@@ -349,24 +348,20 @@ impl Table {
     /// The table `table.json` in `dir` holds.
     pub fn read(dir: &Path) -> Result<Self, ZooError> {
         let path = dir.join("table.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| ZooError::Invalid(format!("{}: {e}", path.display())))?;
-        serde_json::from_str(&text)
-            .map_err(|e| ZooError::Invalid(format!("{}: {e}", path.display())))
+        let text = std::fs::read_to_string(&path).map_err(io_at(&path))?;
+        serde_json::from_str(&text).map_err(json_at(&path))
     }
 
     /// Writes `table.md`, `table.csv`, `table.json` into `dir`, atomically.
     pub fn write(&self, dir: &Path) -> Result<(), ZooError> {
-        let io = |p: &Path, e: std::io::Error| ZooError::Invalid(format!("{}: {e}", p.display()));
-        let json =
-            serde_json::to_string_pretty(self).map_err(|e| ZooError::Invalid(e.to_string()))?;
+        let json = serde_json::to_string_pretty(self).map_err(json_at(&dir.join("table.json")))?;
         for (name, text) in [
             ("table.md", self.to_markdown()),
             ("table.csv", self.to_csv()),
             ("table.json", json),
         ] {
             let p = dir.join(name);
-            write_atomic(&p, text.as_bytes()).map_err(|e| io(&p, e))?;
+            write_atomic(&p, text.as_bytes()).map_err(io_at(&p))?;
         }
         Ok(())
     }

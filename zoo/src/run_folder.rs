@@ -12,7 +12,7 @@
 //! ```
 use crate::checkpoint::{load_trainable, save_trainable};
 use crate::data::write::write_atomic;
-use crate::error::ZooError;
+use crate::error::{FolderState, ZooError, io_at as io, json_at};
 use crate::model::ZooModel;
 use crate::report::{RunReport, history_csv};
 use crate::train::trainer::TrainState;
@@ -37,12 +37,11 @@ pub struct Resumed {
     pub optimizer: PathBuf,
 }
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> ZooError + '_ {
-    move |e| ZooError::Invalid(format!("{}: {e}", path.display()))
-}
-
-fn json<T: serde::Serialize>(value: &T) -> Result<String, ZooError> {
-    serde_json::to_string_pretty(value).map_err(|e| ZooError::Invalid(e.to_string()))
+impl RunFolder {
+    /// `value` as pretty JSON, for the folder's file `rel`.
+    fn json<T: serde::Serialize>(&self, rel: &str, value: &T) -> Result<String, ZooError> {
+        serde_json::to_string_pretty(value).map_err(json_at(&self.dir.join(rel)))
+    }
 }
 
 impl RunFolder {
@@ -50,33 +49,28 @@ impl RunFolder {
     /// possible. Nothing is written yet.
     pub fn open(dir: PathBuf, resume: bool) -> Result<Self, ZooError> {
         if dir.exists() && !dir.is_dir() {
-            return Err(ZooError::Invalid(format!(
-                "--out must be a folder, {} is a file",
-                dir.display()
-            )));
+            return Err(ZooError::OutIsFile { path: dir });
         }
         let folder = Self { dir };
         let interrupted = folder.state_file().is_file();
         let finished = folder.dir.join("report.json").is_file();
         if resume && !interrupted {
-            return Err(ZooError::Invalid(format!(
-                "--resume: {} has no checkpoint/state.json to resume from",
-                folder.dir.display()
-            )));
+            return Err(folder.refuse(FolderState::NothingToResume));
         }
         if !resume && finished {
-            return Err(ZooError::Invalid(format!(
-                "{} already holds a finished run; choose another --out or delete it",
-                folder.dir.display()
-            )));
+            return Err(folder.refuse(FolderState::Finished));
         }
         if !resume && interrupted {
-            return Err(ZooError::Invalid(format!(
-                "{} holds an interrupted run; continue it with --resume or delete it",
-                folder.dir.display()
-            )));
+            return Err(folder.refuse(FolderState::Interrupted));
         }
         Ok(folder)
+    }
+
+    fn refuse(self, state: FolderState) -> ZooError {
+        ZooError::RunFolder {
+            dir: self.dir,
+            state,
+        }
     }
 
     /// The folder's path.
@@ -131,9 +125,10 @@ impl RunFolder {
         save_trainable(model, spec, &ckpt.join("last.safetensors"))?;
         let tmp = ckpt.join("optim.bpk.tmp");
         let _ = std::fs::remove_file(&tmp);
-        optim
-            .save(&tmp)
-            .map_err(|e| ZooError::Invalid(format!("{}: {e}", tmp.display())))?;
+        optim.save(&tmp).map_err(|e| ZooError::OptimizerState {
+            path: tmp.clone(),
+            message: e.to_string(),
+        })?;
         let optim_file = ckpt.join("optim.bpk");
         let crc = crate::checksum::file_crc(&tmp).map_err(io(&tmp))?;
         std::fs::rename(&tmp, &optim_file).map_err(io(&tmp))?;
@@ -144,8 +139,14 @@ impl RunFolder {
             .filter(|p| p.trainable)
             .map(|p| (p.path, p.id))
             .collect();
-        self.write("checkpoint/param_ids.json", json(&ids)?.as_bytes())?;
-        self.write("checkpoint/state.json", json(state)?.as_bytes())?;
+        self.write(
+            "checkpoint/param_ids.json",
+            self.json("checkpoint/param_ids.json", &ids)?.as_bytes(),
+        )?;
+        self.write(
+            "checkpoint/state.json",
+            self.json("checkpoint/state.json", state)?.as_bytes(),
+        )?;
         self.write("history.csv", history_csv(&state.history).as_bytes())
     }
 
@@ -154,11 +155,11 @@ impl RunFolder {
     pub fn resume(&self, model: ZooModel, spec: &LoadedSpec) -> Result<Resumed, ZooError> {
         let read = |path: PathBuf| std::fs::read_to_string(&path).map_err(io(&path));
         let state_file = self.state_file();
-        let state: TrainState = serde_json::from_str(&read(state_file.clone())?)
-            .map_err(|e| ZooError::Invalid(format!("{}: {e}", state_file.display())))?;
+        let state: TrainState =
+            serde_json::from_str(&read(state_file.clone())?).map_err(json_at(&state_file))?;
         let ids_file = self.checkpoint().join("param_ids.json");
-        let ids: BTreeMap<String, u64> = serde_json::from_str(&read(ids_file.clone())?)
-            .map_err(|e| ZooError::Invalid(format!("{}: {e}", ids_file.display())))?;
+        let ids: BTreeMap<String, u64> =
+            serde_json::from_str(&read(ids_file.clone())?).map_err(json_at(&ids_file))?;
         let model = load_trainable(model, spec, &self.checkpoint().join("last.safetensors"))?;
         let optimizer = self.checkpoint().join("optim.bpk");
         crate::checksum::verify_file(&optimizer).map_err(ZooError::Invalid)?;
@@ -176,14 +177,13 @@ impl RunFolder {
     /// Writes `report.md` and then `report.json`, whose presence marks a finished run.
     pub fn write_report(&self, report: &RunReport) -> Result<(), ZooError> {
         self.write("report.md", report.to_markdown().as_bytes())?;
-        self.write("report.json", json(report)?.as_bytes())
+        self.write("report.json", self.json("report.json", report)?.as_bytes())
     }
 
     /// The report of a finished run.
     pub fn read_report(dir: &Path) -> Result<RunReport, ZooError> {
         let path = dir.join("report.json");
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        serde_json::from_str(&text)
-            .map_err(|e| ZooError::Invalid(format!("{}: {e}", path.display())))
+        serde_json::from_str(&text).map_err(json_at(&path))
     }
 }

@@ -14,7 +14,7 @@ use crate::cache::FeatureCache;
 use crate::data::dataset::BadRecord;
 use crate::data::loader::{Batches, SplitData};
 use crate::data::prompts::sample;
-use crate::error::ZooError;
+use crate::error::{Divergence, ZooError};
 use crate::metrics::{Mask, dice};
 use crate::model::{ModelInput, ZooModel};
 use crate::spec::{BestEpoch, TrainSpec, ValPrompts, ValTarget};
@@ -135,9 +135,7 @@ fn report_skips(
 
 /// The error of a record that failed to decode without `--skip-bad`.
 fn bad_record(bad: BadRecord) -> ZooError {
-    ZooError::Invalid(format!(
-        "{bad} (the file changed after validation; pass --skip-bad to skip such records)"
-    ))
+    ZooError::Record(bad)
 }
 
 /// Cache keys of every item of `data` (empty without a cache).
@@ -238,10 +236,9 @@ pub fn validate(
     }
     report_skips(&pass, seen, observer);
     if n == 0 {
-        return Err(ZooError::Invalid(format!(
-            "split {}: no record could be decoded",
-            data.name
-        )));
+        return Err(ZooError::EmptySplit {
+            split: data.name.clone(),
+        });
     }
     Ok((loss_sum / n as f64, dice_sum / n as f64))
 }
@@ -293,11 +290,9 @@ pub fn train(
     let kind = t.loss;
     let optim = adamw(t);
     let mut optim = match optim_state {
-        Some(path) => optim.load(path).map_err(|e| {
-            ZooError::Invalid(format!(
-                "{}: cannot restore the optimizer: {e}",
-                path.display()
-            ))
+        Some(path) => optim.load(path).map_err(|e| ZooError::OptimizerState {
+            path: path.to_path_buf(),
+            message: e.to_string(),
         })?,
         None => optim,
     };
@@ -332,11 +327,14 @@ pub fn train(
             let value;
             (model, value) = train_step(model, &mut optim, &input, target, kind, lr, t.grad_clip)?;
             if !value.is_finite() {
-                return Err(ZooError::Invalid(format!(
-                    "training loss became {value} in epoch {epoch}, batch {}: stopping; the last good \
-                     checkpoint is kept (lower train.lr or check the data)",
-                    bi + 1
-                )));
+                return Err(ZooError::Diverged {
+                    epoch,
+                    kept_epoch: state.epoch,
+                    what: Divergence::TrainLoss {
+                        batch: bi + 1,
+                        value,
+                    },
+                });
             }
             let b = decoded.samples.len();
             loss_sum += value * b as f64;
@@ -358,18 +356,21 @@ pub fn train(
             &mut skipped,
         )?;
         if !val_loss.is_finite() || !val_dice.is_finite() {
-            return Err(ZooError::Invalid(format!(
-                "validation loss became {val_loss} (val Dice {val_dice}) in epoch {epoch}: stopping; \
-                 the last good checkpoint (epoch {}) is kept (lower train.lr or check the data)",
-                state.epoch
-            )));
+            return Err(ZooError::Diverged {
+                epoch,
+                kept_epoch: state.epoch,
+                what: Divergence::Validation {
+                    loss: val_loss,
+                    dice: val_dice,
+                },
+            });
         }
         if let Some(path) = first_non_finite(&model) {
-            return Err(ZooError::Invalid(format!(
-                "trainable weight {path} became non-finite in epoch {epoch}: stopping; the last \
-                 good checkpoint (epoch {}) is kept (lower train.lr or check the data)",
-                state.epoch
-            )));
+            return Err(ZooError::Diverged {
+                epoch,
+                kept_epoch: state.epoch,
+                what: Divergence::Weight { path },
+            });
         }
         state.plateau.step(val_loss);
         let improved = state.record(epoch, val_dice);
