@@ -2,14 +2,12 @@
 //! resolution (pixels), under a prompt mode.
 use crate::data::dataset::BadRecord;
 use crate::data::loader::{Batches, SplitData};
-use crate::data::prompts::{fixed, sample};
+use crate::data::prompts::{PromptStream, fixed, sample};
 use crate::error::ZooError;
 use crate::metrics::{Mask, dice, hd95, iou};
 use crate::model::ZooModel;
 use crate::train::batch::{binarize, make_batch};
 use burn::tensor::Device;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -87,7 +85,7 @@ pub fn evaluate(
         data.items.iter().map(|i| &i.record).collect();
     let passes: Vec<(String, Vec<Option<String>>)> = match choice {
         PromptChoice::Random(seed) => {
-            let mut rng = StdRng::seed_from_u64(*seed ^ 0x7E57);
+            let mut rng = PromptStream::Test.rng(*seed);
             vec![(
                 "random".into(),
                 records

@@ -21,7 +21,7 @@ use crate::report::{
 };
 use crate::run_folder::RunFolder;
 use crate::spec::RunSpec;
-use crate::train::trainer::{TrainState, train};
+use crate::train::trainer::{TrainSetup, TrainState, train};
 use burn::module::Module;
 use burn::tensor::Device;
 use std::collections::BTreeMap;
@@ -332,12 +332,14 @@ fn train_model(
     let trained = train(
         model,
         state,
-        &splits.train,
-        &splits.val,
-        t,
-        size,
-        &device,
-        optimizer.as_deref(),
+        &TrainSetup {
+            train: &splits.train,
+            val: &splits.val,
+            spec: t,
+            size,
+            device: &device,
+            optim_state: optimizer.as_deref(),
+        },
         cache.as_mut(),
         observer,
     );

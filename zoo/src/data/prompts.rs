@@ -5,8 +5,38 @@
 //! up-weighted). Evaluation uses `random` (seeded, reproducible), `fixed` (one key) or `all`
 //! (every key, one score per key).
 use super::records::Record;
-use rand::Rng;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Which prompt draws a generator is for. Each stream of a run has its own generator derived
+/// from the run's seed, so that changing one (say, validation redrawn per epoch) leaves the
+/// others' draws, and so the training order and prompts, as they were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptStream {
+    /// Training epoch `epoch` (1-based); the same generator also shuffles the epoch's order.
+    Train {
+        /// The epoch.
+        epoch: usize,
+    },
+    /// Validation draw `draw` (0 for prompts fixed once, else the epoch).
+    Validation {
+        /// The draw.
+        draw: u64,
+    },
+    /// Test evaluation with `eval.prompt: "random"`.
+    Test,
+}
+
+impl PromptStream {
+    /// The generator of this stream for the run seed `seed`.
+    pub fn rng(self, seed: u64) -> StdRng {
+        StdRng::seed_from_u64(match self {
+            Self::Train { epoch } => seed.wrapping_mul(1000).wrapping_add(epoch as u64),
+            Self::Validation { draw } => (seed ^ 0x0005_EED0_F7A1).wrapping_add(draw),
+            Self::Test => seed ^ 0x7E57,
+        })
+    }
+}
 
 /// Two-level random draw; `None` when the record has no usable prompt.
 pub fn sample<'a>(record: &'a Record, rng: &mut StdRng) -> Option<&'a str> {
@@ -47,6 +77,32 @@ mod tests {
             mask_name: "x".into(),
             prompts,
         }
+    }
+
+    #[test]
+    fn each_stream_has_its_own_generator_and_the_draws_of_earlier_versions() {
+        use rand::RngCore;
+        let first = |s: PromptStream| s.rng(42).next_u64();
+        // The seeds earlier versions used inline, so runs draw the same prompts as before.
+        assert_eq!(
+            first(PromptStream::Train { epoch: 3 }),
+            StdRng::seed_from_u64(42_003).next_u64()
+        );
+        assert_eq!(
+            first(PromptStream::Test),
+            StdRng::seed_from_u64(42 ^ 0x7E57).next_u64()
+        );
+        let streams = [
+            PromptStream::Train { epoch: 1 },
+            PromptStream::Train { epoch: 2 },
+            PromptStream::Validation { draw: 0 },
+            PromptStream::Validation { draw: 1 },
+            PromptStream::Test,
+        ];
+        let mut seen: Vec<u64> = streams.iter().map(|&s| first(s)).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), streams.len());
     }
 
     #[test]

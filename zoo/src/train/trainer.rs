@@ -13,7 +13,7 @@ use super::schedule::{BestWeights, EarlyStop, Plateau};
 use crate::cache::FeatureCache;
 use crate::data::dataset::BadRecord;
 use crate::data::loader::{Batches, SplitData};
-use crate::data::prompts::sample;
+use crate::data::prompts::{PromptStream, sample};
 use crate::error::{Divergence, ZooError};
 use crate::metrics::{Mask, dice};
 use crate::model::{ModelInput, ZooModel};
@@ -21,8 +21,6 @@ use crate::spec::{BestEpoch, TrainSpec, ValPrompts, ValTarget};
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -138,6 +136,40 @@ fn bad_record(bad: BadRecord) -> ZooError {
     ZooError::Record(bad)
 }
 
+/// What a training run reads besides the model, its state, the cache and the observer.
+#[derive(Clone, Copy)]
+pub struct TrainSetup<'a> {
+    /// Training split.
+    pub train: &'a Arc<SplitData>,
+    /// Validation split.
+    pub val: &'a Arc<SplitData>,
+    /// The spec's `train` section.
+    pub spec: &'a TrainSpec,
+    /// Model input side in pixels.
+    pub size: usize,
+    /// The (autodiff) device.
+    pub device: &'a Device,
+    /// AdamW's saved moments when resuming.
+    pub optim_state: Option<&'a Path>,
+}
+
+/// One validation pass: the split, the spec, which epoch (1-based) and the items' cache keys.
+#[derive(Clone, Copy)]
+pub struct ValidationPass<'a> {
+    /// Validation split.
+    pub data: &'a Arc<SplitData>,
+    /// The spec's `train` section (loss, batch, prompt and target options).
+    pub spec: &'a TrainSpec,
+    /// The epoch.
+    pub epoch: usize,
+    /// Model input side in pixels.
+    pub size: usize,
+    /// The (inner, non-autodiff) device.
+    pub device: &'a Device,
+    /// Cache keys of the split's items (empty without a cache).
+    pub keys: &'a [u64],
+}
+
 /// Cache keys of every item of `data` (empty without a cache).
 pub fn cache_keys(cache: Option<&FeatureCache>, data: &SplitData) -> Vec<u64> {
     cache.map_or_else(Vec::new, |c| {
@@ -184,25 +216,27 @@ pub fn train_step(
 /// (`val_prompts: "fixed"`) or anew for each epoch (`"per_epoch"`); Dice against the target
 /// binarised at 0.5 or as loaded (`val_target`); frozen outputs from `cache` when given (`keys`:
 /// the items' cache keys).
-#[allow(clippy::too_many_arguments)]
 pub fn validate(
     model: &ZooModel,
-    data: &Arc<SplitData>,
-    t: &TrainSpec,
-    epoch: usize,
-    size: usize,
-    device: &Device,
+    pass: &ValidationPass,
     mut cache: Option<&mut FeatureCache>,
-    keys: &[u64],
     observer: &mut dyn EpochObserver,
     seen: &mut HashSet<(String, Option<usize>)>,
 ) -> Result<(f64, f64), ZooError> {
+    let ValidationPass {
+        data,
+        spec: t,
+        epoch,
+        size,
+        device,
+        keys,
+    } = *pass;
     let kind = t.loss;
     let draw = match t.val_prompts {
         ValPrompts::Fixed => 0,
         ValPrompts::PerEpoch => epoch as u64,
     };
-    let mut rng = StdRng::seed_from_u64((t.seed ^ 0x0005_EED0_F7A1).wrapping_add(draw));
+    let mut rng = PromptStream::Validation { draw }.rng(t.seed);
     let prompts: Vec<&str> = data
         .items
         .iter()
@@ -274,19 +308,21 @@ fn first_non_finite(model: &ZooModel) -> Option<String> {
 /// Trains `model` (built on an autodiff device) from `state` until early stopping or
 /// `t.epochs`, restoring AdamW's moments from `optim_state` when resuming. Returns the final
 /// model and state; the best model was handed to `observer`.
-#[allow(clippy::too_many_arguments)]
 pub fn train(
     mut model: ZooModel,
     mut state: TrainState,
-    train_data: &Arc<SplitData>,
-    val_data: &Arc<SplitData>,
-    t: &TrainSpec,
-    size: usize,
-    device: &Device,
-    optim_state: Option<&Path>,
+    setup: &TrainSetup,
     mut cache: Option<&mut FeatureCache>,
     observer: &mut dyn EpochObserver,
 ) -> Result<(ZooModel, TrainState), ZooError> {
+    let TrainSetup {
+        train: train_data,
+        val: val_data,
+        spec: t,
+        size,
+        device,
+        optim_state,
+    } = *setup;
     let kind = t.loss;
     let optim = adamw(t);
     let mut optim = match optim_state {
@@ -304,7 +340,7 @@ pub fn train(
         let epoch = state.epoch + 1;
         let started = std::time::Instant::now();
         let lr = state.plateau.lr;
-        let mut rng = StdRng::seed_from_u64(t.seed.wrapping_mul(1000).wrapping_add(epoch as u64));
+        let mut rng = PromptStream::Train { epoch }.rng(t.seed);
         let mut order: Vec<usize> = (0..train_data.len()).collect();
         order.shuffle(&mut rng);
         let (mut loss_sum, mut seen) = (0.0, 0usize);
@@ -345,13 +381,15 @@ pub fn train(
         drop(pass);
         let (val_loss, val_dice) = validate(
             &model.valid(),
-            val_data,
-            t,
-            epoch,
-            size,
-            &device.clone().inner(),
+            &ValidationPass {
+                data: val_data,
+                spec: t,
+                epoch,
+                size,
+                device: &device.clone().inner(),
+                keys: &val_keys,
+            },
             cache.as_deref_mut(),
-            &val_keys,
             observer,
             &mut skipped,
         )?;
