@@ -372,3 +372,52 @@ fn table2_specs_carry_the_reference_recipe_and_the_paper_counts() {
         ],
     );
 }
+
+#[test]
+fn lora_sites_name_projections_with_the_same_patterns_as_ssf() {
+    let device = Device::flex().autodiff();
+    let attachments = |placement: &str| -> Vec<String> {
+        let (_, model) = build(&fixture_spec(placement), &device).unwrap();
+        model
+            .placement
+            .attachments()
+            .iter()
+            .map(|a| a.site.to_string())
+            .collect()
+    };
+    let by_pattern = attachments(
+        "(kind: \"lora\", params: (rank: 2, sites: [\"text.*.q_proj\", \"vision.0.fc1\"]))",
+    );
+    let by_flags = attachments(
+        "(kind: \"lora\", params: (rank: 2, vision: false, text: true, targets: [\"q_proj\"]))",
+    );
+    assert!(
+        by_pattern.contains(&"vision.0.fc1".to_string()),
+        "{by_pattern:?}"
+    );
+    let text: Vec<&String> = by_pattern
+        .iter()
+        .filter(|s| s.starts_with("text."))
+        .collect();
+    assert_eq!(text, by_flags.iter().collect::<Vec<_>>());
+
+    for (placement, expected) in [
+        (
+            "(kind: \"lora\", params: (sites: [\"tap.0\"]))",
+            "not at `tap.0`",
+        ),
+        (
+            "(kind: \"lora\", params: (sites: [\"text.0.q_proj\"], targets: [\"fc1\"]))",
+            "not both",
+        ),
+        (
+            "(kind: \"lora\", params: (sites: [\"text.99.q_proj\"]))",
+            "text.99.q_proj",
+        ),
+    ] {
+        let err = build(&fixture_spec(placement), &device)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{placement}: {err}");
+    }
+}

@@ -19,6 +19,7 @@ pub mod params;
 pub mod placement;
 pub mod registry;
 pub mod site;
+pub mod site_pattern;
 pub mod spec;
 pub mod weights;
 
@@ -39,6 +40,7 @@ pub use params::{
 pub use placement::{Attachment, Placement, PlacementBox, PolicyOnly, TrainPolicy, Training};
 pub use registry::{BackboneCtx, HeadCtx, Kind, PlacementCtx};
 pub use site::{BlockPoint, Site, Tower};
+pub use site_pattern::expand_sites;
 pub use spec::{LoadedSpec, Spec};
 pub use weights::WeightSource;
 

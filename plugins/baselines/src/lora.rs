@@ -32,6 +32,10 @@ pub struct LoraParams {
     pub targets: Vec<String>,
     /// Also train the head (decoder).
     pub train_head: bool,
+    /// Instead of `vision`/`text`/`layers`/`targets`: the projection sites as patterns
+    /// (`vlsm_core::site_pattern`, e.g. `["text.*.q_proj", "vision.0.fc1"]`), the same syntax as
+    /// `ssf`'s `sites`.
+    pub sites: Option<Vec<String>>,
 }
 
 impl Default for LoraParams {
@@ -46,6 +50,7 @@ impl Default for LoraParams {
                 .map(String::from)
                 .to_vec(),
             train_head: false,
+            sites: None,
         }
     }
 }
@@ -190,7 +195,40 @@ pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut sites = Vec::new();
-    for (tower, on) in [(Tower::Vision, p.vision), (Tower::Text, p.text)] {
+    if let Some(patterns) = &p.sites {
+        let defaults = LoraParams::default();
+        if (p.vision, p.text, &p.layers, &p.targets)
+            != (
+                defaults.vision,
+                defaults.text,
+                &defaults.layers,
+                &defaults.targets,
+            )
+        {
+            return Err(ctx.invalid(
+                "sites: give either `sites` or `vision`/`text`/`layers`/`targets`, not both",
+            ));
+        }
+        sites = vlsm_core::expand_sites(patterns, info)
+            .map_err(|e| ctx.invalid(format!("sites: {e}")))?;
+        if let Some(s) = sites
+            .iter()
+            .find(|s| !matches!(s, Site::Block { point: pt, .. } if point(pt.as_str()).is_some()))
+        {
+            return Err(ctx.invalid(format!(
+                "sites: LoRA sits on projections (q_proj, k_proj, v_proj, out_proj, fc1, fc2), not at `{s}`"
+            )));
+        }
+        for s in &sites {
+            info.site_width(s).map_err(|e| ctx.invalid(e))?;
+        }
+    }
+    let towers = if p.sites.is_some() {
+        vec![]
+    } else {
+        vec![(Tower::Vision, p.vision), (Tower::Text, p.text)]
+    };
+    for (tower, on) in towers {
         if !on {
             continue;
         }

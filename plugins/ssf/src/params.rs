@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SsfParams {
-    /// Site names (`vision.3.mlp_out`, `tap.0`, `cond`, …); `*` in the layer position means
-    /// every block of that tower (`text.*.attn_out`). Default: every vision block's attention
-    /// and MLP output.
+    /// Site patterns (`vlsm_core::site_pattern`): `vision.3.mlp_out`, `tap.0`, `cond`, …; `*`
+    /// in the index position means every index (`text.*.attn_out`, `tap.*`). Default: every
+    /// vision block's attention and MLP output.
     pub sites: Vec<String>,
 }
 

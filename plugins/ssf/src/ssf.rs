@@ -4,8 +4,8 @@ use crate::scale_shift::ScaleShift;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use vlsm_core::{
-    Attachment, BackboneInfo, CoreError, Hooks, Placement, PlacementBox, PlacementCtx, Site,
-    TrainPolicy, count_params,
+    Attachment, CoreError, Hooks, Placement, PlacementBox, PlacementCtx, Site, TrainPolicy,
+    count_params,
 };
 
 /// Scale-and-shift blocks, `blocks[i]` at `sites[i]`.
@@ -52,50 +52,11 @@ impl Placement for Ssf {
     }
 }
 
-/// Expands `vision.*.mlp_out`-style patterns and parses the rest.
-pub fn expand_sites(patterns: &[String], info: &BackboneInfo) -> Result<Vec<Site>, String> {
-    let mut sites = Vec::new();
-    for pattern in patterns {
-        let parts: Vec<&str> = pattern.split('.').collect();
-        if let [tower, "*", point] = parts.as_slice() {
-            let count = match *tower {
-                "vision" => info.tower_layers(vlsm_core::Tower::Vision),
-                "text" => info.tower_layers(vlsm_core::Tower::Text),
-                _ => {
-                    return Err(format!(
-                        "`{pattern}`: `*` is only allowed as the layer of vision/text sites"
-                    ));
-                }
-            };
-            if count == 0 {
-                return Err(format!(
-                    "`{pattern}`: backbone `{}` has no {tower} blocks with hook sites",
-                    info.name
-                ));
-            }
-            for layer in 0..count {
-                sites.push(
-                    format!("{tower}.{layer}.{point}")
-                        .parse::<Site>()
-                        .map_err(|e| e.to_string())?,
-                );
-            }
-        } else {
-            sites.push(pattern.parse::<Site>().map_err(|e| e.to_string())?);
-        }
-    }
-    sites.sort();
-    if let Some(w) = sites.windows(2).find(|w| w[0] == w[1]) {
-        return Err(format!("site {} is listed twice", w[0]));
-    }
-    Ok(sites)
-}
-
 /// Builds SSF blocks sized for each site's output.
 pub fn build(ctx: &PlacementCtx) -> Result<PlacementBox, CoreError> {
     let p: SsfParams = ctx.params()?;
-    let sites =
-        expand_sites(&p.sites, ctx.backbone).map_err(|e| ctx.invalid(format!("sites: {e}")))?;
+    let sites = vlsm_core::expand_sites(&p.sites, ctx.backbone)
+        .map_err(|e| ctx.invalid(format!("sites: {e}")))?;
     if sites.is_empty() {
         return Err(ctx.invalid("sites: list at least one site"));
     }
