@@ -295,6 +295,33 @@ pub fn history_csv(history: &[EpochLog]) -> String {
     csv
 }
 
+/// A finished run in one line, as `vlsm-zoo run` prints it: test DSC, IoU, HD95, the best
+/// epoch and where the run folder is.
+pub struct RunSummary<'a> {
+    /// The run's report.
+    pub report: &'a RunReport,
+    /// Its folder.
+    pub dir: &'a std::path::Path,
+}
+
+impl std::fmt::Display for RunSummary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.report;
+        write!(
+            f,
+            "{}: test DSC {:.2}% IoU {:.2}% HD95 {:.2} px ({} undefined); best epoch {} of {}; written to {}",
+            r.spec,
+            100.0 * r.test.dice.mean,
+            100.0 * r.test.iou.mean,
+            r.test.hd95.mean,
+            r.test.hd95_undefined,
+            r.best_epoch,
+            r.epochs_run,
+            self.dir.display()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -271,6 +271,73 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// A [`Timing`] as the one line `vlsm-zoo time` prints, on the device labelled `device`.
+pub struct TimingLine<'a> {
+    /// The figures.
+    pub timing: &'a Timing,
+    /// The device's label (`cpu`, `wgpu:0`, …).
+    pub device: &'a str,
+}
+
+/// A [`Timing`] as one markdown table row (`vlsm-zoo time --row`): spec | workload | device |
+/// batch | s/step | s/img | peak RSS MiB | device pool MiB | CPU % during the timed steps.
+pub struct TimingRow<'a> {
+    /// The figures.
+    pub timing: &'a Timing,
+    /// The device's label.
+    pub device: &'a str,
+}
+
+fn mib(m: Option<f64>) -> String {
+    m.map_or("-".to_string(), |m| format!("{m:.0}"))
+}
+
+fn cached_label(t: &Timing) -> &'static str {
+    if t.cached { " (cached)" } else { "" }
+}
+
+impl std::fmt::Display for TimingLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.timing;
+        write!(
+            f,
+            "{} {:?}{} on {}: batch {} at {}², {:.4} s/step, {:.4} s/img (median of {}); peak RSS {} MiB, device pool {} MiB, CPU {} % during the steps",
+            t.spec,
+            t.workload,
+            cached_label(t),
+            self.device,
+            t.batch,
+            t.image_size,
+            t.median_step_seconds,
+            t.seconds_per_image,
+            t.step_seconds.len(),
+            mib(t.peak_rss_mib),
+            mib(t.device_reserved_mib),
+            mib(t.step_cpu_percent)
+        )
+    }
+}
+
+impl std::fmt::Display for TimingRow<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.timing;
+        write!(
+            f,
+            "| {} | {:?}{} | {} | {} | {:.4} | {:.4} | {} | {} | {} |",
+            t.spec,
+            t.workload,
+            cached_label(t),
+            self.device,
+            t.batch,
+            t.median_step_seconds,
+            t.seconds_per_image,
+            mib(t.peak_rss_mib),
+            mib(t.device_reserved_mib),
+            mib(t.step_cpu_percent)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,82 @@
+//! `vlsm-zoo time`: seconds per training step or forward pass, peak memory.
+use crate::*;
+
+#[derive(clap::Args)]
+pub(crate) struct TimeArgs {
+    /// RON spec file (`weights: "random"` needs no download).
+    #[arg(long)]
+    spec: PathBuf,
+    /// Time the forward pass only (no autodiff) instead of a training step.
+    #[arg(long)]
+    infer: bool,
+    /// Start each step from cached frozen outputs, as training does from epoch 2 on when
+    /// the model allows a frozen-feature cache.
+    #[arg(long)]
+    cached: bool,
+    /// Images per step.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Untimed steps first (shader compilation, autotuning).
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Print one JSON object instead of a line.
+    #[arg(long, conflicts_with = "row")]
+    json: bool,
+    /// Print one markdown table row: spec | workload | device | batch | s/step | s/img | peak RSS MiB | device pool MiB | CPU % during the timed steps.
+    #[arg(long)]
+    row: bool,
+    #[command(flatten)]
+    device: DeviceOpt,
+}
+
+pub(crate) fn time_command(
+    TimeArgs {
+        spec,
+        infer,
+        cached,
+        batch,
+        warmup,
+        steps,
+        json,
+        row,
+        device: d,
+    }: TimeArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    use vlsm_zoo::timing::{TimingLine, TimingOptions, TimingRow, Workload, time_spec};
+    let loaded = vlsm_zoo::spec::RunSpec::from_file(&spec)?;
+    let workload = if infer {
+        Workload::Infer
+    } else {
+        Workload::Train
+    };
+    let o = TimingOptions {
+        workload,
+        batch,
+        warmup,
+        steps,
+        cached,
+    };
+    let t =
+        time_spec(&loaded, &o, &d.open()?).with_context(|| format!("timing {}", spec.display()))?;
+    let device = d.choice.to_string();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&t)?)?;
+    } else if row {
+        let row = TimingRow {
+            timing: &t,
+            device: &device,
+        };
+        writeln!(out, "{row}")?;
+    } else {
+        let line = TimingLine {
+            timing: &t,
+            device: &device,
+        };
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
