@@ -83,21 +83,14 @@ pub fn load<M: Module>(
     // Half-precision checkpoints (such as the embedded one) are widened to f32 first.
     let from_hf = || FloatCastAdapter::to(DType::F32).chain(PyTorchToBurnAdapter);
     let result = match checkpoint {
-        Checkpoint::Safetensors(p) => {
-            let mut store = SafetensorsStore::from_file(p);
-            for (from, to) in plan.remaps {
-                store = store.with_key_remapping(from, *to);
-            }
-            apply(
-                &mut module,
-                store
-                    .with_from_adapter(from_hf())
-                    .allow_partial(true)
-                    .validate(false),
-            )
-        }
-        Checkpoint::Embedded(_, bytes) => {
-            let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
+        Checkpoint::Safetensors(_) | Checkpoint::Embedded(..) => {
+            let mut store = match checkpoint {
+                Checkpoint::Embedded(_, bytes) => {
+                    SafetensorsStore::from_bytes(Some(bytes.to_vec()))
+                }
+                Checkpoint::Safetensors(p) => SafetensorsStore::from_file(p),
+                _ => unreachable!("matched above"),
+            };
             for (from, to) in plan.remaps {
                 store = store.with_key_remapping(from, *to);
             }
