@@ -1,10 +1,44 @@
 //! Turning prepared samples and prompts into model input tensors.
 use crate::cache::FeatureCache;
 use crate::data::dataset::Prepared;
+use crate::data::loader::Batch;
 use crate::error::ZooError;
 use crate::model::{ModelInput, ZooModel};
 use burn::tensor::{Device, Tensor, TensorData};
 use vlsm_core::BackboneInput;
+
+/// How the batches of one split become model inputs: the split's cache keys (empty without a
+/// cache), the model's input side and the device.
+#[derive(Clone, Copy)]
+pub struct BatchAssembly<'a> {
+    /// Cache key of each item of the split, by position.
+    pub keys: &'a [u64],
+    /// Model input side in pixels.
+    pub size: usize,
+    /// The device.
+    pub device: &'a Device,
+}
+
+impl BatchAssembly<'_> {
+    /// Model input (the towers' frozen outputs from `cache` when given) and target `[B, 1, S, S]`
+    /// of a decoded `batch` with its `prompts`.
+    pub fn assemble(
+        &self,
+        model: &ZooModel,
+        batch: &Batch,
+        prompts: &[&str],
+        cache: Option<&mut FeatureCache>,
+    ) -> Result<(ModelInput, Tensor<4>), ZooError> {
+        let (raw, target) = make_batch(model, &batch.samples, prompts, self.size, self.device)?;
+        let keys: Vec<u64> = batch
+            .positions
+            .iter()
+            .filter_map(|&i| self.keys.get(i).copied())
+            .collect();
+        let input = model_input(model, raw, cache, &keys, prompts, self.device)?;
+        Ok((input, target))
+    }
+}
 
 /// The model input of a batch: raw, or with the towers' frozen outputs from `cache` (images by
 /// `keys`, prompts by text).

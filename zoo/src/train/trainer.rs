@@ -6,7 +6,7 @@
 //! Batches stream from [`Batches`] (decoded on worker threads while the previous batch trains).
 //! With a [`FeatureCache`] the towers' frozen outputs come from the cache after an image's first
 //! pass, in training and in validation.
-use super::batch::{binarize, make_batch, model_input};
+use super::batch::{BatchAssembly, binarize};
 use super::clip::clip_global_norm;
 use super::loss::{LossKind, loss};
 use super::schedule::{BestWeights, EarlyStop, Plateau};
@@ -243,17 +243,12 @@ pub fn validate(
         .map(|it| sample(&it.record, &mut rng).unwrap_or(""))
         .collect();
     let (mut loss_sum, mut dice_sum, mut n) = (0.0, 0.0, 0usize);
+    let assembly = BatchAssembly { keys, size, device };
     let mut pass = Batches::start(data, (0..data.len()).collect(), t.batch.max(1), false);
     for batch in pass.by_ref() {
         let batch = batch.map_err(bad_record)?;
         let ps: Vec<&str> = batch.positions.iter().map(|&i| prompts[i]).collect();
-        let (raw, target) = make_batch(model, &batch.samples, &ps, size, device)?;
-        let batch_keys: Vec<u64> = batch
-            .positions
-            .iter()
-            .filter_map(|&i| keys.get(i).copied())
-            .collect();
-        let input = model_input(model, raw, cache.as_deref_mut(), &batch_keys, &ps, device)?;
+        let (input, target) = assembly.assemble(model, &batch, &ps, cache.as_deref_mut())?;
         let logits = model.forward_input(&input)?;
         let b = batch.samples.len();
         loss_sum += loss(kind, logits.clone(), target).into_scalar::<f32>() as f64 * b as f64;
@@ -335,6 +330,11 @@ pub fn train(
     let batch = t.batch.max(1);
     let train_keys = cache_keys(cache.as_deref(), train_data);
     let val_keys = cache_keys(cache.as_deref(), val_data);
+    let assembly = BatchAssembly {
+        keys: &train_keys,
+        size,
+        device,
+    };
     let mut skipped = HashSet::new();
     while !state.finished && state.epoch < t.epochs {
         let epoch = state.epoch + 1;
@@ -353,13 +353,8 @@ pub fn train(
                 .iter()
                 .map(|&i| sample(&train_data.items[i].record, &mut rng).unwrap_or(""))
                 .collect();
-            let (raw, target) = make_batch(&model, &decoded.samples, &prompts, size, device)?;
-            let keys: Vec<u64> = decoded
-                .positions
-                .iter()
-                .filter_map(|&i| train_keys.get(i).copied())
-                .collect();
-            let input = model_input(&model, raw, cache.as_deref_mut(), &keys, &prompts, device)?;
+            let (input, target) =
+                assembly.assemble(&model, &decoded, &prompts, cache.as_deref_mut())?;
             let value;
             (model, value) = train_step(model, &mut optim, &input, target, kind, lr, t.grad_clip)?;
             if !value.is_finite() {
