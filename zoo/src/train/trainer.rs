@@ -131,11 +131,6 @@ fn report_skips(
     }
 }
 
-/// The error of a record that failed to decode without `--skip-bad`.
-fn bad_record(bad: BadRecord) -> ZooError {
-    ZooError::Record(bad)
-}
-
 /// What a training run reads besides the model, its state, the cache and the observer.
 #[derive(Clone, Copy)]
 pub struct TrainSetup<'a> {
@@ -246,7 +241,7 @@ pub fn validate(
     let assembly = BatchAssembly { keys, size, device };
     let mut pass = Batches::start(data, (0..data.len()).collect(), t.batch.max(1), false);
     for batch in pass.by_ref() {
-        let batch = batch.map_err(bad_record)?;
+        let batch = batch.map_err(ZooError::Record)?;
         let ps: Vec<&str> = batch.positions.iter().map(|&i| prompts[i]).collect();
         let (input, target) = assembly.assemble(model, &batch, &ps, cache.as_deref_mut())?;
         let logits = model.forward_input(&input)?;
@@ -347,7 +342,7 @@ pub fn train(
         let total = order.len().div_ceil(batch);
         let mut pass = Batches::start(train_data, order, batch, false);
         for (bi, decoded) in pass.by_ref().enumerate() {
-            let decoded = decoded.map_err(bad_record)?;
+            let decoded = decoded.map_err(ZooError::Record)?;
             let prompts: Vec<&str> = decoded
                 .positions
                 .iter()
