@@ -272,6 +272,20 @@ pub trait Backbone: BackboneOps {
     fn vision_projection(&self) -> Option<&dyn VisionProjection> {
         None
     }
+
+    /// The ability to write the backbone alone as its model family's own folder (a pretrained
+    /// encoder pair published without a decoder, as BiomedCLIP is); `None` (the default) where
+    /// the backbone cannot.
+    fn weight_export(&self) -> Option<&dyn WeightExport> {
+        None
+    }
+}
+
+/// Ability of a backbone: its weights written as its own model folder ([`Backbone::weight_export`]).
+pub trait WeightExport {
+    /// Writes the backbone's configuration, weights (float16 when `half`) and tokenizer files
+    /// into `out` in the format its loader reads back (`weights: "path/to/out"`).
+    fn export_backbone(&self, out: &std::path::Path, half: bool) -> Result<(), CoreError>;
 }
 
 /// Ability of a backbone: its towers' outputs computed without hooks, and the features rebuilt

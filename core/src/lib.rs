@@ -25,7 +25,7 @@ pub mod weights;
 
 pub use backbone::{
     Backbone, BackboneBox, BackboneInfo, BackboneInput, BackboneRequest, Features, FrozenEncoding,
-    QueryBlocks, TowerInfo, TowerKind, VisionProjection, Words,
+    QueryBlocks, TowerInfo, TowerKind, VisionProjection, WeightExport, Words,
 };
 pub use bottleneck::{AdapterActivation, AdapterInit, Bottleneck};
 pub use erased_module::{Erased, ModuleOps};

@@ -50,6 +50,12 @@ pub fn collect<M: Module>(
 /// Writes `tensors` to `dir/model.safetensors` (temp file, then rename), with PyTorch's
 /// `format: pt` metadata.
 pub fn write_safetensors(tensors: &Tensors, dir: &Path) -> Result<(), CoreError> {
+    write_safetensors_as(tensors, dir, "model.safetensors")
+}
+
+/// Writes `tensors` to `dir/file` (temp file, then rename), with PyTorch's `format: pt`
+/// metadata (open_clip folders name theirs `open_clip_model.safetensors`).
+pub fn write_safetensors_as(tensors: &Tensors, dir: &Path, file: &str) -> Result<(), CoreError> {
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .map(|(n, dt, shape, data)| {
@@ -61,7 +67,7 @@ pub fn write_safetensors(tensors: &Tensors, dir: &Path) -> Result<(), CoreError>
     let meta: HashMap<String, String> = [("format".to_string(), "pt".to_string())]
         .into_iter()
         .collect();
-    let tmp = dir.join("model.safetensors.tmp");
+    let tmp = dir.join(format!("{file}.tmp"));
     safetensors::serialize_to_file(views, Some(meta), &tmp).map_err(|e| fail(dir, e))?;
-    std::fs::rename(&tmp, dir.join("model.safetensors")).map_err(|e| fail(dir, e))
+    std::fs::rename(&tmp, dir.join(file)).map_err(|e| fail(dir, e))
 }

@@ -1,13 +1,15 @@
 //! vlsm-nn: the toolkit every plugin may use, below the plugins and above `vlsm-core`.
 //!
 //! What more than one plugin needs and no contract is: the hooks of one block
-//! ([`hook_scope::HookScope`]), CLIP's BPE tokenizer ([`clip_tokenizer::ClipTokenizer`]),
+//! ([`hook_scope::HookScope`]), CLIP's BPE tokenizer ([`clip_tokenizer::ClipTokenizer`]), BERT's WordPiece tokenizer
+//! ([`bert_tokenizer::BertTokenizer`]),
 //! strict checkpoint loading with key plans ([`checkpoint`]), the safetensors export writer
 //! ([`export`]), checkpoints compiled into the binary ([`embedded`]), PyTorch-exact bicubic
 //! resampling ([`resample`]), token pooling ([`pooling`]) and key tables read both ways
 //! ([`key_table`]). A plugin crate depends on
 //! `vlsm-core`, this crate and burn, never on another plugin.
 
+pub mod bert_tokenizer;
 pub mod checkpoint;
 pub mod clip_tokenizer;
 pub mod embedded;
@@ -17,6 +19,7 @@ pub mod key_table;
 pub mod pooling;
 pub mod resample;
 
+pub use bert_tokenizer::BertTokenizer;
 pub use checkpoint::{Checkpoint, KeyPlan};
 pub use clip_tokenizer::ClipTokenizer;
 pub use embedded::EmbeddedModel;

@@ -47,10 +47,72 @@ pub fn bicubic_weights(input: usize, output: usize, align_corners: bool) -> Vec<
         .collect()
 }
 
-/// Row-major `[out_h·out_w, in_h·in_w]` matrix resizing a flattened (row-major) grid.
+/// 1-D weights `[out, in]` of PyTorch's antialiased bicubic resize
+/// (`F.interpolate(mode="bicubic", antialias=True, align_corners=False)`, as timm resamples
+/// position embeddings): Keys kernel with A = −0.5 centred at `(dst + 0.5)·in/out`, its support
+/// widened by `in/out` when shrinking, taps outside the input dropped and each row normalised to
+/// sum 1 (PIL's scheme).
+pub fn bicubic_antialias_weights(input: usize, output: usize) -> Vec<Vec<f64>> {
+    const A: f64 = -0.5;
+    let filter = |x: f64| {
+        let x = x.abs();
+        if x < 1.0 {
+            ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+        } else if x < 2.0 {
+            ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A
+        } else {
+            0.0
+        }
+    };
+    let scale = input as f64 / output as f64;
+    let (support, invscale) = if scale >= 1.0 {
+        (2.0 * scale, 1.0 / scale)
+    } else {
+        (2.0, 1.0)
+    };
+    (0..output)
+        .map(|dst| {
+            let center = scale * (dst as f64 + 0.5);
+            // PyTorch truncates toward zero here, then clamps to the input.
+            let lo = ((center - support + 0.5) as i64).max(0) as usize;
+            let hi = ((center + support + 0.5) as i64).min(input as i64) as usize;
+            let mut row = vec![0.0; input];
+            for (j, w) in row.iter_mut().enumerate().take(hi).skip(lo) {
+                *w = filter((j as f64 - center + 0.5) * invscale);
+            }
+            let total: f64 = row.iter().sum();
+            if total != 0.0 {
+                row.iter_mut().for_each(|w| *w /= total);
+            }
+            row
+        })
+        .collect()
+}
+
+/// Which bicubic resize a grid matrix reproduces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BicubicKind {
+    /// `F.interpolate(mode="bicubic", align_corners=False)` (HF CLIP's position embeddings).
+    Plain,
+    /// The same with `antialias=True` (timm's `resample_abs_pos_embed`).
+    Antialias,
+}
+
+/// Row-major `[out_h·out_w, in_h·in_w]` matrix resizing a flattened (row-major) grid with
+/// PyTorch's plain bicubic resize.
 pub fn bicubic_grid_matrix(in_hw: [usize; 2], out_hw: [usize; 2]) -> Vec<f32> {
-    let wy = bicubic_weights(in_hw[0], out_hw[0], false);
-    let wx = bicubic_weights(in_hw[1], out_hw[1], false);
+    grid_matrix(in_hw, out_hw, BicubicKind::Plain)
+}
+
+/// Row-major `[out_h·out_w, in_h·in_w]` matrix resizing a flattened (row-major) grid with the
+/// bicubic resize `kind`.
+pub fn grid_matrix(in_hw: [usize; 2], out_hw: [usize; 2], kind: BicubicKind) -> Vec<f32> {
+    let weights = |input, output| match kind {
+        BicubicKind::Plain => bicubic_weights(input, output, false),
+        BicubicKind::Antialias => bicubic_antialias_weights(input, output),
+    };
+    let wy = weights(in_hw[0], out_hw[0]);
+    let wx = weights(in_hw[1], out_hw[1]);
     let cols = in_hw[0] * in_hw[1];
     let mut m = vec![0f32; out_hw[0] * out_hw[1] * cols];
     for (i, ry) in wy.iter().enumerate() {
@@ -96,6 +158,45 @@ pub fn bicubic(x: Tensor<4>, to: [usize; 2], align_corners: bool) -> Tensor<4> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Columns of `F.interpolate(mode="bicubic", antialias=True)` on unit impulses (PyTorch 2.15).
+    #[test]
+    fn antialias_weights_match_pytorch_both_ways() {
+        let cases: [(usize, usize, &[&[f64]]); 2] = [
+            (
+                4,
+                6,
+                &[
+                    &[1.0657893, -0.0657893, 0.0, 0.0],
+                    &[0.5294118, 0.5294118, -0.0588235, 0.0],
+                    &[-0.0578705, 0.9375001, 0.1319446, -0.0115742],
+                ],
+            ),
+            (
+                7,
+                3,
+                &[
+                    &[
+                        0.3830645, 0.4395161, 0.2137097, 0.0, -0.032258, -0.0040323, 0.0,
+                    ],
+                    &[
+                        -0.030525, 0.045177, 0.2759463, 0.4188034, 0.2759463, 0.045177, -0.030525,
+                    ],
+                ],
+            ),
+        ];
+        for (input, output, rows) in cases {
+            let w = bicubic_antialias_weights(input, output);
+            for (got, want) in w.iter().zip(rows.iter()) {
+                for (g, e) in got.iter().zip(want.iter()) {
+                    assert!(
+                        (g - e).abs() < 1e-6,
+                        "{input}->{output}: {got:?} vs {want:?}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn same_size_is_identity() {

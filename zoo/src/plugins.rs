@@ -17,6 +17,7 @@ macro_rules! link_builtin_plugins {
 
 link_builtin_plugins!(
     vlsm_baselines,
+    vlsm_biomedclip,
     vlsm_clipseg,
     vlsm_cris,
     vlsm_dense,

@@ -29,6 +29,10 @@ pub struct PretrainOptions {
     pub work: PathBuf,
     /// No progress output.
     pub quiet: bool,
+    /// Write only the backbone, as its own model folder (its [`vlsm_core::WeightExport`]
+    /// ability): a pretrained encoder pair such as the tiny BiomedCLIP, published without the
+    /// decoder it was trained with.
+    pub backbone_only: bool,
 }
 
 fn set(params: &mut ron::Value, key: &str, value: ron::Value) {
@@ -76,8 +80,9 @@ pub fn pretrain_spec(spec: &RunSpec, o: &PretrainOptions) -> Result<RunSpec, Zoo
     s.rewritten("// pretraining, with the command's options applied\n")
 }
 
-/// Trains `spec` with the options applied, exports the trained backbone + head to `o.out`
-/// (float16) and returns the training run's report.
+/// Trains `spec` with the options applied, exports the trained backbone + head (or, with
+/// `backbone_only`, the backbone alone) to `o.out` (float16) and returns the training run's
+/// report.
 pub fn pretrain(
     spec: &RunSpec,
     o: &PretrainOptions,
@@ -97,7 +102,17 @@ pub fn pretrain(
     };
     let outcome = run(&spec, &opts, device)?;
     let model = &outcome.model;
-    model.head.export_model(&*model.backbone, &o.out, true)?;
+    if o.backbone_only {
+        let export = model.backbone.weight_export().ok_or_else(|| {
+            ZooError::Invalid(format!(
+                "pretrain --backbone-only: backbone `{}` cannot write itself as a model folder",
+                model.backbone.info().name
+            ))
+        })?;
+        export.export_backbone(&o.out, true)?;
+    } else {
+        model.head.export_model(&*model.backbone, &o.out, true)?;
+    }
     Ok(outcome.report)
 }
 

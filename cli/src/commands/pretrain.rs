@@ -30,6 +30,10 @@ pub(crate) struct PretrainArgs {
     /// No progress output.
     #[arg(long)]
     quiet: bool,
+    /// Write only the backbone, in its own folder format (e.g. an open_clip folder for
+    /// BiomedCLIP), not the head.
+    #[arg(long)]
+    backbone_only: bool,
     #[command(flatten)]
     device: DeviceOpt,
 }
@@ -45,6 +49,7 @@ pub(crate) fn pretrain_command(
         seed,
         work,
         quiet,
+        backbone_only,
         device: d,
     }: PretrainArgs,
     out: &mut dyn Write,
@@ -58,6 +63,7 @@ pub(crate) fn pretrain_command(
         seed,
         work,
         quiet,
+        backbone_only,
     };
     let device = d.open()?;
     let spec = match spec {

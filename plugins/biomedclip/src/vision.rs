@@ -1,0 +1,247 @@
+//! timm's `VisionTransformer` as BiomedCLIP's trunk (`visual.trunk.*`) and open_clip's linear
+//! head (`visual.head.proj`): patch conv with bias, class token, position embeddings resampled
+//! for other grids as timm does (bicubic with antialiasing), pre-norm blocks with a fused `qkv`
+//! and exact GELU, the final `norm`. The trunk stops after the deepest tapped block unless a
+//! head asks for the whole tower.
+use crate::attention::multi_head;
+use crate::config::VitConfig;
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::gelu;
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use vlsm_core::{BlockPoint, Hooks, Tower};
+use vlsm_nn::HookScope;
+use vlsm_nn::resample::{BicubicKind, grid_matrix};
+
+/// `Conv2d(3 → D, k = s = patch)` with bias (timm's `patch_embed.proj`).
+#[derive(Module, Debug)]
+pub struct PatchEmbed {
+    /// The patch projection.
+    pub proj: Conv2d,
+}
+
+/// timm's `Attention`: one fused `qkv` linear and the output `proj`.
+#[derive(Module, Debug)]
+pub struct VitAttention {
+    /// `Linear(D → 3D)`: queries, keys, values side by side.
+    pub qkv: Linear,
+    /// Output projection.
+    pub proj: Linear,
+    #[module(skip)]
+    heads: usize,
+}
+
+impl VitAttention {
+    /// `x`: the normed block input `[B, T, D]`; the `q_proj`/`k_proj`/`v_proj` sites see the
+    /// three thirds of `qkv`'s output, `out_proj` sees `proj`'s.
+    pub fn forward(&self, x: Tensor<3>, scope: &HookScope) -> Tensor<3> {
+        let [_, _, d] = x.dims();
+        let qkv = self.qkv.forward(x.clone());
+        let part = |i: usize, point| scope.at(point, &x, qkv.clone().narrow(2, i * d, d));
+        let q = part(0, BlockPoint::QProj);
+        let k = part(1, BlockPoint::KProj);
+        let v = part(2, BlockPoint::VProj);
+        let merged = multi_head(q, k, v, self.heads, None);
+        scope.at(
+            BlockPoint::OutProj,
+            &merged,
+            self.proj.forward(merged.clone()),
+        )
+    }
+}
+
+/// timm's `Mlp`: `fc2(GELU(fc1(x)))`.
+#[derive(Module, Debug)]
+pub struct VitMlp {
+    /// Up projection.
+    pub fc1: Linear,
+    /// Down projection.
+    pub fc2: Linear,
+}
+
+/// A pre-norm block: `x + attn(norm1 x)`, then `h + mlp(norm2 h)`, with the `attn_out` and
+/// `mlp_out` sites before each residual add.
+#[derive(Module, Debug)]
+pub struct VitBlock {
+    /// Norm before attention.
+    pub norm1: LayerNorm,
+    /// Attention.
+    pub attn: VitAttention,
+    /// Norm before the MLP.
+    pub norm2: LayerNorm,
+    /// MLP.
+    pub mlp: VitMlp,
+}
+
+impl VitBlock {
+    fn init(c: &VitConfig, device: &Device) -> Self {
+        let d = c.embed_dim;
+        let ln = || LayerNormConfig::new(d).with_epsilon(c.eps).init(device);
+        Self {
+            norm1: ln(),
+            attn: VitAttention {
+                qkv: LinearConfig::new(d, 3 * d).init(device),
+                proj: LinearConfig::new(d, d).init(device),
+                heads: c.num_heads,
+            },
+            norm2: ln(),
+            mlp: VitMlp {
+                fc1: LinearConfig::new(d, c.mlp_width).init(device),
+                fc2: LinearConfig::new(c.mlp_width, d).init(device),
+            },
+        }
+    }
+
+    /// One block with the hooks of `scope`.
+    pub fn forward(&self, x: Tensor<3>, scope: &HookScope) -> Tensor<3> {
+        let normed = self.norm1.forward(x.clone());
+        let attn = self.attn.forward(normed.clone(), scope);
+        let h = x + scope.at(BlockPoint::AttnOut, &normed, attn);
+        let normed = self.norm2.forward(h.clone());
+        let up = scope.at(
+            BlockPoint::Fc1,
+            &normed,
+            self.mlp.fc1.forward(normed.clone()),
+        );
+        let up = gelu(up);
+        let mlp = scope.at(BlockPoint::Fc2, &up, self.mlp.fc2.forward(up.clone()));
+        h + scope.at(BlockPoint::MlpOut, &normed, mlp)
+    }
+}
+
+/// Resize matrices of the position grid, computed once per target grid.
+#[derive(Debug, Clone, Default)]
+struct ResizeCache(Arc<Mutex<HashMap<[usize; 2], Arc<Vec<f32>>>>>);
+
+/// timm's ViT trunk (`num_classes = 0`, token pooling).
+#[derive(Module, Debug)]
+pub struct VisionTrunk {
+    /// Class token `[1, 1, D]`.
+    pub cls_token: Param<Tensor<3>>,
+    /// Position embeddings of the training grid, class token first `[1, 1 + s², D]`.
+    pub pos_embed: Param<Tensor<3>>,
+    /// Patch projection.
+    pub patch_embed: PatchEmbed,
+    /// Blocks up to the deepest tap (all on request).
+    pub blocks: Vec<VitBlock>,
+    /// Final norm, loaded only with the vision projection.
+    pub norm: Option<LayerNorm>,
+    #[module(skip)]
+    patch_size: usize,
+    #[module(skip)]
+    cache: ResizeCache,
+}
+
+impl VisionTrunk {
+    /// Random-initialised trunk with `blocks` blocks and, when `norm`, the final norm.
+    pub fn init(c: &VitConfig, blocks: usize, norm: bool, device: &Device) -> Self {
+        let d = c.embed_dim;
+        let grid = c.img_size / c.patch_size;
+        let normal = |shape: [usize; 3], std: f64| {
+            Param::from_tensor(Tensor::random(
+                shape,
+                Distribution::Normal(0.0, std),
+                device,
+            ))
+        };
+        Self {
+            cls_token: normal([1, 1, d], 1e-6),
+            pos_embed: normal([1, grid * grid + 1, d], 0.02),
+            patch_embed: PatchEmbed {
+                proj: Conv2dConfig::new([3, d], [c.patch_size, c.patch_size])
+                    .with_stride([c.patch_size, c.patch_size])
+                    .init(device),
+            },
+            blocks: (0..blocks).map(|_| VitBlock::init(c, device)).collect(),
+            norm: norm.then(|| LayerNormConfig::new(d).with_epsilon(c.eps).init(device)),
+            patch_size: c.patch_size,
+            cache: ResizeCache::default(),
+        }
+    }
+
+    /// Position embeddings for a patch `grid` `[1 + rows·cols, D]`: the table itself on the
+    /// training grid, else its patch part resampled as timm's `resample_abs_pos_embed`
+    /// (bicubic, antialiased), class position kept.
+    pub fn positions(&self, grid: [usize; 2]) -> Tensor<2> {
+        let [_, n, d] = self.pos_embed.dims();
+        let table = self.pos_embed.val().reshape([n, d]);
+        let side = ((n - 1) as f64).sqrt().round() as usize;
+        if grid == [side, side] {
+            return table;
+        }
+        let matrix = {
+            let mut cache = self.cache.0.lock().expect("resize cache poisoned");
+            cache
+                .entry(grid)
+                .or_insert_with(|| {
+                    Arc::new(grid_matrix([side, side], grid, BicubicKind::Antialias))
+                })
+                .clone()
+        };
+        let m = Tensor::<2>::from_data(
+            TensorData::new(matrix.to_vec(), [grid[0] * grid[1], side * side]),
+            &table.device(),
+        );
+        let class_pos = table.clone().narrow(0, 0, 1);
+        Tensor::cat(vec![class_pos, m.matmul(table.narrow(0, 1, n - 1))], 0)
+    }
+
+    /// Every hidden state `[B, 1 + rows·cols, D]` (`[0]` = input of block 0, `[i]` = output of
+    /// block `i − 1`) and the patch grid.
+    pub fn forward(&self, pixels: Tensor<4>, hooks: &dyn Hooks) -> (Vec<Tensor<3>>, [usize; 2]) {
+        let [b, _, h, w] = pixels.dims();
+        let grid = [h / self.patch_size, w / self.patch_size];
+        let patches = self.patch_embed.proj.forward(pixels);
+        let [_, d, rows, cols] = patches.dims();
+        let patches = patches.reshape([b, d, rows * cols]).swap_dims(1, 2);
+        let class = self.cls_token.val().expand([b, 1, d]);
+        let mut x = Tensor::cat(vec![class, patches], 1) + self.positions(grid).unsqueeze::<3>();
+        let mut states = Vec::with_capacity(self.blocks.len() + 1);
+        states.push(x.clone());
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward(x, &HookScope::new(hooks, Tower::Vision, i));
+            states.push(x.clone());
+        }
+        (states, grid)
+    }
+}
+
+/// open_clip's `TimmModel` head: `proj`, `Linear(D → embed, no bias)`.
+#[derive(Module, Debug)]
+pub struct VisualHead {
+    /// The projection into the joint space.
+    pub proj: Linear,
+}
+
+/// open_clip's `visual`: the trunk and, on request, the head.
+#[derive(Module, Debug)]
+pub struct Visual {
+    /// timm's ViT.
+    pub trunk: VisionTrunk,
+    /// Linear head, loaded only with the vision projection.
+    pub head: Option<VisualHead>,
+}
+
+impl Visual {
+    /// Random-initialised tower with `blocks` trunk blocks; `projection` adds the final norm
+    /// and the head.
+    pub fn init(
+        c: &VitConfig,
+        embed_dim: usize,
+        blocks: usize,
+        projection: bool,
+        device: &Device,
+    ) -> Self {
+        Self {
+            trunk: VisionTrunk::init(c, blocks, projection, device),
+            head: projection.then(|| VisualHead {
+                proj: LinearConfig::new(c.embed_dim, embed_dim)
+                    .with_bias(false)
+                    .init(device),
+            }),
+        }
+    }
+}
