@@ -214,7 +214,7 @@ fn a_checkpoint_of_another_size_is_refused_listing_the_shapes() {
 /// text.proj 819,200 (768 × 640 + 640 × 512) + logit_scale 1 (not held: segmentation never
 /// reads it).
 #[test]
-fn full_size_biomedclip_has_the_open_clip_count_per_part() {
+fn full_size_biomedclip_has_the_open_clip_count_per_part_and_each_spec_its_own() {
     let _random = exclusive_random();
     let device = Device::flex().autodiff();
     let request = BackboneRequest {
@@ -246,14 +246,74 @@ fn full_size_biomedclip_has_the_open_clip_count_per_part() {
     assert_eq!(count("text.proj."), 819_200, "MLP projection");
     assert_eq!(count(""), 195_902_721 - 1, "all but logit_scale");
 
-    // The segmentation spec runs the trunk up to its deepest tap (block 9): 10 of 12 blocks,
-    // no final norm or head; the medvlsm-settings decoder adds 1,105,921: 3 reducers 768 → 64
+    // The segmentation specs run the trunk up to its deepest tap (block 9): 10 of 12 blocks,
+    // no final norm or head; the medvlsm-settings decoder has 1,105,921: 3 reducers 768 → 64
     // (147,648), 3 blocks of 281,152, FiLM from the 768-d CLS state (98,432), one 16 × 16
     // transposed conv (16,385).
-    let text = std::fs::read_to_string(specs().join("paper/biomedclipseg.ron")).unwrap();
-    let (spec, model) = build(&text, &device).unwrap();
-    let report = inspect(&spec, &model);
     let backbone_run = 195_902_720 - 2 * 7_087_872 - 1_536 - 393_216;
-    assert_eq!(report.total_params, backbone_run + 1_105_921);
-    assert_eq!(report.trainable_params, 1_105_921, "decoder only");
+    let decoder = 1_105_921;
+    // Adapters (trained with the decoder, `head: (trainable: true)`): DA-VL 2 × 9 blocks × 2
+    // towers of 768→64→768 (99,136 each); SA-VL 3 vision taps + 3 CLS states of 768→512→768
+    // (787,712 each); LoRA r 8 on q/k/v/out of the 10 ViT blocks run and the 12 BERT blocks
+    // (88 × 12,288).
+    for (name, adapters, trainable) in [
+        ("biomedclipseg", 0, decoder),
+        ("biomedclipseg_full", 0, backbone_run + decoder),
+        ("biomedclipseg_dense_vl", 36 * 99_136, 36 * 99_136 + decoder),
+        (
+            "biomedclipseg_shallow_vl",
+            6 * 787_712,
+            6 * 787_712 + decoder,
+        ),
+        ("biomedclipseg_lora", 88 * 12_288, 88 * 12_288 + decoder),
+    ] {
+        let text = std::fs::read_to_string(specs().join(format!("paper/{name}.ron")))
+            .unwrap()
+            .replace(
+                "../../weights/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
+                "random",
+            );
+        let (spec, model) = build(&text, &device).unwrap();
+        let report = inspect(&spec, &model);
+        assert_eq!(
+            (report.total_params, report.trainable_params),
+            (backbone_run + adapters + decoder, trainable),
+            "{name}"
+        );
+    }
+}
+
+/// SAN's side network on BiomedCLIP (query tokens re-run through its last ViT blocks) trains:
+/// one step moves the head and nothing else.
+#[test]
+fn san_on_the_tiny_biomedclip_trains_only_its_head() {
+    let _random = exclusive_random();
+    let device = Device::flex().autodiff();
+    let text = "(backbone: (kind: \"biomedclip\", weights: \"embedded:tiny-biomedclip\"), \
+        placement: (kind: \"decoder-only\"), \
+        head: (kind: \"san\", params: (width: 96, depth: 4, heads: 4, patch: 8, queries: 20, embed: 64, \
+            fusion_map: [\"0->0\", \"1->1\", \"2->2\", \"3->3\"], recognition_layers: 2, \
+            recognition_projection: \"trained\")))";
+    let (_, model) = build(text, &device).unwrap();
+    let input = vlsm_core::BackboneInput {
+        pixels: Tensor::random(
+            [2, 3, 128, 128],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        ),
+        input_ids: model.tokenize(&["a red circle", "polyp"], &device).unwrap(),
+    };
+    assert_eq!(model.forward(&input).unwrap().dims(), [2, 1, 128, 128]);
+    let (before, after) = step_on(model, &input);
+    let (old, new) = (values(&before), values(&after));
+    for (path, v) in &old {
+        if path.starts_with("head.") {
+            continue;
+        }
+        assert_eq!(&new[path], v, "frozen {path} changed");
+    }
+    assert!(
+        old.iter()
+            .any(|(p, v)| p.starts_with("head.") && &new[p] != v)
+    );
 }

@@ -61,6 +61,11 @@ pub struct HeadSpec {
     /// Own weights; absent = the backbone's checkpoint.
     #[serde(default)]
     pub weights: Option<String>,
+    /// Whether the head trains, overriding the placement's policy: `true` trains a head that
+    /// has no pretrained weights of its own (the CLIPSeg decoder on BiomedCLIP) under an
+    /// adapter placement, which otherwise freezes it; absent = the placement decides.
+    #[serde(default)]
+    pub trainable: Option<bool>,
     /// Plugin params.
     #[serde(default = "empty_params")]
     pub params: ron::Value,

@@ -96,11 +96,11 @@ impl ZooModel {
         } else {
             backbone
         };
-        let head = if policy.head == Training::Frozen {
-            head.freeze()
-        } else {
-            head
+        let head_frozen = match s.head.trainable {
+            Some(trainable) => !trainable,
+            None => policy.head == Training::Frozen,
         };
+        let head = if head_frozen { head.freeze() } else { head };
         Ok(Self {
             backbone,
             placement,

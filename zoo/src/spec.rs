@@ -447,10 +447,13 @@ impl RunSpec {
             quoted(&core.placement.kind)?,
             params(&core.placement.params)?
         );
-        let head_weights = match &core.head.weights {
+        let mut head_weights = match &core.head.weights {
             Some(w) => format!("weights: {}, ", quoted(w)?),
             None => String::new(),
         };
+        if let Some(t) = core.head.trainable {
+            head_weights += &format!("trainable: {t}, ");
+        }
         text += &format!(
             "    head: (kind: {}, {head_weights}params: {}),\n",
             quoted(&core.head.kind)?,

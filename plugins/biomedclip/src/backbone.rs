@@ -13,11 +13,11 @@ use std::sync::Arc;
 use vlsm_core::hooks::at;
 use vlsm_core::{
     Backbone, BackboneInfo, BackboneInput, BackboneRequest, BlockPoint, CoreError, Features,
-    FrozenEncoding, FrozenNeeds, FrozenText, FrozenVision, Hooks, NoHooks, Site, Tower, TowerInfo,
-    TowerKind, VisionProjection, WeightExport, WeightSource,
+    FrozenEncoding, FrozenNeeds, FrozenText, FrozenVision, Hooks, NoHooks, QueryBlocks, Site,
+    Tower, TowerInfo, TowerKind, VisionProjection, WeightExport, WeightSource,
 };
-use vlsm_nn::BertTokenizer;
 use vlsm_nn::checkpoint::{self as weights, Checkpoint, KeyPlan};
+use vlsm_nn::{BertTokenizer, HookScope};
 
 /// What the conditional embedding (the head's FiLM input, the `cond` site) is.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -248,18 +248,39 @@ impl BiomedClipBackbone {
                 Checkpoint::Embedded(m.name, m.weights)
             }
         };
-        let used = Self::vision_blocks(&meta);
-        let projection = request.vision_projection;
-        weights::load(
-            Self::init(meta, device),
-            &checkpoint,
-            &KeyPlan {
-                remaps: keys::IMPORT_REMAPS,
-                foreign: &|_| false,
-                skipped: &|k| keys::is_unused(k, used, projection),
-                optional: &|_| false,
-            },
-        )
+        let load = |meta: BiomedClipMeta| {
+            let used = Self::vision_blocks(&meta);
+            let projection = meta.request.vision_projection;
+            weights::load(
+                Self::init(meta, device),
+                &checkpoint,
+                &KeyPlan {
+                    remaps: keys::IMPORT_REMAPS,
+                    foreign: &|_| false,
+                    skipped: &|k| keys::is_unused(k, used, projection),
+                    optional: &|_| false,
+                },
+            )
+        };
+        match load(meta.clone()) {
+            // A checkpoint without the trunk's final norm and head (a backbone pretrained only
+            // to segment, as the embedded tiny one) gives a backbone without the projection:
+            // `vision_projection()` is `None`, and a head that needs it says so itself.
+            Err(CoreError::Weights { message, .. })
+                if request.vision_projection
+                    && message.contains("missing")
+                    && message.contains("visual.head.proj") =>
+            {
+                load(BiomedClipMeta {
+                    request: BackboneRequest {
+                        vision_projection: false,
+                        ..request
+                    },
+                    ..meta
+                })
+            }
+            other => other,
+        }
     }
 
     /// The folder's `tokenizer.json` or `vocab.txt`; the embedded model's vocabulary; for
@@ -298,8 +319,24 @@ impl BiomedClipBackbone {
         &self.meta
     }
 
-    /// The vision tower's states (`[0]` = input of block 0) and grid.
+    /// The vision tower's states (`[0]` = input of block 0) and grid, on the input shrunk
+    /// bilinearly when a head asked for it ([`BackboneRequest::vision_downscale`], as SAN feeds
+    /// CLIP).
     fn vision(&self, pixels: Tensor<4>, hooks: &dyn Hooks) -> (Vec<Tensor<3>>, [usize; 2]) {
+        let f = self.meta.request.vision_downscale;
+        let pixels = if f <= 1 {
+            pixels
+        } else {
+            let [_, _, h, w] = pixels.dims();
+            burn::tensor::module::interpolate(
+                pixels,
+                burn::tensor::ops::InterpolateOptions::new(
+                    burn::tensor::ops::InterpolateMode::Bilinear,
+                )
+                .with_align_corners(false)
+                .with_output_size([h / f, w / f]),
+            )
+        };
         self.visual.trunk.forward(pixels, hooks)
     }
 
@@ -436,7 +473,7 @@ impl Backbone for BiomedClipBackbone {
             tap_widths: vec![c.vision.embed_dim; self.meta.extract_layers.len()],
             cond_dim,
             image_size: self.meta.image_size,
-            vision_downscale: 1,
+            vision_downscale: self.meta.request.vision_downscale.max(1),
             image_mean: c.mean,
             image_std: c.std,
             model_config: Some(self.meta.config_json.clone()),
@@ -480,6 +517,44 @@ impl Backbone for BiomedClipBackbone {
 
     fn weight_export(&self) -> Option<&dyn WeightExport> {
         Some(self)
+    }
+
+    fn query_blocks(&self) -> Option<&dyn QueryBlocks> {
+        Some(self)
+    }
+}
+
+impl QueryBlocks for BiomedClipBackbone {
+    fn vision_block_with_queries(
+        &self,
+        layer: usize,
+        context: &Tensor<3>,
+        queries: Tensor<3>,
+        bias: Tensor<4>,
+        hooks: &dyn Hooks,
+    ) -> Result<Tensor<3>, CoreError> {
+        let blocks = &self.visual.trunk.blocks;
+        let block = blocks.get(layer).ok_or_else(|| {
+            CoreError::Unsupported(format!(
+                "vision block {layer} does not exist: the trunk runs blocks 0..{}",
+                blocks.len()
+            ))
+        })?;
+        let [b, t, _] = context.dims();
+        let [qb, nq, _] = queries.dims();
+        let heads = self.meta.config.vision.num_heads;
+        if qb != b || bias.dims() != [b, heads, nq, t] {
+            return Err(CoreError::Unsupported(format!(
+                "vision block {layer} with queries: expected bias [{b}, {heads}, {nq}, {t}], got {:?}",
+                bias.dims()
+            )));
+        }
+        Ok(block.forward_queries(
+            context.clone(),
+            queries,
+            bias,
+            &HookScope::new(hooks, Tower::Vision, layer),
+        ))
     }
 }
 

@@ -25,7 +25,12 @@ pub struct EmbeddedOpenClip {
 pub const TINY_VOCAB: &str = include_str!("../assets/tiny-biomedclip/vocab.txt");
 
 /// Every embedded checkpoint.
-pub static EMBEDDED: &[EmbeddedOpenClip] = &[];
+pub static EMBEDDED: &[EmbeddedOpenClip] = &[EmbeddedOpenClip {
+    name: "tiny-biomedclip",
+    config_json: include_str!("../assets/tiny-biomedclip/open_clip_config.json"),
+    vocab: TINY_VOCAB,
+    weights: include_bytes!("../assets/tiny-biomedclip/open_clip_model.safetensors"),
+}];
 
 /// The embedded checkpoint called `name`.
 pub fn find(name: &str) -> Result<&'static EmbeddedOpenClip, CoreError> {

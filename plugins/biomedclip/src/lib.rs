@@ -40,5 +40,6 @@ vlsm_core::register!(
     backbone "biomedclip",
     "BiomedCLIP: timm ViT-B/16 + PubMedBERT (open_clip folder, exact port, hook sites in both towers)",
     BiomedClipParams,
-    build_backbone
+    build_backbone,
+    tiny: "embedded:tiny-biomedclip"
 );

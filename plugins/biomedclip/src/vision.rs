@@ -8,7 +8,7 @@ use crate::config::VitConfig;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::gelu;
+use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +45,45 @@ impl VitAttention {
         let k = part(1, BlockPoint::KProj);
         let v = part(2, BlockPoint::VProj);
         let merged = multi_head(q, k, v, self.heads, None);
+        scope.at(
+            BlockPoint::OutProj,
+            &merged,
+            self.proj.forward(merged.clone()),
+        )
+    }
+}
+
+impl VitAttention {
+    /// SAN's recognition attention: `queries` `[B, Q, D]` attend each to itself and to every
+    /// `context` token `[B, T, D]`, with the additive `bias` `[B, H, Q, T]` on the query→context
+    /// scores; both inputs already normed. Returns `[B, Q, D]`.
+    pub fn forward_queries(
+        &self,
+        context: Tensor<3>,
+        queries: Tensor<3>,
+        bias: Tensor<4>,
+        scope: &HookScope,
+    ) -> Tensor<3> {
+        let [b, t, d] = context.dims();
+        let [_, nq, _] = queries.dims();
+        let (h, dh) = (self.heads, d / self.heads);
+        let heads = |y: Tensor<3>, n: usize| y.reshape([b, n, h, dh]).swap_dims(1, 2);
+        let qkv_q = self.qkv.forward(queries.clone());
+        let qkv_c = self.qkv.forward(context.clone());
+        let part = |all: &Tensor<3>, input: &Tensor<3>, i: usize, point, n| {
+            heads(scope.at(point, input, all.clone().narrow(2, i * d, d)), n)
+        };
+        let q = part(&qkv_q, &queries, 0, BlockPoint::QProj, nq);
+        let k_self = part(&qkv_q, &queries, 1, BlockPoint::KProj, nq);
+        let v_self = part(&qkv_q, &queries, 2, BlockPoint::VProj, nq);
+        let k_ctx = part(&qkv_c, &context, 1, BlockPoint::KProj, t);
+        let v_ctx = part(&qkv_c, &context, 2, BlockPoint::VProj, t);
+        let scale = (dh as f64).powf(-0.5);
+        let self_scores = (q.clone() * k_self).sum_dim(3) * scale;
+        let ctx_scores = q.matmul(k_ctx.swap_dims(2, 3)) * scale + bias;
+        let weights = softmax(Tensor::cat(vec![self_scores, ctx_scores], 3), 3);
+        let out = weights.clone().narrow(3, 0, 1) * v_self + weights.narrow(3, 1, t).matmul(v_ctx);
+        let merged = out.swap_dims(1, 2).reshape([b, nq, d]);
         scope.at(
             BlockPoint::OutProj,
             &merged,
@@ -100,6 +139,29 @@ impl VitBlock {
         let normed = self.norm1.forward(x.clone());
         let attn = self.attn.forward(normed.clone(), scope);
         let h = x + scope.at(BlockPoint::AttnOut, &normed, attn);
+        self.mlp_part(h, scope)
+    }
+
+    /// The block for extra `queries` `[B, Q, D]` beside its input `context` `[B, T, D]` (see
+    /// [`VitAttention::forward_queries`]); the context's own output is not computed.
+    pub fn forward_queries(
+        &self,
+        context: Tensor<3>,
+        queries: Tensor<3>,
+        bias: Tensor<4>,
+        scope: &HookScope,
+    ) -> Tensor<3> {
+        let normed_ctx = self.norm1.forward(context);
+        let normed = self.norm1.forward(queries.clone());
+        let attn = self
+            .attn
+            .forward_queries(normed_ctx, normed.clone(), bias, scope);
+        let h = queries + scope.at(BlockPoint::AttnOut, &normed, attn);
+        self.mlp_part(h, scope)
+    }
+
+    /// `h + mlp(norm2 h)` with its sites.
+    fn mlp_part(&self, h: Tensor<3>, scope: &HookScope) -> Tensor<3> {
         let normed = self.norm2.forward(h.clone());
         let up = scope.at(
             BlockPoint::Fc1,
@@ -243,5 +305,70 @@ impl Visual {
                     .init(device),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `forward_queries` equals one block over `[context; queries]` with SAN's mask: context
+    /// rows see only context, query rows themselves and the context (plus the bias).
+    #[test]
+    fn query_block_equals_the_block_over_the_joint_sequence_with_sans_mask() {
+        let device = Device::default();
+        let c = VitConfig {
+            img_size: 32,
+            patch_size: 8,
+            embed_dim: 16,
+            depth: 1,
+            num_heads: 4,
+            mlp_width: 32,
+            eps: 1e-6,
+        };
+        let block = VitBlock::init(&c, &device);
+        let (t, q) = (5, 3);
+        let normal = |n| Tensor::<3>::random([1, n, 16], Distribution::Normal(0.0, 1.0), &device);
+        let (context, queries) = (normal(t), normal(q));
+        let bias = Tensor::<2>::random([q, t], Distribution::Normal(0.0, 2.0), &device);
+        let b = bias.to_data().try_to_vec::<f32>().unwrap();
+        let n = t + q;
+        let mut mask = vec![-1e9f32; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                mask[i * n + j] = match (i < t, j < t) {
+                    (true, true) => 0.0,
+                    (false, true) => b[(i - t) * t + j],
+                    (false, false) if i == j => 0.0,
+                    _ => -1e9,
+                };
+            }
+        }
+        // The joint block with the additive mask, composed by hand from the block's parts.
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [n, n]), &device);
+        let x = Tensor::cat(vec![context.clone(), queries.clone()], 1);
+        let normed = block.norm1.forward(x.clone());
+        let qkv = block.attn.qkv.forward(normed);
+        let split = |i: usize| {
+            qkv.clone()
+                .narrow(2, i * 16, 16)
+                .reshape([1, n, 4, 4])
+                .swap_dims(1, 2)
+        };
+        let scores = split(0).matmul(split(1).swap_dims(2, 3)) * 0.5 + mask.unsqueeze::<4>();
+        let attended = softmax(scores, 3)
+            .matmul(split(2))
+            .swap_dims(1, 2)
+            .reshape([1, n, 16]);
+        let h = x + block.attn.proj.forward(attended);
+        let joint = block.mlp_part(h, &HookScope::none());
+
+        let per_head = bias.reshape([1, 1, q, t]).expand([1, 4, q, t]);
+        let got = block.forward_queries(context, queries, per_head, &HookScope::none());
+        let diff = (got - joint.narrow(1, t, q))
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert!(diff < 1e-5, "query outputs differ by {diff}");
     }
 }
