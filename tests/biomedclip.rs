@@ -197,8 +197,7 @@ fn a_checkpoint_of_another_size_is_refused_listing_the_shapes() {
         BackboneRequest::default(),
         &device,
     )
-    .err()
-    .expect("refused")
+    .expect_err("refused")
     .to_string();
     assert!(
         err.contains("open_clip_model.safetensors") && err.contains("do not fit"),

@@ -130,7 +130,7 @@ pub struct BiomedClipConfig {
 /// OpenAI CLIP's statistics, BiomedCLIP's `preprocess_cfg`.
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 /// OpenAI CLIP's statistics, BiomedCLIP's `preprocess_cfg`.
-pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 
 /// The published `open_clip_config.json` of `BiomedCLIP-PubMedBERT_256-vit_base_patch16_224`
 /// (its `model_cfg` and `preprocess_cfg`), used for `weights: "random"` without a config.
@@ -244,7 +244,7 @@ impl BiomedClipConfig {
                     .into(),
             ));
         }
-        if width % heads != 0 || patch == 0 || img % patch != 0 {
+        if heads == 0 || !width.is_multiple_of(heads) || patch == 0 || !img.is_multiple_of(patch) {
             return Err(fail(format!(
                 "vision sizes do not fit: width {width} over {heads} heads, image {img} over patch {patch}"
             )));
@@ -261,7 +261,9 @@ impl BiomedClipConfig {
                 text.hidden_act
             )));
         }
-        if text.hidden_size % text.num_attention_heads != 0 {
+        if text.num_attention_heads == 0
+            || !text.hidden_size.is_multiple_of(text.num_attention_heads)
+        {
             return Err(fail(format!(
                 "text width {} is not a multiple of its {} heads",
                 text.hidden_size, text.num_attention_heads

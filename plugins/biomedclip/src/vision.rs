@@ -174,9 +174,12 @@ impl VitBlock {
     }
 }
 
+/// Target grid → its resize matrix.
+type ResizeMatrices = HashMap<[usize; 2], Arc<Vec<f32>>>;
+
 /// Resize matrices of the position grid, computed once per target grid.
 #[derive(Debug, Clone, Default)]
-struct ResizeCache(Arc<Mutex<HashMap<[usize; 2], Arc<Vec<f32>>>>>);
+struct ResizeCache(Arc<Mutex<ResizeMatrices>>);
 
 /// timm's ViT trunk (`num_classes = 0`, token pooling).
 #[derive(Module, Debug)]

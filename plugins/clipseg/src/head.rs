@@ -115,13 +115,14 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
             let config = params.config_from_contract(ctx.backbone);
             let (r, h) = (config.reduce_dim, config.decoder_num_attention_heads);
             let taps = config.extract_layers.len();
-            if r == 0 || h == 0 || r % h != 0 || config.conditional_layer >= taps {
+            if r == 0 || h == 0 || !r.is_multiple_of(h) || config.conditional_layer >= taps {
                 return Err(invalid(format!(
                     "reduce_dim {r} must be a positive multiple of heads {h}, and conditional_layer {} below the backbone's {taps} taps",
                     config.conditional_layer
                 )));
             }
-            if config.use_complex_transposed_convolution && config.vision_config.patch_size % 4 != 0
+            if config.use_complex_transposed_convolution
+                && !config.vision_config.patch_size.is_multiple_of(4)
             {
                 return Err(invalid(format!(
                     "refined: true needs a patch size divisible by 4; backbone `{}` has {}",
