@@ -316,3 +316,18 @@ fn san_on_the_tiny_biomedclip_trains_only_its_head() {
             .any(|(p, v)| p.starts_with("head.") && &new[p] != v)
     );
 }
+
+/// BiomedCLIP's folder holds no decoder: a head without weights of its own starts random
+/// (instead of looking for a CLIPSeg checkpoint in the open_clip folder).
+#[test]
+fn the_decoder_starts_random_when_the_head_names_no_weights() {
+    let device = Device::flex();
+    let text = format!(
+        "(backbone: (kind: \"biomedclip\", weights: \"{}\"), placement: (kind: \"decoder-only\"), \
+         head: (kind: \"clipseg-decoder\", params: (reduce_dim: 16, heads: 4, mlp_width: 32)))",
+        folder().display()
+    );
+    let (_, model) = build(&text, &device).unwrap();
+    let logits = model.forward(&input_from(&reference(), &device)).unwrap();
+    assert_eq!(logits.dims(), [2, 1, 48, 48]);
+}

@@ -13,7 +13,8 @@ use vlsm_nn::key_table::{KeyRename, import_remaps};
 /// configuration (or `config`). On any other backbone it is built from what the backbone's
 /// contract says (tap count and width, conditional width, patch size) and these params, whose
 /// defaults are medvlsm's BiomedCLIPSeg decoder: 64 wide, 4 heads, MLP 2048, FiLM at the first
-/// (deepest) step, one transposed convolution with kernel = stride = the patch size.
+/// (deepest) step, one transposed convolution with kernel = stride = the patch size; its
+/// weights are random unless the head's own `weights` name a CLIPSeg checkpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DecoderParams {
@@ -159,7 +160,11 @@ pub fn build(ctx: &HeadCtx) -> Result<HeadBox, CoreError> {
         });
     }
     let decoder = ClipSegDecoder::init(&config, ctx.device);
+    // On another backbone the backbone's checkpoint holds no CLIPSeg decoder: without weights
+    // of its own (`head: (weights: …)`) the decoder starts from random weights.
+    let inherited = ctx.spec.is_none_or(|s| s.spec.head.weights.is_none());
     let checkpoint = match ctx.weights {
+        _ if !own_backbone && inherited => None,
         WeightSource::Random => None,
         WeightSource::Dir(dir) => Some(Checkpoint::find(dir)?),
         WeightSource::Embedded(name) => {
