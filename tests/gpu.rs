@@ -212,3 +212,68 @@ fn a_two_epoch_run_on_wgpu_matches_the_cpu_run() {
         "decoder-only, 2 epochs: train losses cpu {a:?} wgpu {b:?}; test Dice cpu {x:.4} wgpu {y:.4}"
     );
 }
+
+/// Child side of [`a_second_process_reuses_the_compiled_kernels`]: with `VLSM_KERNEL_CACHE_CHILD`
+/// set to a folder, configures the kernel store there, opens the wgpu device and prints how long
+/// the first DA-VLC training step took (device open to updated weights read back). A no-op
+/// otherwise.
+#[test]
+fn kernel_cache_child() {
+    let Some(dir) = std::env::var_os("VLSM_KERNEL_CACHE_CHILD") else {
+        return;
+    };
+    let start = std::time::Instant::now();
+    let state = vlsm_zoo::kernel_cache::configure(&vlsm_zoo::kernel_cache::KernelCache::Dir(
+        dir.into(),
+    ))
+    .unwrap();
+    eprintln!("{}", state.progress_line().unwrap());
+    let device = DeviceChoice::Wgpu(None).open().unwrap().autodiff();
+    let (_, after) = one_step(DENSE_VLC, &device);
+    let moved = values(&after);
+    assert!(!moved.is_empty());
+    println!(
+        "FIRST_STEP_SECONDS {} FIRST_RUN {}",
+        start.elapsed().as_secs_f64(),
+        state.first_run
+    );
+}
+
+/// Kernels compiled by one process are reused by the next (cubecl's on-disk store,
+/// `--kernel-cache DIR`): the second process's first training step is at least 5× faster.
+/// Mesa's own shader cache is off in both, so only ours can explain the difference.
+#[test]
+fn a_second_process_reuses_the_compiled_kernels() {
+    if gpu("a_second_process_reuses_the_compiled_kernels").is_none() {
+        return;
+    }
+    let dir = scratch("kernel-cache");
+    let first_step = |expect_first: bool| -> f64 {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["kernel_cache_child", "--exact", "--nocapture", "--test-threads=1"])
+            .env("VLSM_KERNEL_CACHE_CHILD", &dir)
+            .env("MESA_SHADER_CACHE_DISABLE", "true")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "child failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("FIRST_STEP_SECONDS"))
+            .unwrap_or_else(|| panic!("no timing line in:\n{stdout}"));
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(parts[3], expect_first.to_string(), "{line}");
+        parts[1].parse().unwrap()
+    };
+    let cold = first_step(true);
+    let warm = first_step(false);
+    eprintln!("first training step: {cold:.1} s compiling, {warm:.1} s from the kernel cache");
+    assert!(
+        cold >= 5.0 * warm,
+        "the second process took {warm:.1} s, the first {cold:.1} s: less than 5× faster"
+    );
+}

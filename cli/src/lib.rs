@@ -71,15 +71,35 @@ enum Command {
 }
 
 /// `--device`, shared by every command that computes.
-#[derive(clap::Args, Clone, Copy)]
+#[derive(clap::Args, Clone)]
 pub(crate) struct DeviceOpt {
     /// Compute device: cpu, wgpu[:N] (build with --features gpu) or cuda[:N] (--features cuda).
     #[arg(long = "device", default_value = "cpu")]
     pub(crate) choice: DeviceChoice,
+    /// Keep compiled GPU kernels and autotune results in this folder, so the next process on
+    /// this device skips compiling them (default: the user's cache folder, ~/.cache/cubecl).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_kernel_cache")]
+    kernel_cache: Option<PathBuf>,
+    /// Compile GPU kernels in every process (no on-disk kernel store).
+    #[arg(long)]
+    no_kernel_cache: bool,
 }
 
 impl DeviceOpt {
-    pub(crate) fn open(self) -> Result<burn::tensor::Device> {
+    /// Opens the device; a GPU device gets the on-disk kernel store first, and a line saying
+    /// whether this process compiles its kernels or reuses them.
+    pub(crate) fn open(&self) -> Result<burn::tensor::Device> {
+        if !matches!(self.choice, DeviceChoice::Cpu) && self.choice.compiled_in() {
+            let cache = match (self.no_kernel_cache, self.kernel_cache.clone()) {
+                (true, _) => vlsm_zoo::kernel_cache::KernelCache::Off,
+                (false, Some(dir)) => vlsm_zoo::kernel_cache::KernelCache::Dir(dir),
+                (false, None) => vlsm_zoo::kernel_cache::KernelCache::UserCache,
+            };
+            let state = vlsm_zoo::kernel_cache::configure(&cache)?;
+            if let Some(line) = state.progress_line() {
+                eprintln!("{line}");
+            }
+        }
         Ok(self.choice.open()?)
     }
 }

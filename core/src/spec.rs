@@ -151,7 +151,9 @@ impl LoadedSpec {
         self.origin.clone()
     }
 
-    fn base_dir(&self) -> Option<&Path> {
+    /// The folder of the spec file, against which relative paths in it resolve (`None` for a
+    /// spec given as text).
+    pub fn base_dir(&self) -> Option<&Path> {
         self.path.as_deref().and_then(Path::parent)
     }
 }

@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod export;
 pub mod html;
 pub mod inspect;
+pub mod kernel_cache;
 pub mod matrix;
 pub mod memory;
 pub mod merge;

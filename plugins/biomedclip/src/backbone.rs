@@ -60,8 +60,8 @@ impl From<Condition> for String {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BiomedClipParams {
-    /// `open_clip_config.json` path, or `embedded:<name>`; default: the weights folder's, or
-    /// the published BiomedCLIP config for random weights.
+    /// `open_clip_config.json` path (relative to the spec file), or `embedded:<name>`; default:
+    /// the weights folder's, or the published BiomedCLIP config for random weights.
     pub config: Option<String>,
     /// Input side in pixels; default: the config's `image_size` (224).
     pub image_size: Option<usize>,
