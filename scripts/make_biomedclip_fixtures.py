@@ -32,6 +32,8 @@ Writes:
                             the attention output and the MLP output of blocks 0..2 of both towers
                             (timm `attn.proj` / `mlp.fc2`, BERT `attention.output.dense` /
                             `output.dense`, i.e. before each residual add) and on the projected text
+  tests/fixtures/tiny-biomedclip-bin/  the same model as open_clip_pytorch_model.bin (the published
+                            format, with BERT's int64 position_ids / token_type_ids buffers)
   tests/fixtures/biomedclip_tokenizer_cases.json  ids of >= 100 varied prompts from transformers'
                             BertTokenizer on that vocabulary (context 24), cross-checked against
                             open_clip's HFTokenizer
@@ -251,10 +253,11 @@ def full_size_count():
             "logit_scale": model.logit_scale.numel(),
         }
         print("full-size BiomedCLIP:", count(model), parts)
-        dec = CLIPSegDecoder(CLIPSegConfig(projection_dim=512, extract_layers=[3, 6, 9], reduce_dim=64,
-                                           vision_config=dict(hidden_size=768, patch_size=16),
-                                           use_complex_transposed_convolution=False))
-        print("medvlsm-settings CLIPSeg decoder:", count(dec))
+        for cond, width in [("projected text", 512), ("BERT's CLS state", 768)]:
+            dec = CLIPSegDecoder(CLIPSegConfig(projection_dim=width, extract_layers=[3, 6, 9], reduce_dim=64,
+                                               vision_config=dict(hidden_size=768, patch_size=16),
+                                               use_complex_transposed_convolution=False))
+            print(f"medvlsm-settings CLIPSeg decoder, FiLM from the {cond} ({width}-d):", count(dec))
 
 
 def main():
@@ -278,6 +281,16 @@ def main():
     json.dump(cfg, open(os.path.join(FIX, "open_clip_config.json"), "w"), indent=2)
     sd = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(sd, os.path.join(FIX, "open_clip_model.safetensors"))
+    # The published checkpoint is a torch pickle (open_clip_pytorch_model.bin) that also carries
+    # BERT's int64 index buffers; a loader must skip them.
+    bin_dir = FIX + "-bin"
+    os.makedirs(bin_dir, exist_ok=True)
+    sd_bin = dict(sd)
+    sd_bin["text.transformer.embeddings.position_ids"] = torch.arange(BERT["max_position_embeddings"])[None]
+    sd_bin["text.transformer.embeddings.token_type_ids"] = torch.zeros(1, BERT["max_position_embeddings"], dtype=torch.long)
+    torch.save(sd_bin, os.path.join(bin_dir, "open_clip_pytorch_model.bin"))
+    json.dump(cfg, open(os.path.join(bin_dir, "open_clip_config.json"), "w"), indent=2)
+    write_vocab(bin_dir, vocab)
 
     decoder = CLIPSegDecoder(decoder_config()).eval()
     randomize(decoder, 2)

@@ -331,3 +331,24 @@ fn the_decoder_starts_random_when_the_head_names_no_weights() {
     let logits = model.forward(&input_from(&reference(), &device)).unwrap();
     assert_eq!(logits.dims(), [2, 1, 48, 48]);
 }
+
+/// The published format: `open_clip_pytorch_model.bin` (a torch pickle) with BERT's int64
+/// index buffers, which are skipped; the same states as the safetensors fixture.
+#[test]
+fn the_published_torch_pickle_loads_to_the_same_states() {
+    let device = Device::flex();
+    let params = BiomedClipParams {
+        extract_layers: Some(vec![1, 2, 3]),
+        ..Default::default()
+    };
+    let backbone = BiomedClipBackbone::from_source(
+        &WeightSource::Dir(fixtures().join("tiny-biomedclip-bin")),
+        &params,
+        BackboneRequest::default(),
+        &device,
+    )
+    .unwrap();
+    let features = backbone.forward(&input_from(&reference(), &device), &NoHooks);
+    check("vstate4", features.vision_states[&4].clone());
+    check("text_projected", features.cond);
+}

@@ -3,7 +3,7 @@
 //! burn's GPU backends run on cubecl, which compiles every kernel (and autotunes the variants of
 //! some) the first time a process launches it: minutes for a training step on a fresh device.
 //! cubecl can keep its SPIR-V output and autotune results in an on-disk store (its "environment"
-//! database, `cubecl-default.db`), but compiles afresh unless told to. [`configure`] turns the
+//! database, `default.db`), but compiles afresh unless told to. [`configure`] turns the
 //! store on for the GPU device about to be opened and places it in the user's cache folder
 //! (`~/.cache/cubecl` on Linux) or in a folder the user names (`--kernel-cache DIR`). It must run
 //! before the first GPU tensor: cubecl reads its configuration once per process.
@@ -29,33 +29,39 @@ pub struct KernelCacheState {
     pub folder: Option<PathBuf>,
     /// Whether the store held nothing yet: the first process on this device compiles.
     pub first_run: bool,
+    /// Whether this call set cubecl's configuration; `false` when the process had used a GPU
+    /// device before (cubecl reads its configuration once), which keeps the earlier setting.
+    pub applied: bool,
 }
 
 impl KernelCacheState {
     /// The progress line a GPU run shows before its first step.
     pub fn progress_line(&self) -> Option<String> {
+        if !self.applied {
+            return Some(
+                "kernel cache: unchanged (this process used a GPU before; cubecl keeps its first configuration)"
+                    .into(),
+            );
+        }
         match (&self.folder, self.first_run) {
             (Some(folder), true) => Some(format!(
                 "compiling kernels (first run on this device; kept in {} for the next runs)",
                 folder.display()
             )),
-            (Some(folder), false) => Some(format!(
-                "compiled kernels: reusing {}",
-                folder.display()
-            )),
+            (Some(folder), false) => {
+                Some(format!("compiled kernels: reusing {}", folder.display()))
+            }
             (None, _) => Some("compiling kernels (kernel cache off)".into()),
         }
     }
 }
 
-/// Whether `folder` holds a cubecl store already.
+/// Whether `folder` holds a cubecl store already (its database, `<environment>.db`).
 fn has_store(folder: &Path) -> bool {
     std::fs::read_dir(folder).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.starts_with("cubecl-") && name.ends_with(".db")
-        })
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".db"))
     })
 }
 
@@ -69,11 +75,12 @@ fn user_cache_folder() -> PathBuf {
     base.join("cubecl")
 }
 
-/// Sets cubecl's kernel store for this process, before any GPU device is touched.
+/// Sets cubecl's kernel store for this process, before any GPU device is touched. When the
+/// process used a GPU before (cubecl has read its configuration), the earlier setting stays and
+/// the state says so (`applied: false`): a library user may open devices more than once.
 ///
 /// # Errors
-/// When the folder cannot be created, or when cubecl's configuration was already read (a GPU
-/// tensor existed before this call).
+/// When the folder cannot be created.
 pub fn configure(cache: &KernelCache) -> Result<KernelCacheState, ZooError> {
     let folder = match cache {
         KernelCache::Off => None,
@@ -81,17 +88,21 @@ pub fn configure(cache: &KernelCache) -> Result<KernelCacheState, ZooError> {
         KernelCache::Dir(dir) => Some(dir.clone()),
     };
     if let Some(folder) = &folder {
-        std::fs::create_dir_all(folder).map_err(|e| {
-            ZooError::Invalid(format!("--kernel-cache {}: {e}", folder.display()))
-        })?;
+        std::fs::create_dir_all(folder)
+            .map_err(|e| ZooError::Invalid(format!("--kernel-cache {}: {e}", folder.display())))?;
     }
     let first_run = folder.as_deref().is_none_or(|f| !has_store(f));
-    apply(folder.as_deref())?;
-    Ok(KernelCacheState { folder, first_run })
+    let applied = apply(folder.as_deref());
+    Ok(KernelCacheState {
+        folder,
+        first_run,
+        applied,
+    })
 }
 
+/// Sets cubecl's configuration; `false` when it was already set or read.
 #[cfg(any(feature = "gpu", feature = "cuda"))]
-fn apply(folder: Option<&Path>) -> Result<(), ZooError> {
+fn apply(folder: Option<&Path>) -> bool {
     use cubecl_runtime::config::cache::CacheConfig;
     use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig};
     let mut config = CubeClRuntimeConfig::default();
@@ -99,19 +110,13 @@ fn apply(folder: Option<&Path>) -> Result<(), ZooError> {
     if let Some(folder) = folder {
         config.environment.path = CacheConfig::Directory(folder.to_path_buf());
     }
-    if CubeClRuntimeConfig::try_set(config) {
-        Ok(())
-    } else {
-        Err(ZooError::Invalid(
-            "the kernel cache must be configured before the first GPU tensor of the process"
-                .into(),
-        ))
-    }
+    CubeClRuntimeConfig::try_set(config)
 }
 
+/// Without a GPU backend there is nothing to configure.
 #[cfg(not(any(feature = "gpu", feature = "cuda")))]
-fn apply(_: Option<&Path>) -> Result<(), ZooError> {
-    Ok(())
+fn apply(_: Option<&Path>) -> bool {
+    true
 }
 
 #[cfg(test)]
@@ -124,13 +129,16 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         assert!(!has_store(&dir));
-        std::fs::write(dir.join("cubecl-default.db"), b"").unwrap();
+        std::fs::write(dir.join("default.db"), b"").unwrap();
         assert!(has_store(&dir));
-        let state = KernelCacheState {
+        let mut state = KernelCacheState {
             folder: Some(dir.clone()),
             first_run: true,
+            applied: true,
         };
         assert!(state.progress_line().unwrap().contains("first run"));
+        state.applied = false;
+        assert!(state.progress_line().unwrap().contains("unchanged"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -29,10 +29,11 @@ use vlsm_core::{BackboneBox, BackboneCtx, CoreError};
 fn build_backbone(ctx: &BackboneCtx) -> Result<BackboneBox, CoreError> {
     let mut params: BiomedClipParams = ctx.params()?;
     // A relative config path resolves against the spec file, as `weights` does.
-    if let (Some(config), Some(base)) = (&params.config, ctx.spec.and_then(|s| s.base_dir())) {
-        if !config.starts_with("embedded:") && std::path::Path::new(config).is_relative() {
-            params.config = Some(base.join(config).display().to_string());
-        }
+    if let (Some(config), Some(base)) = (&params.config, ctx.spec.and_then(|s| s.base_dir()))
+        && !config.starts_with("embedded:")
+        && std::path::Path::new(config).is_relative()
+    {
+        params.config = Some(base.join(config).display().to_string());
     }
     Ok(BackboneBox::from_backbone(BiomedClipBackbone::from_source(
         ctx.weights,
