@@ -1,14 +1,16 @@
 //! vlsm-nn: the toolkit every plugin may use, below the plugins and above `vlsm-core`.
 //!
-//! What more than one plugin needs and no contract is: the hooks of one block
-//! ([`hook_scope::HookScope`]), CLIP's BPE tokenizer ([`clip_tokenizer::ClipTokenizer`]), BERT's WordPiece tokenizer
-//! ([`bert_tokenizer::BertTokenizer`]),
-//! strict checkpoint loading with key plans ([`checkpoint`]), the safetensors export writer
-//! ([`export`]), checkpoints compiled into the binary ([`embedded`]), PyTorch-exact bicubic
-//! resampling ([`resample`]), token pooling ([`pooling`]) and key tables read both ways
-//! ([`key_table`]). A plugin crate depends on
+//! What more than one plugin needs and no contract is: multi-head attention ([`attention`]),
+//! the hooks of one block ([`hook_scope::HookScope`]), CLIP's BPE tokenizer
+//! ([`clip_tokenizer::ClipTokenizer`]), BERT's WordPiece tokenizer
+//! ([`bert_tokenizer::BertTokenizer`]), strict checkpoint loading with key plans
+//! ([`checkpoint`]), the safetensors export writer ([`export`]), checkpoints compiled into the
+//! binary ([`embedded`]), PyTorch-exact bicubic resampling ([`resample`]), token pooling
+//! ([`pooling`]), key tables read both ways ([`key_table`]) and the output sites of ViT-tapped
+//! backbones ([`vit_outputs`]). A plugin crate depends on
 //! `vlsm-core`, this crate and burn, never on another plugin.
 
+pub mod attention;
 pub mod bert_tokenizer;
 pub mod checkpoint;
 pub mod clip_tokenizer;
@@ -18,6 +20,7 @@ pub mod hook_scope;
 pub mod key_table;
 pub mod pooling;
 pub mod resample;
+pub mod vit_outputs;
 
 pub use bert_tokenizer::BertTokenizer;
 pub use checkpoint::{Checkpoint, KeyPlan};

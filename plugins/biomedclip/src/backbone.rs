@@ -7,17 +7,16 @@ use crate::vision::Visual;
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use vlsm_core::hooks::at;
 use vlsm_core::{
     Backbone, BackboneInfo, BackboneInput, BackboneRequest, BlockPoint, CoreError, Features,
     FrozenEncoding, FrozenNeeds, FrozenText, FrozenVision, Hooks, NoHooks, QueryBlocks, Site,
     Tower, TowerInfo, TowerKind, VisionProjection, WeightExport, WeightSource,
 };
 use vlsm_nn::checkpoint::{self as weights, Checkpoint, KeyPlan};
-use vlsm_nn::{BertTokenizer, HookScope};
+use vlsm_nn::{BertTokenizer, HookScope, vit_outputs};
 
 /// What the conditional embedding (the head's FiLM input, the `cond` site) is.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -368,8 +367,8 @@ impl BiomedClipBackbone {
         Ok(FrozenText { cond, eos })
     }
 
-    /// Applies the output sites as CLIPSeg does: `Tap(k)`, then `Cond`, then each attached
-    /// `TextEos(k)` adds its adapted CLS state to the conditional embedding.
+    /// Applies the output sites (`vlsm_nn::vit_outputs::finish`; the `TextEos` states are
+    /// BERT's CLS states).
     fn finish(
         &self,
         states: BTreeMap<usize, Tensor<3>>,
@@ -378,39 +377,7 @@ impl BiomedClipBackbone {
         pixels: Tensor<4>,
         hooks: &dyn Hooks,
     ) -> Features {
-        let taps = self
-            .meta
-            .extract_layers
-            .iter()
-            .enumerate()
-            .map(|(k, &e)| {
-                let state = &states[&(e + 1)];
-                at(hooks, Site::Tap(k), state, state.clone())
-            })
-            .collect();
-        let mut cond = at(hooks, Site::Cond, &text.cond, text.cond.clone());
-        for (k, state) in &text.eos {
-            let site = Site::TextEos(*k);
-            if hooks.attached(&site) {
-                cond = cond.clone() + hooks.apply(&site, state, cond.zeros_like());
-            }
-        }
-        let [b, _, p] = cond.dims();
-        Features {
-            taps,
-            cond: cond.reshape([b, p]),
-            grid,
-            vision_states: states,
-            pixels,
-            maps: Vec::new(),
-            words: None,
-        }
-    }
-
-    fn text_taps_attached(&self, hooks: &dyn Hooks) -> Vec<usize> {
-        (0..self.meta.extract_layers.len())
-            .filter(|&k| hooks.attached(&Site::TextEos(k)))
-            .collect()
+        vit_outputs::finish(states, grid, &self.meta.extract_layers, text, pixels, hooks)
     }
 }
 
@@ -489,7 +456,7 @@ impl Backbone for BiomedClipBackbone {
 
     fn forward(&self, input: &BackboneInput, hooks: &dyn Hooks) -> Features {
         let (states, grid) = self.vision(input.pixels.clone(), hooks);
-        let taps = self.text_taps_attached(hooks);
+        let taps = vit_outputs::attached_text_taps(self.meta.extract_layers.len(), hooks);
         let text = self
             .text_outputs(input.input_ids.clone(), taps.into_iter(), hooks)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -540,15 +507,13 @@ impl QueryBlocks for BiomedClipBackbone {
                 blocks.len()
             ))
         })?;
-        let [b, t, _] = context.dims();
-        let [qb, nq, _] = queries.dims();
-        let heads = self.meta.config.vision.num_heads;
-        if qb != b || bias.dims() != [b, heads, nq, t] {
-            return Err(CoreError::Unsupported(format!(
-                "vision block {layer} with queries: expected bias [{b}, {heads}, {nq}, {t}], got {:?}",
-                bias.dims()
-            )));
-        }
+        vit_outputs::check_query_shapes(
+            layer,
+            context,
+            &queries,
+            &bias,
+            self.meta.config.vision.num_heads,
+        )?;
         Ok(block.forward_queries(
             context.clone(),
             queries,
@@ -565,25 +530,7 @@ impl FrozenEncoding for BiomedClipBackbone {
         needs: &FrozenNeeds,
     ) -> Result<FrozenVision, CoreError> {
         let (states, grid) = self.vision(pixels, &NoHooks);
-        let wanted: BTreeSet<usize> = self
-            .meta
-            .extract_layers
-            .iter()
-            .map(|&e| e + 1)
-            .chain(needs.vision_states.iter().copied())
-            .collect();
-        if let Some(&i) = wanted.iter().find(|&&i| i >= states.len()) {
-            return Err(CoreError::Unsupported(format!(
-                "vision state {i} does not exist: the biomedclip trunk has states 0..{}",
-                states.len()
-            )));
-        }
-        let states = states
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| wanted.contains(i))
-            .collect();
-        Ok(FrozenVision { states, grid })
+        vit_outputs::frozen_vision(states, grid, &self.meta.extract_layers, needs, "biomedclip")
     }
 
     fn encode_frozen_text(
@@ -591,12 +538,7 @@ impl FrozenEncoding for BiomedClipBackbone {
         input_ids: Tensor<2, Int>,
         needs: &FrozenNeeds,
     ) -> Result<FrozenText, CoreError> {
-        let taps = self.meta.extract_layers.len();
-        if let Some(&k) = needs.text_eos.iter().find(|&&k| k >= taps) {
-            return Err(CoreError::Unsupported(format!(
-                "text tap {k} does not exist: biomedclip has taps 0..{taps}"
-            )));
-        }
+        vit_outputs::check_text_needs(needs, self.meta.extract_layers.len(), "biomedclip")?;
         self.text_outputs(input_ids, needs.text_eos.iter().copied(), &NoHooks)
     }
 
@@ -607,26 +549,7 @@ impl FrozenEncoding for BiomedClipBackbone {
         pixels: Tensor<4>,
         hooks: &dyn Hooks,
     ) -> Result<Features, CoreError> {
-        if let Some(k) = self
-            .text_taps_attached(hooks)
-            .into_iter()
-            .find(|k| !text.eos.contains_key(k))
-        {
-            return Err(CoreError::Unsupported(format!(
-                "site text_eos.{k} is attached but its CLS state was not encoded: the placement must list it in its frozen needs"
-            )));
-        }
-        if let Some(&e) = self
-            .meta
-            .extract_layers
-            .iter()
-            .find(|&&e| !vision.states.contains_key(&(e + 1)))
-        {
-            return Err(CoreError::Unsupported(format!(
-                "vision state {} (a tap) was not encoded",
-                e + 1
-            )));
-        }
+        vit_outputs::check_frozen(&vision, &text, &self.meta.extract_layers, hooks)?;
         Ok(self.finish(vision.states, vision.grid, text, pixels, hooks))
     }
 }

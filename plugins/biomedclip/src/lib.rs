@@ -12,7 +12,6 @@
 //! Weights: an open_clip folder (`open_clip_config.json`, `open_clip_model.safetensors` or
 //! `open_clip_pytorch_model.bin`, `vocab.txt` or `tokenizer.json`), as published.
 
-pub mod attention;
 pub mod backbone;
 pub mod config;
 pub mod embedded;

@@ -5,7 +5,6 @@
 //! out of attention (`ids != pad`). Module paths mirror HF's keys except where Rust names
 //! differ: `LayerNorm` is `layer_norm`, `attention.self` is `attention.self_attn`, and the MLP
 //! projection's `proj.2` is `proj.1` ([`crate::keys`] maps both ways).
-use crate::attention::multi_head;
 use crate::config::{BertConfig, BiomedClipConfig, TextProjection};
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
@@ -13,6 +12,7 @@ use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Int, Tensor};
 use vlsm_core::{BlockPoint, Hooks, Tower};
 use vlsm_nn::HookScope;
+use vlsm_nn::attention::multi_head;
 
 /// Word, position and token-type embeddings, then a norm.
 #[derive(Module, Debug)]
@@ -117,7 +117,7 @@ impl BertLayer {
         let q = scope.at(BlockPoint::QProj, &x, sa.query.forward(x.clone()));
         let k = scope.at(BlockPoint::KProj, &x, sa.key.forward(x.clone()));
         let v = scope.at(BlockPoint::VProj, &x, sa.value.forward(x.clone()));
-        let merged = multi_head(q, k, v, self.heads, Some(key_bias));
+        let merged = multi_head(q, k, v, self.heads, Some(key_bias.clone()));
         let out = &self.attention.output;
         let attn = scope.at(
             BlockPoint::OutProj,

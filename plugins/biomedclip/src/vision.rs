@@ -3,17 +3,17 @@
 //! for other grids as timm does (bicubic with antialiasing), pre-norm blocks with a fused `qkv`
 //! and exact GELU, the final `norm`. The trunk stops after the deepest tapped block unless a
 //! head asks for the whole tower.
-use crate::attention::multi_head;
 use crate::config::VitConfig;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use vlsm_core::{BlockPoint, Hooks, Tower};
 use vlsm_nn::HookScope;
+use vlsm_nn::attention::{QueryProjections, multi_head, query_attention};
 use vlsm_nn::resample::{BicubicKind, grid_matrix};
 
 /// `Conv2d(3 → D, k = s = patch)` with bias (timm's `patch_embed.proj`).
@@ -64,26 +64,20 @@ impl VitAttention {
         bias: Tensor<4>,
         scope: &HookScope,
     ) -> Tensor<3> {
-        let [b, t, d] = context.dims();
-        let [_, nq, _] = queries.dims();
-        let (h, dh) = (self.heads, d / self.heads);
-        let heads = |y: Tensor<3>, n: usize| y.reshape([b, n, h, dh]).swap_dims(1, 2);
+        let [_, _, d] = context.dims();
         let qkv_q = self.qkv.forward(queries.clone());
         let qkv_c = self.qkv.forward(context.clone());
-        let part = |all: &Tensor<3>, input: &Tensor<3>, i: usize, point, n| {
-            heads(scope.at(point, input, all.clone().narrow(2, i * d, d)), n)
+        let part = |all: &Tensor<3>, input: &Tensor<3>, i: usize, point| {
+            scope.at(point, input, all.clone().narrow(2, i * d, d))
         };
-        let q = part(&qkv_q, &queries, 0, BlockPoint::QProj, nq);
-        let k_self = part(&qkv_q, &queries, 1, BlockPoint::KProj, nq);
-        let v_self = part(&qkv_q, &queries, 2, BlockPoint::VProj, nq);
-        let k_ctx = part(&qkv_c, &context, 1, BlockPoint::KProj, t);
-        let v_ctx = part(&qkv_c, &context, 2, BlockPoint::VProj, t);
-        let scale = (dh as f64).powf(-0.5);
-        let self_scores = (q.clone() * k_self).sum_dim(3) * scale;
-        let ctx_scores = q.matmul(k_ctx.swap_dims(2, 3)) * scale + bias;
-        let weights = softmax(Tensor::cat(vec![self_scores, ctx_scores], 3), 3);
-        let out = weights.clone().narrow(3, 0, 1) * v_self + weights.narrow(3, 1, t).matmul(v_ctx);
-        let merged = out.swap_dims(1, 2).reshape([b, nq, d]);
+        let projections = QueryProjections {
+            q: part(&qkv_q, &queries, 0, BlockPoint::QProj),
+            k_self: part(&qkv_q, &queries, 1, BlockPoint::KProj),
+            v_self: part(&qkv_q, &queries, 2, BlockPoint::VProj),
+            k_ctx: part(&qkv_c, &context, 1, BlockPoint::KProj),
+            v_ctx: part(&qkv_c, &context, 2, BlockPoint::VProj),
+        };
+        let merged = query_attention(projections, self.heads, bias);
         scope.at(
             BlockPoint::OutProj,
             &merged,
@@ -314,6 +308,7 @@ impl Visual {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::activation::softmax;
 
     /// `forward_queries` equals one block over `[context; queries]` with SAN's mask: context
     /// rows see only context, query rows themselves and the context (plus the bias).

@@ -7,9 +7,8 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use vlsm_core::hooks::at;
 use vlsm_core::{
     Backbone, BackboneInfo, BackboneInput, BackboneRequest, BlockPoint, CoreError, Features,
     FrozenEncoding, FrozenNeeds, FrozenText, FrozenVision, Hooks, NoHooks, QueryBlocks, Site,
@@ -19,6 +18,7 @@ use vlsm_nn::ClipTokenizer;
 use vlsm_nn::HookScope;
 use vlsm_nn::checkpoint::{self as weights, Checkpoint, KeyPlan};
 use vlsm_nn::pooling::gather_rows;
+use vlsm_nn::vit_outputs;
 
 /// ImageNet statistics, CIDAS's `preprocessor_config.json`.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -308,8 +308,7 @@ impl ClipSegBackbone {
         gather_rows(state.clone(), eos)
     }
 
-    /// Applies the output sites: `Tap(k)` on the tapped states, then `Cond`, then every
-    /// attached `TextEos(k)` adds its adapted EOS state to the conditional embedding.
+    /// Applies the output sites (`vlsm_nn::vit_outputs::finish`).
     fn finish(
         &self,
         states: BTreeMap<usize, Tensor<3>>,
@@ -318,32 +317,14 @@ impl ClipSegBackbone {
         pixels: Tensor<4>,
         hooks: &dyn Hooks,
     ) -> Features {
-        let extract = &self.meta.config.extract_layers;
-        let taps = extract
-            .iter()
-            .enumerate()
-            .map(|(k, &e)| {
-                let state = &states[&(e + 1)];
-                at(hooks, Site::Tap(k), state, state.clone())
-            })
-            .collect();
-        let mut cond = at(hooks, Site::Cond, &text.cond, text.cond.clone());
-        for (k, eos_state) in &text.eos {
-            let site = Site::TextEos(*k);
-            if hooks.attached(&site) {
-                cond = cond.clone() + hooks.apply(&site, eos_state, cond.zeros_like());
-            }
-        }
-        let [b, _, p] = cond.dims();
-        Features {
-            taps,
-            cond: cond.reshape([b, p]),
+        vit_outputs::finish(
+            states,
             grid,
-            vision_states: states,
+            &self.meta.config.extract_layers,
+            text,
             pixels,
-            maps: Vec::new(),
-            words: None,
-        }
+            hooks,
+        )
     }
 }
 
@@ -504,8 +485,8 @@ impl Backbone for ClipSegBackbone {
             .forward(text.pooled)
             .unsqueeze_dim::<3>(1);
         let extract = &self.meta.config.extract_layers;
-        let eos_states = (0..extract.len())
-            .filter(|&k| hooks.attached(&Site::TextEos(k)))
+        let eos_states = vit_outputs::attached_text_taps(extract.len(), hooks)
+            .into_iter()
             .map(|k| (k, self.text_eos_state(&text.states, k, &eos)))
             .collect();
         self.finish(
@@ -547,26 +528,13 @@ impl FrozenEncoding for ClipSegBackbone {
         let (states, grid) = self
             .vision_model
             .forward(self.vision_pixels(pixels), &NoHooks);
-        let wanted: BTreeSet<usize> = self
-            .meta
-            .config
-            .extract_layers
-            .iter()
-            .map(|&e| e + 1)
-            .chain(needs.vision_states.iter().copied())
-            .collect();
-        if let Some(&i) = wanted.iter().find(|&&i| i >= states.len()) {
-            return Err(CoreError::Unsupported(format!(
-                "vision state {i} does not exist: the clipseg vision tower has states 0..{}",
-                states.len()
-            )));
-        }
-        let states = states
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| wanted.contains(i))
-            .collect();
-        Ok(FrozenVision { states, grid })
+        vit_outputs::frozen_vision(
+            states,
+            grid,
+            &self.meta.config.extract_layers,
+            needs,
+            "clipseg",
+        )
     }
 
     fn encode_frozen_text(
@@ -574,12 +542,7 @@ impl FrozenEncoding for ClipSegBackbone {
         input_ids: Tensor<2, Int>,
         needs: &FrozenNeeds,
     ) -> Result<FrozenText, CoreError> {
-        let taps = self.meta.config.extract_layers.len();
-        if let Some(&k) = needs.text_eos.iter().find(|&&k| k >= taps) {
-            return Err(CoreError::Unsupported(format!(
-                "text tap {k} does not exist: clipseg has taps 0..{taps}"
-            )));
-        }
+        vit_outputs::check_text_needs(needs, self.meta.config.extract_layers.len(), "clipseg")?;
         let eos = self.eos_positions(&input_ids);
         let text = self.text_model.forward(input_ids, &eos, &NoHooks);
         let cond = self
@@ -604,26 +567,7 @@ impl FrozenEncoding for ClipSegBackbone {
         pixels: Tensor<4>,
         hooks: &dyn Hooks,
     ) -> Result<Features, CoreError> {
-        let taps = self.meta.config.extract_layers.len();
-        if let Some(k) =
-            (0..taps).find(|&k| hooks.attached(&Site::TextEos(k)) && !text.eos.contains_key(&k))
-        {
-            return Err(CoreError::Unsupported(format!(
-                "site text_eos.{k} is attached but its EOS state was not encoded: the placement must list it in its frozen needs"
-            )));
-        }
-        if let Some(&e) = self
-            .meta
-            .config
-            .extract_layers
-            .iter()
-            .find(|&&e| !vision.states.contains_key(&(e + 1)))
-        {
-            return Err(CoreError::Unsupported(format!(
-                "vision state {} (a tap) was not encoded",
-                e + 1
-            )));
-        }
+        vit_outputs::check_frozen(&vision, &text, &self.meta.config.extract_layers, hooks)?;
         Ok(self.finish(vision.states, vision.grid, text, pixels, hooks))
     }
 }
@@ -654,15 +598,8 @@ impl QueryBlocks for ClipSegBackbone {
                 layers.len()
             ))
         })?;
-        let [b, t, _] = context.dims();
-        let [qb, nq, _] = queries.dims();
         let heads = self.meta.config.vision_config.num_attention_heads;
-        if qb != b || bias.dims() != [b, heads, nq, t] {
-            return Err(CoreError::Unsupported(format!(
-                "vision block {layer} with queries: expected bias [{b}, {heads}, {nq}, {t}], got {:?}",
-                bias.dims()
-            )));
-        }
+        vit_outputs::check_query_shapes(layer, context, &queries, &bias, heads)?;
         Ok(block.forward_queries(
             context.clone(),
             queries,
