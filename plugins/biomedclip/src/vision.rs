@@ -23,6 +23,19 @@ pub struct PatchEmbed {
     pub proj: Conv2d,
 }
 
+/// Third `i` (0 queries, 1 keys, 2 values) of `qkv(input)` `[B, T, 3D]`, through the hooks
+/// at `point`.
+fn third(
+    qkv: &Tensor<3>,
+    input: &Tensor<3>,
+    i: usize,
+    point: BlockPoint,
+    scope: &HookScope,
+) -> Tensor<3> {
+    let d = qkv.dims()[2] / 3;
+    scope.at(point, input, qkv.clone().narrow(2, i * d, d))
+}
+
 /// timm's `Attention`: one fused `qkv` linear and the output `proj`.
 #[derive(Module, Debug)]
 pub struct VitAttention {
@@ -38,13 +51,14 @@ impl VitAttention {
     /// `x`: the normed block input `[B, T, D]`; the `q_proj`/`k_proj`/`v_proj` sites see the
     /// three thirds of `qkv`'s output, `out_proj` sees `proj`'s.
     pub fn forward(&self, x: Tensor<3>, scope: &HookScope) -> Tensor<3> {
-        let [_, _, d] = x.dims();
         let qkv = self.qkv.forward(x.clone());
-        let part = |i: usize, point| scope.at(point, &x, qkv.clone().narrow(2, i * d, d));
-        let q = part(0, BlockPoint::QProj);
-        let k = part(1, BlockPoint::KProj);
-        let v = part(2, BlockPoint::VProj);
-        let merged = multi_head(q, k, v, self.heads, None);
+        let merged = multi_head(
+            third(&qkv, &x, 0, BlockPoint::QProj, scope),
+            third(&qkv, &x, 1, BlockPoint::KProj, scope),
+            third(&qkv, &x, 2, BlockPoint::VProj, scope),
+            self.heads,
+            None,
+        );
         scope.at(
             BlockPoint::OutProj,
             &merged,
@@ -64,18 +78,14 @@ impl VitAttention {
         bias: Tensor<4>,
         scope: &HookScope,
     ) -> Tensor<3> {
-        let [_, _, d] = context.dims();
         let qkv_q = self.qkv.forward(queries.clone());
         let qkv_c = self.qkv.forward(context.clone());
-        let part = |all: &Tensor<3>, input: &Tensor<3>, i: usize, point| {
-            scope.at(point, input, all.clone().narrow(2, i * d, d))
-        };
         let projections = QueryProjections {
-            q: part(&qkv_q, &queries, 0, BlockPoint::QProj),
-            k_self: part(&qkv_q, &queries, 1, BlockPoint::KProj),
-            v_self: part(&qkv_q, &queries, 2, BlockPoint::VProj),
-            k_ctx: part(&qkv_c, &context, 1, BlockPoint::KProj),
-            v_ctx: part(&qkv_c, &context, 2, BlockPoint::VProj),
+            q: third(&qkv_q, &queries, 0, BlockPoint::QProj, scope),
+            k_self: third(&qkv_q, &queries, 1, BlockPoint::KProj, scope),
+            v_self: third(&qkv_q, &queries, 2, BlockPoint::VProj, scope),
+            k_ctx: third(&qkv_c, &context, 1, BlockPoint::KProj, scope),
+            v_ctx: third(&qkv_c, &context, 2, BlockPoint::VProj, scope),
         };
         let merged = query_attention(projections, self.heads, bias);
         scope.at(
