@@ -1,10 +1,11 @@
 //! The patched burn crates (`vendor/burn-autodiff`, `vendor/burn-flex`) against compositions of
 //! burn's own unpatched ops: the fused softmax node, the attention composition and the fused
 //! LayerNorm give the same values and the same gradients as softmax written as
-//! exp / sum, attention as matmul → softmax → matmul, LayerNorm as mean / variance.
+//! exp / sum, attention as matmul → softmax → matmul, LayerNorm as mean / variance. flex's
+//! im2col/GEMM convolution and its two gradients equal the convolution's definition.
 use burn::tensor::activation::softmax;
-use burn::tensor::module::{attention, layer_norm};
-use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::module::{attention, conv2d, layer_norm};
+use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 use vlsm_zoo_tests::max_abs_diff_values;
 
@@ -138,4 +139,129 @@ fn layer_norm_tracked_and_untracked_equal_the_plain_formula() {
         tracked_x.grad(&grads).is_some(),
         "the input gets a gradient"
     );
+}
+
+/// One convolution's sizes: input `[b, c_in, h, w]`, `c_out`, kernel, stride, padding, dilation,
+/// groups.
+struct ConvCase {
+    x: [usize; 4],
+    c_out: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+}
+
+impl ConvCase {
+    fn out(&self) -> [usize; 2] {
+        [0, 1].map(|i| {
+            (self.x[2 + i] + 2 * self.padding[i] - self.dilation[i] * (self.kernel[i] - 1) - 1)
+                / self.stride[i]
+                + 1
+        })
+    }
+
+    /// Output, input gradient and weight gradient of `sum(conv(x, w) + bias) ⊙ g)` by the
+    /// definition (every output position × kernel tap, in f64).
+    fn by_definition(&self, x: &[f32], w: &[f32], bias: &[f32], g: &[f32]) -> [Vec<f32>; 3] {
+        let [b, c_in, h, wd] = self.x;
+        let [h_out, w_out] = self.out();
+        let (cin_g, cout_g) = (c_in / self.groups, self.c_out / self.groups);
+        let [kh, kw] = self.kernel;
+        let mut y = vec![0.0f64; b * self.c_out * h_out * w_out];
+        let mut dx = vec![0.0f64; x.len()];
+        let mut dw = vec![0.0f64; w.len()];
+        for n in 0..b {
+            for o in 0..self.c_out {
+                for oy in 0..h_out {
+                    for ox in 0..w_out {
+                        let yi = ((n * self.c_out + o) * h_out + oy) * w_out + ox;
+                        y[yi] += bias[o] as f64;
+                        for i in 0..cin_g {
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let iy = (oy * self.stride[0] + ky * self.dilation[0]) as isize
+                                        - self.padding[0] as isize;
+                                    let ix = (ox * self.stride[1] + kx * self.dilation[1]) as isize
+                                        - self.padding[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                        continue;
+                                    }
+                                    let c = o / cout_g * cin_g + i;
+                                    let xi = ((n * c_in + c) * h + iy as usize) * wd + ix as usize;
+                                    let wi = ((o * cin_g + i) * kh + ky) * kw + kx;
+                                    y[yi] += x[xi] as f64 * w[wi] as f64;
+                                    dx[xi] += w[wi] as f64 * g[yi] as f64;
+                                    dw[wi] += x[xi] as f64 * g[yi] as f64;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        [y, dx, dw].map(|v| v.into_iter().map(|e| e as f32).collect())
+    }
+}
+
+#[test]
+fn convolution_and_both_its_gradients_equal_the_definition() {
+    let device = Device::flex().autodiff();
+    let case = |x, c_out, kernel, stride, padding, dilation, groups| ConvCase {
+        x,
+        c_out,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        groups,
+    };
+    // 3×3 same, strided, 1×1 (flex's own forward), strided 1×1, grouped and dilated, a
+    // 7×7 stem, and a tall input whose im2col runs in several bands.
+    let cases = [
+        case([2, 5, 9, 8], 6, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        case([2, 6, 11, 10], 7, [3, 3], [2, 2], [1, 1], [1, 1], 1),
+        case([2, 8, 7, 7], 5, [1, 1], [1, 1], [0, 0], [1, 1], 1),
+        case([2, 8, 9, 9], 6, [1, 1], [2, 2], [0, 0], [1, 1], 1),
+        case([2, 6, 10, 9], 4, [3, 2], [1, 2], [2, 1], [2, 1], 2),
+        case([1, 3, 20, 20], 8, [7, 7], [2, 2], [3, 3], [1, 1], 1),
+        case([1, 96, 40, 100], 4, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+    ];
+    for c in cases {
+        let [h_out, w_out] = c.out();
+        let x = random(c.x, &device);
+        let w = random(
+            [c.c_out, c.x[1] / c.groups, c.kernel[0], c.kernel[1]],
+            &device,
+        );
+        let bias = random([c.c_out], &device);
+        let g = random([c.x[0], c.c_out, h_out, w_out], &device);
+        let [y_ref, dx_ref, dw_ref] = c.by_definition(
+            &vec(x.clone()),
+            &vec(w.clone()),
+            &vec(bias.clone()),
+            &vec(g.clone()),
+        );
+        let (x, w) = (x.require_grad(), w.require_grad());
+        let options = ConvOptions::new(c.stride, c.padding, c.dilation, c.groups);
+        let y = conv2d(x.clone(), w.clone(), Some(bias), options);
+        let grads = (y.clone() * g).sum().backward();
+        let scale = |r: &[f32]| 1.0 + r.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for (name, got, want) in [
+            ("output", vec(y), y_ref),
+            ("input gradient", vec(x.grad(&grads).unwrap()), dx_ref),
+            ("weight gradient", vec(w.grad(&grads).unwrap()), dw_ref),
+        ] {
+            let diff = max_abs_diff_values(&got, &want);
+            assert!(
+                diff <= 1e-5 * scale(&want),
+                "{name} of {:?} → {} k{:?} s{:?}: differs by {diff}",
+                c.x,
+                c.c_out,
+                c.kernel,
+                c.stride
+            );
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! These operations power neural network modules like convolutions and pooling.
 
-use crate::ops::{conv, conv_transpose, deform_conv, interpolate, pool};
+use crate::ops::{conv, conv_gemm, conv_transpose, deform_conv, interpolate, pool};
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
@@ -66,12 +66,95 @@ impl ModuleOps<Flex> for Flex {
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
         let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
+        if conv_gemm::handles_forward(&x, &weight, &options) {
+            match x.dtype() {
+                DType::F32 => return conv_gemm::conv2d::<f32>(x, weight, bias, &options),
+                DType::F64 => return conv_gemm::conv2d::<f64>(x, weight, bias, &options),
+                _ => {}
+            }
+        }
         match x.dtype() {
             DType::F32 => conv::conv2d_f32(x, weight, bias, &options),
             DType::F64 => conv::conv2d_f64(x, weight, bias, &options),
             DType::F16 => conv::conv2d_f16(x, weight, bias, &options),
             DType::BF16 => conv::conv2d_bf16(x, weight, bias, &options),
             dtype => panic!("conv2d: unsupported dtype {:?}", dtype),
+        }
+    }
+
+    /// The input gradient as GEMM + col2im per batch element (vlsm-zoo patch, `conv_gemm.rs`)
+    /// instead of burn-backend's transposed convolution.
+    fn conv2d_x_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Flex> {
+        use crate::ops::conv_gemm::conv2d_x_grad;
+        let input_shape = x.shape();
+        let padding = options.padding;
+        let (x, symmetric) = pad_asymmetric_conv_input::<Flex, 2>(x, options.clone());
+        let dims = x.shape();
+        let padded = [dims[0], dims[1], dims[2], dims[3]];
+        let grad = match x.dtype() {
+            DType::F32 => conv2d_x_grad::<f32>(padded, weight, output_grad, &symmetric),
+            DType::F64 => conv2d_x_grad::<f64>(padded, weight, output_grad, &symmetric),
+            DType::F16 => conv2d_x_grad::<burn_std::f16>(padded, weight, output_grad, &symmetric),
+            DType::BF16 => {
+                use burn_std::bf16;
+                let grad = conv2d_x_grad::<f32>(
+                    padded,
+                    cast_to_f32(weight, bf16::to_f32),
+                    cast_to_f32(output_grad, bf16::to_f32),
+                    &symmetric,
+                );
+                cast_from_f32(grad, bf16::from_f32)
+            }
+            dtype => panic!("conv2d_x_backward: unsupported dtype {:?}", dtype),
+        };
+        if options.is_asymmetric() {
+            // The gradient of the padded input, cropped back to the input's own positions.
+            let ranges: alloc::vec::Vec<burn_std::Slice> = (0..4)
+                .map(|dim| {
+                    let begin = if dim < 2 { 0 } else { padding[dim - 2].0 };
+                    burn_std::Slice::from(begin..begin + input_shape[dim])
+                })
+                .collect();
+            Flex::float_slice(grad, &ranges)
+        } else {
+            grad
+        }
+    }
+
+    /// The weight gradient as im2col + GEMM per batch element (vlsm-zoo patch,
+    /// `conv_gemm.rs`) instead of burn-backend's convolution over swapped dimensions,
+    /// whose thin per-channel products ran on gemm's edge kernels.
+    fn conv2d_weight_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Flex> {
+        use crate::ops::conv_gemm::conv2d_weight_grad;
+        let weight_shape = weight.shape();
+        let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
+        match x.dtype() {
+            DType::F32 => conv2d_weight_grad::<f32>(x, output_grad, weight_shape, &options),
+            DType::F64 => conv2d_weight_grad::<f64>(x, output_grad, weight_shape, &options),
+            DType::F16 => {
+                conv2d_weight_grad::<burn_std::f16>(x, output_grad, weight_shape, &options)
+            }
+            DType::BF16 => {
+                use burn_std::bf16;
+                let grad = conv2d_weight_grad::<f32>(
+                    cast_to_f32(x, bf16::to_f32),
+                    cast_to_f32(output_grad, bf16::to_f32),
+                    weight_shape,
+                    &options,
+                );
+                cast_from_f32(grad, bf16::from_f32)
+            }
+            dtype => panic!("conv2d_weight_backward: unsupported dtype {:?}", dtype),
         }
     }
 
