@@ -27,6 +27,55 @@ fn remainder_float<T: Float>(a: T, b: T) -> T {
     }
 }
 
+/// Elements per independently seeded block of `random_parallel_*`.
+const RANDOM_BLOCK: usize = 1 << 16;
+
+/// `TensorData::random` for large tensors in parallel (vlsm-zoo patch, issue 19): one seed per
+/// block of [`RANDOM_BLOCK`] elements is drawn from `rng` in order, and each block is filled
+/// from its own generator with one sampler (upstream fills element by element on one thread and
+/// builds a sampler per element; dropout masks made CRIS-R50's training step wait on it). The
+/// values depend on the seed and the tensor's size only, not on the thread count. Tensors of
+/// one block or less take upstream's path unchanged.
+macro_rules! random_parallel {
+    ($name:ident, $E:ty) => {
+        fn $name(
+            shape: Shape,
+            distribution: Distribution,
+            rng: &mut crate::backend::FlexRng,
+        ) -> TensorData {
+            use burn_std::rand::{RngExt, SeedableRng};
+            let n = shape.num_elements();
+            if n <= RANDOM_BLOCK {
+                return TensorData::random::<$E, _, _>(shape, distribution, rng);
+            }
+            let seeds: Vec<u64> = (0..n.div_ceil(RANDOM_BLOCK))
+                .map(|_| rng.random::<u64>())
+                .collect();
+            let mut values: Vec<$E> = vec![0.0; n];
+            let fill = |(block, seed): (&mut [$E], u64)| {
+                let mut block_rng = crate::backend::FlexRng::seed_from_u64(seed);
+                let mut sampler = distribution.sampler::<_, $E>(&mut block_rng);
+                for v in block.iter_mut() {
+                    *v = sampler.sample();
+                }
+            };
+            #[cfg(feature = "rayon")]
+            {
+                use rayon::prelude::*;
+                values
+                    .par_chunks_mut(RANDOM_BLOCK)
+                    .zip(seeds)
+                    .for_each(fill);
+            }
+            #[cfg(not(feature = "rayon"))]
+            values.chunks_mut(RANDOM_BLOCK).zip(seeds).for_each(fill);
+            TensorData::new(values, shape)
+        }
+    };
+}
+random_parallel!(random_parallel_f32, f32);
+random_parallel!(random_parallel_f64, f64);
+
 impl FloatTensorOps<Flex> for Flex {
     fn float_from_data(data: TensorData, _device: &Device<Flex>) -> FloatTensor<Flex> {
         FlexTensor::from_data(data)
@@ -41,9 +90,9 @@ impl FloatTensorOps<Flex> for Flex {
         let mut seed = crate::backend::SEED.lock();
         let mut rng = seed.take().unwrap_or_else(crate::backend::get_seeded_rng);
         let data = match dtype {
-            FloatDType::F64 => TensorData::random::<f64, _, _>(shape, distribution, &mut rng),
+            FloatDType::F64 => random_parallel_f64(shape, distribution, &mut rng),
             FloatDType::F32 | FloatDType::Flex32 => {
-                TensorData::random::<f32, _, _>(shape, distribution, &mut rng)
+                random_parallel_f32(shape, distribution, &mut rng)
             }
             FloatDType::F16 => TensorData::random::<f16, _, _>(shape, distribution, &mut rng),
             FloatDType::BF16 => TensorData::random::<bf16, _, _>(shape, distribution, &mut rng),
@@ -1282,6 +1331,33 @@ impl FloatTensorOps<Flex> for Flex {
 // crates/burn-backend-tests/tests/tensor/float/ops/.
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn large_random_tensors_are_reproducible_and_follow_their_distribution() {
+        use burn_std::rand::SeedableRng;
+        let n = 3 * super::RANDOM_BLOCK + 17;
+        let draw = || {
+            let mut rng = crate::backend::FlexRng::seed_from_u64(7);
+            super::random_parallel_f32(
+                super::Shape::from(vec![n]),
+                super::Distribution::Bernoulli(0.3),
+                &mut rng,
+            )
+            .try_to_vec::<f32>()
+            .unwrap()
+        };
+        let values = draw();
+        assert_eq!(values, draw(), "same seed, same values");
+        assert!(values.iter().all(|&v| v == 0.0 || v == 1.0));
+        let mean = values.iter().sum::<f32>() / n as f32;
+        assert!((mean - 0.3).abs() < 0.01, "Bernoulli(0.3) mean {mean}");
+        let block = super::RANDOM_BLOCK;
+        assert_ne!(
+            values[..block],
+            values[block..2 * block],
+            "blocks have their own seeds"
+        );
+    }
+
     use burn_backend::TensorData;
 
     use crate::Flex;
