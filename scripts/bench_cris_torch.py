@@ -8,7 +8,8 @@ the original classes in PATH_TO_CRIS_CODE/model (imported by path, random weight
 416x416 inputs and 77-token prompts. A training step is forward (train mode: batch statistics,
 dropout 0.2), medvlsm's bicubic resize to 416, loss 1.5·Dice + BCE-with-logits (vlsm-zoo's
 `dice_bce`), backward, clip_grad_norm_(1.0) and AdamW(lr 1e-4) over every parameter, like
-`vlsm-zoo time`. Prints a markdown row: workload | batch | s/step | s/img | peak RSS MiB.
+`vlsm-zoo time`. Prints a markdown row in `vlsm-zoo time --row`'s columns: workload | Train or
+Infer | device | batch | s/step | s/img | peak RSS MiB.
 """
 import argparse
 import os
@@ -103,7 +104,8 @@ def main():
     s = statistics.median(times)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     work = "cris infer" if a.infer else ("cris head-only step" if a.frozen_backbone else "cris full step")
-    print(f"| PyTorch {torch.__version__} | {work} | {a.batch} | {s:.3f} | {s / a.batch:.3f} | {rss:.0f} |")
+    kind = "Infer" if a.infer else "Train"
+    print(f"| PyTorch {torch.__version__} {work} | {kind} | cpu | {a.batch} | {s:.3f} | {s / a.batch:.3f} | {rss:.0f} |")
 
 
 if __name__ == "__main__":

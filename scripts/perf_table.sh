@@ -5,7 +5,9 @@
 #   scripts/perf_table.sh [BIN] [PYTHON]
 #
 # BIN defaults to target/release/vlsm-zoo, PYTHON to pyenv/bin/python (a venv with `torch` and
-# `transformers` from PyPI). For every workload it runs ours, then PyTorch, one process each,
+# `transformers` from PyPI). The CRIS rows (batch 2, 416², the original CRIS classes imported by
+# path) need the CRIS code at CRIS_CODE (default ../shared/reference-code/cris) and are left out
+# without it. For every workload it runs ours, then PyTorch, one process each,
 # and prints one markdown table: s/img, ratio (PyTorch time / ours: > 1 means we are faster),
 # peak RSS and CPU use of each process (GNU time), under a header naming the CPU model, core
 # count, ISA flags and library versions. WORKLOADS (default: all) picks a subset, e.g.
@@ -17,7 +19,8 @@ bin=${1:-target/release/vlsm-zoo}
 py=${2:-pyenv/bin/python}
 steps=${STEPS:-3}
 warmup=${WARMUP:-1}
-workloads=${WORKLOADS:-"dense_vl shallow_vlc decoder_only lora full infer1 infer8"}
+workloads=${WORKLOADS:-"dense_vl shallow_vlc decoder_only lora full infer1 infer8 cris cris_infer"}
+cris_code=${CRIS_CODE:-../shared/reference-code/cris}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 threads=$(nproc)
@@ -55,6 +58,28 @@ for w in $workloads; do
             ours=(time --spec specs/paper/clipseg_frozen.ron --infer --batch "$b" --steps 5 --warmup 2 --row)
             theirs=(infer --batch "$b" --steps 5 --warmup 2)
             label="inference, batch $b"
+            ;;
+        cris | cris_infer)
+            if [ ! -d "$cris_code/model" ]; then
+                echo "(skipping $w: no CRIS code at $cris_code)" >&2
+                continue
+            fi
+            infer=()
+            label="CRIS full fine-tuning step, batch 2"
+            if [ "$w" = cris_infer ]; then
+                infer=(--infer)
+                label="CRIS inference, batch 2"
+            fi
+            ours=(time --spec specs/paper/cris.ron --batch 2 --steps "$steps" --warmup 2 "${infer[@]}" --row)
+            theirs=(--batch 2 --steps "$steps" --warmup 2 "${infer[@]}")
+            read -r ours_rss ours_cpu < <(timed "$bin" "${ours[@]}")
+            ours_s=$(column 6)
+            ours_step_cpu=$(column 9)
+            read -r torch_rss torch_cpu < <(timed "$py" scripts/bench_cris_torch.py "$cris_code" "${theirs[@]}" --threads "$threads")
+            torch_s=$(column 6)
+            ratio=$(awk -v a="$torch_s" -v b="$ours_s" 'BEGIN { printf "%.2f", a / b }')
+            echo "| $label | $ours_s | $torch_s | **$ratio** | $ours_rss | $torch_rss | $ours_step_cpu % / $ours_cpu | $torch_cpu |"
+            continue
             ;;
         *)
             ours=(time --spec "specs/paper/$w.ron" --batch 8 --steps "$steps" --warmup "$warmup" --row)
