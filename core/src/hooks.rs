@@ -7,6 +7,11 @@ use burn::tensor::Tensor;
 /// A placement is the hooks object of a model. With nothing attached anywhere the backbone is
 /// exactly the pretrained model; side branches such as LoRA (`out + s·(x·A)·B`) need no weight
 /// rewrite because the hook sees `input` as well as `output`.
+///
+/// Hooks act on each token independently (as every placement of the zoo does): a backbone may
+/// leave out tokens nothing downstream reads — the CLIP text towers run only up to the batch's
+/// last EOS token, since under their causal mask the padding after it reaches nothing they
+/// return. A hook that mixed tokens along the sequence would see that shorter sequence.
 pub trait Hooks {
     /// Whether anything is attached at `site` (lets the backbone skip work for bare sites).
     fn attached(&self, site: &Site) -> bool;

@@ -2,7 +2,8 @@
 //! step = forward, loss, backward, global-norm clipping and AdamW, exactly as `vlsm-zoo run`
 //! trains, for the paper's placements and the `san` head at batch 8; the placements that allow
 //! a frozen-feature cache also from cached frozen outputs (`cached_step`, as training runs from
-//! epoch 2 on); inference at batch 1 and 8.
+//! epoch 2 on); inference at batch 1 and 8; CRIS-R50 (416², every parameter trained) at batch
+//! 2, training step and inference, the convolution-heavy workload.
 //! `VLSM_BENCH_DEVICE=wgpu` (with `--features vlsm-zoo/gpu`) runs the same benches on a GPU.
 //! Compare with `scripts/bench_torch.py` on the same machine (`docs/performance.md`).
 use burn::tensor::Device;
@@ -79,6 +80,8 @@ fn train_steps(c: &mut Criterion) {
             &device,
         );
     }
+    bench_one(c, "train_step", "cris", Workload::Train, 2, false, &device);
+    bench_one(c, "inference", "cris", Workload::Infer, 2, false, &device);
 }
 
 criterion_group!(benches, train_steps);

@@ -477,9 +477,9 @@ impl Backbone for ClipSegBackbone {
             .vision_model
             .forward(self.vision_pixels(input.pixels.clone()), hooks);
         let eos = self.eos_positions(&input.input_ids);
-        let text = self
-            .text_model
-            .forward(input.input_ids.clone(), &eos, hooks);
+        let text =
+            self.text_model
+                .forward(through_last_eos(input.input_ids.clone(), &eos), &eos, hooks);
         let cond = self
             .text_projection
             .forward(text.pooled)
@@ -519,6 +519,21 @@ impl Backbone for ClipSegBackbone {
     }
 }
 
+/// `ids` `[B, T]` cut after the last EOS position of the batch. Everything CLIPSeg reads from
+/// the text tower (the pooled EOS state, the `text_eos` taps) sits at or before a row's EOS,
+/// and under the causal mask no later token reaches it; every text hook of the zoo acts per
+/// token. So the padding after the batch's longest prompt (62 of 77 tokens for a 15-token
+/// prompt) changes nothing and is not computed (issue 19: about 7 % of an inference's work).
+fn through_last_eos(ids: Tensor<2, Int>, eos: &[usize]) -> Tensor<2, Int> {
+    let [_, t] = ids.dims();
+    let keep = eos.iter().max().map_or(t, |&e| (e + 1).min(t));
+    if keep == t {
+        ids
+    } else {
+        ids.narrow(1, 0, keep)
+    }
+}
+
 impl FrozenEncoding for ClipSegBackbone {
     fn encode_frozen_vision(
         &self,
@@ -544,7 +559,9 @@ impl FrozenEncoding for ClipSegBackbone {
     ) -> Result<FrozenText, CoreError> {
         vit_outputs::check_text_needs(needs, self.meta.config.extract_layers.len(), "clipseg")?;
         let eos = self.eos_positions(&input_ids);
-        let text = self.text_model.forward(input_ids, &eos, &NoHooks);
+        let text = self
+            .text_model
+            .forward(through_last_eos(input_ids, &eos), &eos, &NoHooks);
         let cond = self
             .text_projection
             .forward(text.pooled)
@@ -612,6 +629,20 @@ impl QueryBlocks for ClipSegBackbone {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_ids_are_cut_after_the_batch_s_last_eos() {
+        let device = Device::default();
+        let ids = Tensor::<2, Int>::from_data(
+            burn::tensor::TensorData::new(vec![5i64, 9, 2, 0, 0, 0, 5, 6, 7, 9, 2, 0], [2, 6]),
+            &device,
+        );
+        let cut = through_last_eos(ids.clone(), &[2, 4]);
+        assert_eq!(cut.dims(), [2, 5]);
+        let kept: Vec<i64> = cut.into_data().try_to_vec_as::<i64>().unwrap();
+        assert_eq!(kept, vec![5, 9, 2, 0, 0, 5, 6, 7, 9, 2]);
+        assert_eq!(through_last_eos(ids, &[5, 0]).dims(), [2, 6]);
+    }
 
     #[test]
     fn unused_keys_are_exactly_the_documented_ones() {
