@@ -237,10 +237,22 @@ impl FlexTensor {
         // `Bytes::from_bytes_vec` then copies into a fresh aligned buffer, a second full pass
         // over every new tensor (3.4 % of a DA-VL training step's main thread, all of it
         // from matmul outputs).
+        // Large buffers are zeroed on rayon's pool: glibc's calloc clears recycled memory with
+        // one memset on the calling thread, which the other cores waited for.
+        fn zeros<T: Copy + Send + Sync + bytemuck::NoUninit + Default>(n: usize) -> Bytes {
+            #[cfg(feature = "rayon")]
+            if n >= crate::ops::PARALLEL_THRESHOLD {
+                use rayon::prelude::*;
+                let values: alloc::vec::Vec<T> =
+                    (0..n).into_par_iter().map(|_| T::default()).collect();
+                return Bytes::from_elems(values);
+            }
+            Bytes::from_elems(alloc::vec![T::default(); n])
+        }
         let bytes = match elem_size {
-            8 => Bytes::from_elems(alloc::vec![0u64; num_elements]),
-            4 => Bytes::from_elems(alloc::vec![0u32; num_elements]),
-            2 => Bytes::from_elems(alloc::vec![0u16; num_elements]),
+            8 => zeros::<u64>(num_elements),
+            4 => zeros::<u32>(num_elements),
+            2 => zeros::<u16>(num_elements),
             _ => Bytes::from_bytes_vec(alloc::vec![0u8; num_elements * elem_size]),
         };
         let layout = Layout::contiguous(shape);
