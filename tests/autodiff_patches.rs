@@ -164,6 +164,7 @@ impl ConvCase {
 
     /// Output, input gradient and weight gradient of `sum(conv(x, w) + bias) ⊙ g)` by the
     /// definition (every output position × kernel tap, in f64).
+    #[allow(clippy::needless_range_loop)]
     fn by_definition(&self, x: &[f32], w: &[f32], bias: &[f32], g: &[f32]) -> [Vec<f32>; 3] {
         let [b, c_in, h, wd] = self.x;
         let [h_out, w_out] = self.out();
