@@ -11,7 +11,8 @@ use burn::tensor::Tensor;
 /// Hooks act on each token independently (as every placement of the zoo does): a backbone may
 /// leave out tokens nothing downstream reads — the CLIP text towers run only up to the batch's
 /// last EOS token, since under their causal mask the padding after it reaches nothing they
-/// return. A hook that mixed tokens along the sequence would see that shorter sequence.
+/// return, and BiomedCLIP's BERT only up to the batch's longest prompt, since it masks padding
+/// keys. A hook that mixed tokens along the sequence would see that shorter sequence.
 pub trait Hooks {
     /// Whether anything is attached at `site` (lets the backbone skip work for bare sites).
     fn attached(&self, site: &Site) -> bool;

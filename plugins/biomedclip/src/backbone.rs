@@ -346,6 +346,7 @@ impl BiomedClipBackbone {
         eos: impl Iterator<Item = usize>,
         hooks: &dyn Hooks,
     ) -> Result<FrozenText, CoreError> {
+        let ids = through_longest_prompt(ids, self.text.transformer.pad_token_id());
         let out = self.text.forward(ids, hooks);
         let cond = match self.meta.condition {
             Condition::Projected => out.projected,
@@ -554,11 +555,52 @@ impl FrozenEncoding for BiomedClipBackbone {
     }
 }
 
+/// `ids` `[B, T]` without the trailing columns that are padding in every row. BERT masks
+/// padding keys (they add exact zeros to every softmax), only the CLS position is read from
+/// the tower, and every text hook of the zoo acts per token, so those columns change nothing
+/// and are not computed (issue 19; a 15-token prompt in a 256-token context).
+fn through_longest_prompt(ids: Tensor<2, Int>, pad: i64) -> Tensor<2, Int> {
+    let [b, t] = ids.dims();
+    let data: Vec<i64> = ids.to_data().try_to_vec_as::<i64>().expect("int ids");
+    let keep = (0..b)
+        .filter_map(|r| data[r * t..(r + 1) * t].iter().rposition(|&v| v != pad))
+        .max()
+        .map_or(t, |last| last + 1);
+    if keep == t {
+        ids
+    } else {
+        ids.narrow(1, 0, keep)
+    }
+}
+
 impl VisionProjection for BiomedClipBackbone {
     fn project_vision_tokens(&self, tokens: Tensor<3>) -> Tensor<3> {
         let (Some(norm), Some(head)) = (&self.visual.trunk.norm, &self.visual.head) else {
             unreachable!("vision_projection() hands this out only when both parts are loaded")
         };
         head.proj.forward(norm.forward(tokens))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_ids_keep_the_batch_s_longest_prompt() {
+        let device = Device::default();
+        let ids = Tensor::<2, Int>::from_data(
+            burn::tensor::TensorData::new(vec![2i64, 7, 3, 0, 0, 0, 2, 7, 8, 9, 3, 0], [2, 6]),
+            &device,
+        );
+        let cut = through_longest_prompt(ids.clone(), 0);
+        assert_eq!(cut.dims(), [2, 5]);
+        let kept: Vec<i64> = cut.into_data().try_to_vec_as::<i64>().unwrap();
+        assert_eq!(kept, vec![2, 7, 3, 0, 0, 2, 7, 8, 9, 3]);
+        let full = Tensor::<2, Int>::from_data(
+            burn::tensor::TensorData::new(vec![2i64, 7, 3], [1, 3]),
+            &device,
+        );
+        assert_eq!(through_longest_prompt(full, 0).dims(), [1, 3]);
     }
 }

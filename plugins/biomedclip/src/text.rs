@@ -156,6 +156,13 @@ pub struct Bert {
     pad_token_id: i64,
 }
 
+impl Bert {
+    /// The token id of padding (`[PAD]`), whose keys attention masks.
+    pub fn pad_token_id(&self) -> i64 {
+        self.pad_token_id
+    }
+}
+
 /// open_clip's `HFTextEncoder`: BERT, CLS pooling, projection.
 #[derive(Module, Debug)]
 pub struct TextTower {

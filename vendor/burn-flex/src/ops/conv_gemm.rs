@@ -286,6 +286,11 @@ pub fn conv2d_weight_grad<T: ConvElement>(
             let x_group = geo.x_group(x_data, b, g);
             let dy = &g_data[geo.y_range(b, g)];
             let dst = &mut grad[g * cout_g * k_cols..][..cout_g * k_cols];
+            if geo.direct() {
+                // dW (cout_g × cin_g) (+)= dy (cout_g × P) · xᵀ (P × cin_g)
+                accumulate_split_over_k(dst, dy, x_group, [cout_g, k_cols, p], b > 0);
+                continue;
+            }
             for (i, tile) in geo.tiles().enumerate() {
                 let rhs = geo.im2col(x_group, &mut col, &tile);
                 // dW (cout_g × k_cols) (+)= dy[:, tile] (cout_g × n) · colᵀ (n × k_cols)
@@ -305,6 +310,87 @@ pub fn conv2d_weight_grad<T: ConvElement>(
         Layout::contiguous(weight_shape),
         T::dtype(),
     )
+}
+
+/// Shortest `k` range worth a thread of its own in [`accumulate_split_over_k`] (tiny in unit
+/// tests, so that their small images take the split path).
+const SPLIT_MIN: usize = if cfg!(test) { 8 } else { 1024 };
+
+/// `dst (m × n) (+)= lhs (m × k) · rhsᵀ` with `rhs` stored `n × k`, for a long `k` and a
+/// small `m × n` (a 1×1 convolution's weight gradient: `k` is every output position). gemm
+/// splits its work over the output only, which leaves threads idle when the output is a few
+/// blocks; here `k` is cut into one range per thread, each range's product goes into its own
+/// partial sum, and the partials are added in order (the same order on every run).
+fn accumulate_split_over_k<T: ConvElement>(
+    dst: &mut [T],
+    lhs: &[T],
+    rhs: &[T],
+    [m, n, k]: [usize; 3],
+    accumulate: bool,
+) {
+    #[cfg(feature = "rayon")]
+    let parts = rayon::current_num_threads().min(k / SPLIT_MIN).max(1);
+    #[cfg(not(feature = "rayon"))]
+    let parts = 1;
+    if parts == 1 {
+        product(
+            dst,
+            n,
+            Operand::rows(lhs, k),
+            Operand::columns(rhs, k),
+            [m, n, k],
+            accumulate,
+        );
+        return;
+    }
+    let range = |i: usize| (k * i / parts)..(k * (i + 1) / parts);
+    let partial = |i: usize| {
+        let r = range(i);
+        let mut out = vec![T::ZERO; m * n];
+        product_serial(
+            &mut out,
+            n,
+            Operand::rows(&lhs[r.start..], k),
+            Operand::columns(&rhs[r.start..], k),
+            [m, n, r.len()],
+        );
+        out
+    };
+    #[cfg(feature = "rayon")]
+    let partials: Vec<Vec<T>> = {
+        use rayon::prelude::*;
+        (0..parts).into_par_iter().map(partial).collect()
+    };
+    #[cfg(not(feature = "rayon"))]
+    let partials: Vec<Vec<T>> = (0..parts).map(partial).collect();
+    for (i, part) in partials.iter().enumerate() {
+        if i == 0 && !accumulate {
+            dst[..m * n].copy_from_slice(part);
+        } else {
+            for (d, &v) in dst[..m * n].iter_mut().zip(part) {
+                *d = T::add(*d, v);
+            }
+        }
+    }
+}
+
+/// [`product`] on the calling thread only, overwriting `dst`.
+fn product_serial<T: ConvElement>(
+    dst: &mut [T],
+    dst_stride: usize,
+    lhs: Operand<'_, T>,
+    rhs: Operand<'_, T>,
+    [m, n, k]: [usize; 3],
+) {
+    gemm_checked(
+        dst,
+        dst_stride,
+        lhs,
+        rhs,
+        [m, n, k],
+        false,
+        gemm::Parallelism::None,
+    );
 }
 
 /// A GEMM operand: a matrix stored row-major (`rows`) or read as the transpose of a row-major
@@ -340,7 +426,8 @@ impl<'a, T> Operand<'a, T> {
     }
 }
 
-/// `dst (m × n, rows dst_stride apart) (+)= lhs (m × k) · rhs (k × n)`.
+/// `dst (m × n, rows dst_stride apart) (+)= lhs (m × k) · rhs (k × n)`, on rayon's pool when
+/// large enough.
 fn product<T: ConvElement>(
     dst: &mut [T],
     dst_stride: usize,
@@ -349,12 +436,6 @@ fn product<T: ConvElement>(
     [m, n, k]: [usize; 3],
     accumulate: bool,
 ) {
-    assert!(
-        (m == 0 || n == 0 || (m - 1) * dst_stride + n <= dst.len())
-            && lhs.fits(m, k)
-            && rhs.fits(k, n),
-        "conv GEMM operands out of bounds"
-    );
     #[cfg(feature = "rayon")]
     let parallelism = if m.saturating_mul(n).saturating_mul(k) >= 64 * 64 * 64 {
         gemm::Parallelism::Rayon(0)
@@ -363,6 +444,33 @@ fn product<T: ConvElement>(
     };
     #[cfg(not(feature = "rayon"))]
     let parallelism = gemm::Parallelism::None;
+    gemm_checked(
+        dst,
+        dst_stride,
+        lhs,
+        rhs,
+        [m, n, k],
+        accumulate,
+        parallelism,
+    );
+}
+
+/// One bounds-checked `gemm::gemm` call: `dst (+)= lhs · rhs`.
+fn gemm_checked<T: ConvElement>(
+    dst: &mut [T],
+    dst_stride: usize,
+    lhs: Operand<'_, T>,
+    rhs: Operand<'_, T>,
+    [m, n, k]: [usize; 3],
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
+    assert!(
+        (m == 0 || n == 0 || (m - 1) * dst_stride + n <= dst.len())
+            && lhs.fits(m, k)
+            && rhs.fits(k, n),
+        "conv GEMM operands out of bounds"
+    );
     // SAFETY: the assert above bounds every element the strides reach in dst, lhs and rhs.
     unsafe {
         gemm::gemm(
