@@ -181,13 +181,100 @@ pub(crate) fn collapse_for_zip(lhs: &Layout, rhs: &Layout) -> Option<ZipNest> {
     Some(nest)
 }
 
+/// Elements per parallel task of [`zip_map`] and [`zip_apply_inplace`] (vlsm-zoo patch).
+#[cfg(feature = "rayon")]
+const PARALLEL_CHUNK: usize = 32 * 1024;
+
+/// Runs `f(start, end)` over `[0, numel)`: in chunks of [`PARALLEL_CHUNK`] elements on rayon's
+/// pool from `crate::ops::PARALLEL_THRESHOLD` elements on, in one call below it (vlsm-zoo
+/// patch: every broadcast element-wise op ran on the calling thread while the pool idled).
+fn for_each_part(numel: usize, f: impl Fn(usize, usize) + Sync) {
+    #[cfg(feature = "rayon")]
+    if numel >= crate::ops::PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        (0..numel.div_ceil(PARALLEL_CHUNK))
+            .into_par_iter()
+            .for_each(|t| f(t * PARALLEL_CHUNK, ((t + 1) * PARALLEL_CHUNK).min(numel)));
+        return;
+    }
+    f(0, numel)
+}
+
+impl ZipNest {
+    /// Number of elements the nest visits.
+    pub fn numel(&self) -> usize {
+        self.shape[..self.ndim].iter().product()
+    }
+
+    /// Call `f(out_index, lhs_base, rhs_base, len)` for each piece of an innermost run that
+    /// covers the row-major output elements `[start, end)`: `out_index` is the output position
+    /// of the piece's first element, the bases are its storage indices, and the piece continues
+    /// with the nest's inner strides for `len` elements. Lets a caller split one nest over
+    /// threads at any element boundary (vlsm-zoo patch). Must not be called when `ndim == 0`.
+    pub fn for_each_segment(
+        &self,
+        start: usize,
+        end: usize,
+        mut f: impl FnMut(usize, usize, usize, usize),
+    ) {
+        debug_assert!(self.ndim >= 1);
+        if start >= end {
+            return;
+        }
+        let (len, l_st, r_st) = self.inner();
+        let outer = self.ndim - 1;
+        let mut idx = [0usize; ZIP_MAX_RANK];
+        let mut lhs_base = self.lhs_offset as isize;
+        let mut rhs_base = self.rhs_offset as isize;
+        let mut run = start / len;
+        for d in (0..outer).rev() {
+            idx[d] = run % self.shape[d];
+            run /= self.shape[d];
+            lhs_base += idx[d] as isize * self.lhs_strides[d];
+            rhs_base += idx[d] as isize * self.rhs_strides[d];
+        }
+        let mut within = start % len;
+        let mut pos = start;
+        loop {
+            let piece = (len - within).min(end - pos);
+            f(
+                pos,
+                (lhs_base + within as isize * l_st) as usize,
+                (rhs_base + within as isize * r_st) as usize,
+                piece,
+            );
+            pos += piece;
+            if pos >= end {
+                return;
+            }
+            within = 0;
+            // Odometer over the outer dims, as in `for_each_run`; `end <= numel` keeps it
+            // from rolling over.
+            let mut d = outer;
+            while d > 0 {
+                d -= 1;
+                idx[d] += 1;
+                lhs_base += self.lhs_strides[d];
+                rhs_base += self.rhs_strides[d];
+                if idx[d] < self.shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+                lhs_base -= (self.shape[d] as isize) * self.lhs_strides[d];
+                rhs_base -= (self.shape[d] as isize) * self.rhs_strides[d];
+            }
+        }
+    }
+}
+
 /// Apply `op` over two zipped strided operands via a collapsed loop
 /// nest, producing the results in row-major output order.
 ///
 /// The inner loop is specialized on the collapsed innermost stride
 /// pair: both contiguous, one contiguous + one broadcast (stride 0),
 /// or general strided with loop-invariant strides. All variants are
-/// monomorphized per call site so LLVM autovectorizes them.
+/// monomorphized per call site so LLVM autovectorizes them. Large
+/// outputs are filled in parallel chunks (vlsm-zoo patch).
 ///
 /// Returns `None` when the layout pair can't be collapsed (negative
 /// strides, rank too high); callers keep their `StridedIter` fallback
@@ -200,9 +287,10 @@ pub(crate) fn zip_map<L, R, Out, F>(
     op: F,
 ) -> Option<Vec<Out>>
 where
-    L: Copy,
-    R: Copy,
-    F: Fn(L, R) -> Out,
+    L: Copy + Sync,
+    R: Copy + Sync,
+    Out: Send,
+    F: Fn(L, R) -> Out + Sync,
 {
     let numel = lhs_layout.num_elements();
     if numel == 0 {
@@ -217,32 +305,61 @@ where
         return Some(out);
     }
 
-    let (len, l_st, r_st) = nest.inner();
-    match (l_st, r_st) {
-        (1, 1) => nest.for_each_run(|lb, rb| {
-            out.extend(
-                lhs[lb..lb + len]
-                    .iter()
-                    .zip(&rhs[rb..rb + len])
-                    .map(|(&a, &b)| op(a, b)),
-            );
-        }),
-        (1, 0) => nest.for_each_run(|lb, rb| {
-            let b = rhs[rb];
-            out.extend(lhs[lb..lb + len].iter().map(|&a| op(a, b)));
-        }),
-        (0, 1) => nest.for_each_run(|lb, rb| {
-            let a = lhs[lb];
-            out.extend(rhs[rb..rb + len].iter().map(|&b| op(a, b)));
-        }),
-        _ => nest.for_each_run(|lb, rb| {
-            out.extend(
-                (0..len).map(|i| op(lhs[lb + i * l_st as usize], rhs[rb + i * r_st as usize])),
-            );
-        }),
-    }
-    debug_assert_eq!(out.len(), numel);
+    let (_, l_st, r_st) = nest.inner();
+    let dst = SharedOut(out.spare_capacity_mut().as_mut_ptr());
+    for_each_part(numel, |start, end| {
+        nest.for_each_segment(start, end, |o, lb, rb, len| {
+            // SAFETY: `o + len <= numel <= capacity`, and the parts, hence the pieces, are
+            // disjoint, so each output slot is written by exactly one thread.
+            let out = unsafe { core::slice::from_raw_parts_mut(dst.at(o), len) };
+            match (l_st, r_st) {
+                (1, 1) => {
+                    for (slot, (&a, &b)) in out.iter_mut().zip(lhs[lb..lb + len].iter().zip(&rhs[rb..rb + len])) {
+                        slot.write(op(a, b));
+                    }
+                }
+                (1, 0) => {
+                    let b = rhs[rb];
+                    for (slot, &a) in out.iter_mut().zip(&lhs[lb..lb + len]) {
+                        slot.write(op(a, b));
+                    }
+                }
+                (0, 1) => {
+                    let a = lhs[lb];
+                    for (slot, &b) in out.iter_mut().zip(&rhs[rb..rb + len]) {
+                        slot.write(op(a, b));
+                    }
+                }
+                _ => {
+                    for (i, slot) in out.iter_mut().enumerate() {
+                        slot.write(op(
+                            lhs[(lb as isize + i as isize * l_st) as usize],
+                            rhs[(rb as isize + i as isize * r_st) as usize],
+                        ));
+                    }
+                }
+            }
+        });
+    });
+    // SAFETY: the parts cover `[0, numel)`, so every slot has been written.
+    unsafe { out.set_len(numel) };
     Some(out)
+}
+
+/// The output buffer of [`zip_map`], shared by the threads that fill disjoint parts of it.
+struct SharedOut<T>(*mut core::mem::MaybeUninit<T>);
+// SAFETY: threads write disjoint ranges only (see `zip_map`).
+unsafe impl<T: Send> Sync for SharedOut<T> {}
+unsafe impl<T: Send> Send for SharedOut<T> {}
+
+impl<T> SharedOut<T> {
+    /// The slot at `offset`.
+    ///
+    /// # Safety
+    /// `offset` must lie within the buffer.
+    unsafe fn at(&self, offset: usize) -> *mut core::mem::MaybeUninit<T> {
+        unsafe { self.0.add(offset) }
+    }
 }
 
 /// Apply `op` over a collapsed nest *in place*, writing the result back
@@ -259,12 +376,13 @@ where
 ///
 /// Like [`zip_map`], the inner loop is specialized on the collapsed
 /// innermost src stride — contiguous, broadcast-scalar, or general
-/// strided — and monomorphized per call site so LLVM autovectorizes it.
+/// strided — and monomorphized per call site so LLVM autovectorizes it;
+/// large destinations are processed in parallel chunks (vlsm-zoo patch).
 pub(crate) fn zip_apply_inplace<D, S, F>(nest: &ZipNest, dst: &mut [D], src: &[S], op: F)
 where
-    D: Copy,
-    S: Copy,
-    F: Fn(D, S) -> D,
+    D: Copy + Send,
+    S: Copy + Sync,
+    F: Fn(D, S) -> D + Sync,
 {
     debug_assert!(
         nest.lhs_is_dense(),
@@ -276,30 +394,48 @@ where
         return;
     }
     if nest.shape[..nest.ndim].contains(&0) {
-        // Empty tensor; `for_each_run` must not be entered.
+        // Empty tensor; `for_each_segment` must not be entered.
         return;
     }
 
-    let (len, l_st, r_st) = nest.inner();
+    let numel = nest.numel();
+    let (_, l_st, r_st) = nest.inner();
     debug_assert_eq!(l_st, 1, "dense destination implies a contiguous inner run");
-    match r_st {
-        1 => nest.for_each_run(|lb, rb| {
-            for (d, &s) in dst[lb..lb + len].iter_mut().zip(&src[rb..rb + len]) {
-                *d = op(*d, s);
+    let apply = |chunk: &mut [D], start: usize| {
+        // The destination is dense from its offset, so output position `o` is storage index
+        // `lhs_offset + o`: the piece's `lb`.
+        nest.for_each_segment(start, start + chunk.len(), |o, _lb, rb, len| {
+            let d = &mut chunk[o - start..o - start + len];
+            match r_st {
+                1 => {
+                    for (d, &s) in d.iter_mut().zip(&src[rb..rb + len]) {
+                        *d = op(*d, s);
+                    }
+                }
+                0 => {
+                    let s = src[rb];
+                    for d in d.iter_mut() {
+                        *d = op(*d, s);
+                    }
+                }
+                _ => {
+                    for (i, d) in d.iter_mut().enumerate() {
+                        *d = op(*d, src[(rb as isize + i as isize * r_st) as usize]);
+                    }
+                }
             }
-        }),
-        0 => nest.for_each_run(|lb, rb| {
-            let s = src[rb];
-            for d in dst[lb..lb + len].iter_mut() {
-                *d = op(*d, s);
-            }
-        }),
-        _ => nest.for_each_run(|lb, rb| {
-            for (i, d) in dst[lb..lb + len].iter_mut().enumerate() {
-                *d = op(*d, src[rb + i * r_st as usize]);
-            }
-        }),
+        });
+    };
+    let dst = &mut dst[nest.lhs_offset..nest.lhs_offset + numel];
+    #[cfg(feature = "rayon")]
+    if numel >= crate::ops::PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        dst.par_chunks_mut(PARALLEL_CHUNK)
+            .enumerate()
+            .for_each(|(t, chunk)| apply(chunk, t * PARALLEL_CHUNK));
+        return;
     }
+    apply(dst, 0)
 }
 
 // ============================================================================
@@ -674,6 +810,71 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// Every element of a nest, visited through `for_each_segment` over the given split points.
+    fn visit_segments(nest: &ZipNest, cuts: &[usize]) -> Vec<(usize, usize, usize)> {
+        let (_, l_st, r_st) = nest.inner();
+        let mut seen = Vec::new();
+        for w in cuts.windows(2) {
+            nest.for_each_segment(w[0], w[1], |o, lb, rb, len| {
+                for i in 0..len {
+                    seen.push((
+                        o + i,
+                        (lb as isize + i as isize * l_st) as usize,
+                        (rb as isize + i as isize * r_st) as usize,
+                    ));
+                }
+            });
+        }
+        seen
+    }
+
+    #[test]
+    fn test_segments_cut_anywhere_visit_what_runs_visit() {
+        // [3, 5, 7] against a transposed, broadcast rhs: three outer dims, runs of 7.
+        let l = Layout::contiguous(Shape::from(vec![3, 5, 7]));
+        let r = Layout::new(Shape::from(vec![3, 5, 7]), vec![0, 1, 5], 0);
+        let nest = collapse_for_zip(&l, &r).unwrap();
+        assert_eq!(nest.ndim, 3);
+        let mut want = Vec::new();
+        let (len, l_st, r_st) = nest.inner();
+        nest.for_each_run(|lb, rb| {
+            for i in 0..len {
+                want.push((
+                    want.len(),
+                    (lb as isize + i as isize * l_st) as usize,
+                    (rb as isize + i as isize * r_st) as usize,
+                ));
+            }
+        });
+        for cuts in [vec![0, 105], vec![0, 1, 6, 7, 8, 50, 104, 105], vec![0, 14, 15, 105]] {
+            assert_eq!(visit_segments(&nest, &cuts), want, "cuts {cuts:?}");
+        }
+    }
+
+    #[test]
+    fn test_parallel_zip_matches_reference() {
+        // Above the parallel threshold, with runs (129) that straddle the 32 Ki chunks.
+        let shape = vec![3, 700, 129];
+        let n: usize = shape.iter().product();
+        assert!(n >= 256 * 1024);
+        let dense: Vec<f32> = (0..n).map(|i| (i % 1013) as f32 * 0.5).collect();
+        let dense_layout = Layout::contiguous(Shape::from(shape.clone()));
+        let bias: Vec<f32> = (0..700).map(|i| i as f32).collect();
+        let bias_layout = broadcast_layout(&[1, 700, 1], &shape);
+        let got = zip_map(&dense, &dense_layout, &bias, &bias_layout, |a, b| a - b).unwrap();
+        assert_eq!(got, reference(&dense, &dense_layout, &bias, &bias_layout, |a, b| a - b));
+        let mut inplace = dense.clone();
+        apply_inplace(&mut inplace, &dense_layout, &bias, &bias_layout, |a, b| a - b).unwrap();
+        assert_eq!(inplace, got);
+        // A transposed operand: the general strided inner loop.
+        let t_layout = Layout::contiguous(Shape::from(vec![129, 700, 3])).permute(&[2, 1, 0]);
+        let got = zip_map(&dense, &dense_layout, &dense, &t_layout, |a, b| a * 2.0 + b).unwrap();
+        assert_eq!(
+            got,
+            reference(&dense, &dense_layout, &dense, &t_layout, |a, b| a * 2.0 + b)
+        );
+    }
+
     #[test]
     fn test_zip_map_single_element() {
         let l = Layout::contiguous(Shape::from(vec![1, 1]));
@@ -684,12 +885,12 @@ mod tests {
 
     /// Run `zip_apply_inplace` over `dst`, given that `dst_layout` is
     /// the dense side. Returns `None` if the nest declines the pair.
-    fn apply_inplace<E: Copy>(
+    fn apply_inplace<E: Copy + Send + Sync>(
         dst: &mut [E],
         dst_layout: &Layout,
         src: &[E],
         src_layout: &Layout,
-        op: impl Fn(E, E) -> E,
+        op: impl Fn(E, E) -> E + Sync,
     ) -> Option<()> {
         let nest = collapse_for_zip(dst_layout, src_layout)?;
         if !nest.lhs_is_dense_from_zero() {

@@ -35,8 +35,8 @@ pub fn binary_op<F32Op, F64Op>(
     simd_hint: Option<BinaryOp>,
 ) -> FlexTensor
 where
-    F32Op: Fn(f32, f32) -> f32 + Copy,
-    F64Op: Fn(f64, f64) -> f64 + Copy,
+    F32Op: Fn(f32, f32) -> f32 + Copy + Sync,
+    F64Op: Fn(f64, f64) -> f64 + Copy + Sync,
 {
     debug_assert_eq!(lhs.dtype(), rhs.dtype(), "binary_op: dtype mismatch");
 
@@ -67,7 +67,7 @@ fn binary_op_f32<Op>(
     simd_hint: Option<BinaryOp>,
 ) -> FlexTensor
 where
-    Op: Fn(f32, f32) -> f32,
+    Op: Fn(f32, f32) -> f32 + Sync,
 {
     // In-place SIMD fast path: lhs unique contiguous at offset 0, rhs
     // contiguous (no broadcast).
@@ -138,7 +138,7 @@ fn binary_op_f32<Op>(
     _simd_hint: Option<BinaryOp>,
 ) -> FlexTensor
 where
-    Op: Fn(f32, f32) -> f32,
+    Op: Fn(f32, f32) -> f32 + Sync,
 {
     binary_op_typed(lhs, rhs, op)
 }
@@ -147,21 +147,20 @@ where
 pub(crate) fn binary_op_typed<E, Op>(mut lhs: FlexTensor, mut rhs: FlexTensor, op: Op) -> FlexTensor
 where
     E: Element + bytemuck::Pod,
-    Op: Fn(E, E) -> E,
+    Op: Fn(E, E) -> E + Sync,
 {
     // In-place fast path: lhs unique, contiguous at offset 0, rhs contiguous
+    // (vlsm-zoo patch: the zipped nest below splits it over rayon's pool).
     if lhs.is_unique()
-        && let (Some((0, l_end)), Some((r_start, r_end))) = (
+        && let (Some((0, _)), Some(_)) = (
             lhs.layout().contiguous_offsets(),
             rhs.layout().contiguous_offsets(),
         )
+        && let Some(nest) = crate::zip::collapse_for_zip(lhs.layout(), rhs.layout())
     {
         let rhs_storage: &[E] = rhs.storage();
-        let r_slice = &rhs_storage[r_start..r_end];
         let lhs_storage: &mut [E] = lhs.storage_mut();
-        for (l, &r) in lhs_storage[..l_end].iter_mut().zip(r_slice) {
-            *l = op(*l, r);
-        }
+        crate::zip::zip_apply_inplace(&nest, lhs_storage, rhs_storage, &op);
         return lhs;
     }
 
@@ -200,41 +199,26 @@ where
     let lhs_storage: &[E] = lhs.storage();
     let rhs_storage: &[E] = rhs.storage();
 
-    let result: Vec<E> = match (
-        lhs.layout().contiguous_offsets(),
-        rhs.layout().contiguous_offsets(),
-    ) {
-        // Both contiguous (but lhs not at offset 0)
-        (Some((l_start, l_end)), Some((r_start, r_end))) => {
-            let l_slice = &lhs_storage[l_start..l_end];
-            let r_slice = &rhs_storage[r_start..r_end];
-            l_slice
-                .iter()
-                .zip(r_slice)
-                .map(|(&a, &b)| op(a, b))
-                .collect()
-        }
-        // Strided/broadcast fallback: collapse both layouts into a
-        // joint loop nest with a specialized (autovectorizable) inner
-        // loop. Only negative-stride (flipped) or over-rank layouts
-        // fall through to the per-element StridedIter odometer.
-        _ => {
-            if let Some(result) =
-                crate::zip::zip_map(lhs_storage, lhs.layout(), rhs_storage, rhs.layout(), &op)
-            {
-                result
-            } else if lhs.layout().num_dims() == 2 {
-                // 2D non-contiguous with negative strides (e.g. flipped)
-                apply_2d_strided(lhs_storage, rhs_storage, lhs.layout(), rhs.layout(), &op)
-            } else {
-                let lhs_iter = StridedIter::new(lhs.layout());
-                let rhs_iter = StridedIter::new(rhs.layout());
-                lhs_iter
-                    .zip(rhs_iter)
-                    .map(|(li, ri)| op(lhs_storage[li], rhs_storage[ri]))
-                    .collect()
-            }
-        }
+    // Contiguous (lhs shared or not at offset 0) and strided/broadcast
+    // operands alike: collapse both layouts into a joint loop nest with a
+    // specialized (autovectorizable) inner loop, filled in parallel
+    // (vlsm-zoo patch: the contiguous case had its own serial loop).
+    // Only negative-stride (flipped) or over-rank layouts fall through
+    // to the per-element StridedIter odometer.
+    let result: Vec<E> = if let Some(result) =
+        crate::zip::zip_map(lhs_storage, lhs.layout(), rhs_storage, rhs.layout(), &op)
+    {
+        result
+    } else if lhs.layout().num_dims() == 2 {
+        // 2D non-contiguous with negative strides (e.g. flipped)
+        apply_2d_strided(lhs_storage, rhs_storage, lhs.layout(), rhs.layout(), &op)
+    } else {
+        let lhs_iter = StridedIter::new(lhs.layout());
+        let rhs_iter = StridedIter::new(rhs.layout());
+        lhs_iter
+            .zip(rhs_iter)
+            .map(|(li, ri)| op(lhs_storage[li], rhs_storage[ri]))
+            .collect()
     };
 
     make_tensor(result, shape, dtype)
@@ -334,13 +318,42 @@ where
     let storage: &[E] = tensor.storage();
 
     let result: Vec<E> = match tensor.layout().contiguous_offsets() {
-        Some((start, end)) => storage[start..end].iter().map(|&x| op(x, scalar)).collect(),
+        // vlsm-zoo patch: a shared tensor (an optimizer's moment, a saved activation) was
+        // mapped on the calling thread alone.
+        Some((start, end)) => map_contiguous(&storage[start..end], |x| op(x, scalar)),
         None => StridedIter::new(tensor.layout())
             .map(|i| op(storage[i], scalar))
             .collect(),
     };
 
     make_tensor(result, shape, dtype)
+}
+
+/// `f` over `src` into a new vector, in parallel chunks from `PARALLEL_THRESHOLD`
+/// elements on (vlsm-zoo patch).
+pub(crate) fn map_contiguous<E, R, F>(src: &[E], f: F) -> Vec<R>
+where
+    E: Copy + Sync,
+    R: Send,
+    F: Fn(E) -> R + Sync,
+{
+    #[cfg(feature = "rayon")]
+    if src.len() >= crate::ops::PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        let mut out: Vec<R> = Vec::with_capacity(src.len());
+        out.spare_capacity_mut()
+            .par_chunks_mut(32 * 1024)
+            .zip(src.par_chunks(32 * 1024))
+            .for_each(|(dst, src)| {
+                for (slot, &x) in dst.iter_mut().zip(src) {
+                    slot.write(f(x));
+                }
+            });
+        // SAFETY: the chunks of the spare capacity cover `src.len()` slots, each written above.
+        unsafe { out.set_len(src.len()) };
+        return out;
+    }
+    src.iter().map(|&x| f(x)).collect()
 }
 
 /// Helper to construct a tensor from result data.

@@ -9,12 +9,33 @@ use burn_backend::{
     ops::{
         AttentionModuleOptions, ConvOptions, ConvTransposeOptions, DeformConv2dBackward,
         DeformConvOptions, FloatTensorOps, IntTensorOps, InterpolateMode, InterpolateOptions,
-        MaxPool2dBackward, MaxPool2dWithIndices, ModuleOps, conv::pad_asymmetric_conv_input,
+        BatchNormTrain, BatchNormTrainBackward, MaxPool2dBackward, MaxPool2dWithIndices, ModuleOps,
+        conv::pad_asymmetric_conv_input,
     },
     tensor::{BoolTensor, FloatTensor, IntTensor},
 };
 use burn_std::{Bytes, IntDType, Shape};
 use bytemuck::Pod;
+
+/// Casts to f32 and back for a half-precision dtype (f16, bf16); panics naming `op` otherwise.
+#[allow(clippy::type_complexity)]
+fn half_casts(
+    dtype: DType,
+    op: &str,
+) -> (fn(FlexTensor) -> FlexTensor, fn(FlexTensor) -> FlexTensor) {
+    use burn_std::{bf16, f16};
+    match dtype {
+        DType::F16 => (
+            |t| cast_to_f32(t, f16::to_f32),
+            |t| cast_from_f32(t, f16::from_f32),
+        ),
+        DType::BF16 => (
+            |t| cast_to_f32(t, bf16::to_f32),
+            |t| cast_from_f32(t, bf16::from_f32),
+        ),
+        dtype => panic!("{op}: unsupported dtype {dtype:?}"),
+    }
+}
 
 /// Cast a tensor from half-precision type E to f32.
 pub(crate) fn cast_to_f32<E: Element + Pod + Copy>(
@@ -124,6 +145,99 @@ impl ModuleOps<Flex> for Flex {
         } else {
             grad
         }
+    }
+
+    /// Batch norm with given statistics in one pass (vlsm-zoo patch, `batch_norm.rs`).
+    fn batch_norm(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        beta: FloatTensor<Flex>,
+        mean: FloatTensor<Flex>,
+        variance: FloatTensor<Flex>,
+        epsilon: f64,
+    ) -> FloatTensor<Flex> {
+        use crate::ops::batch_norm::batch_norm;
+        match x.dtype() {
+            DType::F32 => batch_norm::<f32>(x, &gamma, &beta, &mean, &variance, epsilon),
+            DType::F64 => batch_norm::<f64>(x, &gamma, &beta, &mean, &variance, epsilon),
+            dtype => {
+                let (to, from) = half_casts(dtype, "batch_norm");
+                let out = batch_norm::<f32>(
+                    to(x),
+                    &to(gamma),
+                    &to(beta),
+                    &to(mean),
+                    &to(variance),
+                    epsilon,
+                );
+                from(out)
+            }
+        }
+    }
+
+    /// Batch statistics and output in two passes per channel (vlsm-zoo patch,
+    /// `batch_norm.rs`) instead of burn-backend's composition of about ten tensor operations.
+    fn batch_norm_train(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        beta: FloatTensor<Flex>,
+        epsilon: f64,
+    ) -> BatchNormTrain<Flex> {
+        use crate::ops::batch_norm::batch_norm_train;
+        let (output, mean, variance) = match x.dtype() {
+            DType::F32 => batch_norm_train::<f32>(x, &gamma, &beta, epsilon),
+            DType::F64 => batch_norm_train::<f64>(x, &gamma, &beta, epsilon),
+            dtype => {
+                let (to, from) = half_casts(dtype, "batch_norm_train");
+                let (o, m, v) = batch_norm_train::<f32>(to(x), &to(gamma), &to(beta), epsilon);
+                (from(o), from(m), from(v))
+            }
+        };
+        BatchNormTrain::new(output, mean, variance)
+    }
+
+    /// The gradients of `batch_norm_train` in two passes per channel (vlsm-zoo patch,
+    /// `batch_norm.rs`).
+    fn batch_norm_train_backward(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        mean: FloatTensor<Flex>,
+        variance: FloatTensor<Flex>,
+        epsilon: f64,
+        output_grad: FloatTensor<Flex>,
+    ) -> BatchNormTrainBackward<Flex> {
+        use crate::ops::batch_norm::batch_norm_train_backward;
+        let (dx, dgamma, dbeta) = match x.dtype() {
+            DType::F32 => batch_norm_train_backward::<f32>(
+                x,
+                &gamma,
+                &mean,
+                &variance,
+                epsilon,
+                output_grad,
+            ),
+            DType::F64 => batch_norm_train_backward::<f64>(
+                x,
+                &gamma,
+                &mean,
+                &variance,
+                epsilon,
+                output_grad,
+            ),
+            dtype => {
+                let (to, from) = half_casts(dtype, "batch_norm_train_backward");
+                let (dx, dg, db) = batch_norm_train_backward::<f32>(
+                    to(x),
+                    &to(gamma),
+                    &to(mean),
+                    &to(variance),
+                    epsilon,
+                    to(output_grad),
+                );
+                (from(dx), from(dg), from(db))
+            }
+        };
+        BatchNormTrainBackward::new(dx, dgamma, dbeta)
     }
 
     /// The weight gradient as im2col + GEMM per batch element (vlsm-zoo patch,
