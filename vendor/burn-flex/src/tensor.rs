@@ -370,7 +370,8 @@ impl FlexTensor {
                 let len = shape[0];
                 let stride = strides[0];
                 if stride == 1 {
-                    dst[..len].copy_from_slice(&src[offset as usize..offset as usize + len]);
+                    // vlsm-zoo patch: long copies split over rayon's pool.
+                    par_copy(&mut dst[..len], &src[offset as usize..offset as usize + len]);
                 } else if stride == -1 {
                     let start = (offset - (len as isize - 1)) as usize;
                     let src_slice = &src[start..start + len];
@@ -723,7 +724,7 @@ fn copy_2d_negative<E: Copy + Send + Sync>(
 ///
 /// Precondition: strides are all positive and the innermost stride is 1
 #[inline]
-fn copy_inner_contiguous_run<E: Copy>(
+fn copy_inner_contiguous_run<E: Copy + Send + Sync>(
     dst: &mut [E],
     src: &[E],
     offset: isize,
@@ -765,6 +766,31 @@ fn copy_inner_contiguous_run<E: Copy>(
         return;
     }
 
+    // vlsm-zoo patch: large copies split into groups of whole runs over rayon's pool; each
+    // group finds its first run's source offset from the run index.
+    #[cfg(feature = "rayon")]
+    if dst.len() >= crate::ops::PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        let runs_per_task = (32 * 1024 / inner_run_length).max(1);
+        dst.par_chunks_mut(runs_per_task * inner_run_length)
+            .enumerate()
+            .for_each(|(task, chunk)| {
+                let mut run = task * runs_per_task;
+                for piece in chunk.chunks_mut(inner_run_length) {
+                    let mut rem = run;
+                    let mut src_start = offset;
+                    for d in (0..outer_shape.len()).rev() {
+                        src_start += (rem % outer_shape[d]) as isize * outer_strides[d];
+                        rem /= outer_shape[d];
+                    }
+                    let src_index = src_start as usize;
+                    piece.copy_from_slice(&src[src_index..src_index + inner_run_length]);
+                    run += 1;
+                }
+            });
+        return;
+    }
+
     // Walk the outer index space in row-major order via an odometer:
     // each iteration ticks the rightmost counter, and so on overflow we
     // reset it and carry +1 into the dim to its left.
@@ -803,9 +829,25 @@ fn copy_inner_contiguous_run<E: Copy>(
 }
 
 /// Minimum number of elements required to trigger parallel 2D tiled copy.
-/// Avoids thread fork/steal overhead on ~1MB cache-resident tensors.
+/// Avoids thread fork/steal overhead on cache-resident tensors (vlsm-zoo
+/// patch: 256 Ki, as `ops::PARALLEL_THRESHOLD`; upstream 1 Mi left the
+/// transposed attention activations of a training step on one core).
 #[cfg(any(feature = "rayon", test))]
-pub(crate) const COPY_2D_PARALLEL_THRESHOLD: usize = 1_048_576;
+pub(crate) const COPY_2D_PARALLEL_THRESHOLD: usize = 256 * 1024;
+
+/// `dst.copy_from_slice(src)`, in 64 Ki-element chunks on rayon's pool from
+/// `ops::PARALLEL_THRESHOLD` elements on (vlsm-zoo patch).
+pub(crate) fn par_copy<E: Copy + Send + Sync>(dst: &mut [E], src: &[E]) {
+    #[cfg(feature = "rayon")]
+    if dst.len() >= crate::ops::PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        dst.par_chunks_mut(64 * 1024)
+            .zip(src.par_chunks(64 * 1024))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+        return;
+    }
+    dst.copy_from_slice(src)
+}
 
 /// Tiled 2D copy from a strided source into a contiguous destination.
 /// The loop nesting is chosen so the innermost read walks whichever
@@ -1435,5 +1477,43 @@ mod tests {
             0.0, 1.0, 2.0, 3.0, // row 0
         ];
         assert_eq!(values, expected);
+    }
+}
+
+/// The parallel copy paths (vlsm-zoo patch) against a per-element walk.
+#[cfg(test)]
+mod parallel_copy_tests {
+    use super::*;
+
+    fn walk(t: &FlexTensor) -> Vec<f32> {
+        let src: &[f32] = t.storage();
+        crate::strided_index::StridedIter::new(t.layout())
+            .map(|i| src[i])
+            .collect()
+    }
+
+    #[test]
+    fn large_copies_equal_a_per_element_walk() {
+        let shape = vec![300, 40, 30];
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let t = FlexTensor::new(
+            Bytes::from_elems(data),
+            Layout::contiguous(Shape::from(shape)),
+            DType::F32,
+        );
+        // Outer dims swapped, inner run contiguous: `copy_inner_contiguous_run`.
+        let swapped = t.permute(&[1, 0, 2]);
+        // A contiguous range at an offset: the 1-D copy.
+        let narrowed = t.narrow(0, 7, 290);
+        // A 2-D transpose of the whole buffer: `copy_2d_tiled`.
+        let flat = t.reshape(Shape::from(vec![300, 1200]));
+        let transposed = flat.transpose(0, 1);
+        for view in [swapped, narrowed, transposed] {
+            let want = walk(&view);
+            let got = view.to_contiguous();
+            assert!(got.layout().is_contiguous());
+            assert_eq!(got.storage::<f32>(), &want[..]);
+        }
     }
 }

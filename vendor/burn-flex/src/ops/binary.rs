@@ -321,9 +321,21 @@ where
         // vlsm-zoo patch: a shared tensor (an optimizer's moment, a saved activation) was
         // mapped on the calling thread alone.
         Some((start, end)) => map_contiguous(&storage[start..end], |x| op(x, scalar)),
-        None => StridedIter::new(tensor.layout())
-            .map(|i| op(storage[i], scalar))
-            .collect(),
+        None => {
+            // vlsm-zoo patch: a permuted view that covers its whole buffer (a transposed
+            // activation) is mapped in storage order and keeps its layout, as `unary_op` does.
+            let layout = tensor.layout();
+            if layout.start_offset() == 0
+                && storage.len() == layout.num_elements()
+                && layout.strides().iter().all(|&s| s >= 0)
+            {
+                let result = map_contiguous(storage, |x| op(x, scalar));
+                return FlexTensor::new(Bytes::from_elems(result), layout.clone(), dtype);
+            }
+            StridedIter::new(layout)
+                .map(|i| op(storage[i], scalar))
+                .collect()
+        }
     };
 
     make_tensor(result, shape, dtype)

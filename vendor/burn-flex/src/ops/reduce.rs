@@ -1078,15 +1078,35 @@ fn reduce_middle_dim_f32(
     {
         // Use aligned allocation for optimal SIMD scatter-add
         let mut result = aligned::alloc_aligned_zeroed::<f32>(out_size);
-        kernels::scatter_add_batched(
-            &data[start_offset..],
-            &mut result,
-            outer_size,
-            dim_size,
-            inner_size,
-            outer_stride as usize,
-            dim_stride as usize,
-        );
+        // vlsm-zoo patch: batches (or, for one batch, column ranges) on rayon's pool.
+        if outer_size >= 2 {
+            par_batches(
+                &mut result,
+                inner_size,
+                outer_size * dim_size * inner_size,
+                |b0, out| {
+                    kernels::scatter_add_batched(
+                        &data[start_offset + b0 * outer_stride as usize..],
+                        out,
+                        out.len() / inner_size,
+                        dim_size,
+                        inner_size,
+                        outer_stride as usize,
+                        dim_stride as usize,
+                    )
+                },
+            );
+        } else {
+            par_columns(&mut result, dim_size * inner_size, |c0, cols| {
+                kernels::scatter_add_f32(
+                    &data[start_offset + c0..],
+                    cols,
+                    dim_size,
+                    cols.len(),
+                    dim_stride as usize,
+                )
+            });
+        }
         aligned::to_vec(result)
     }
 
@@ -1124,13 +1144,16 @@ fn reduce_first_dim_f32(
     {
         // Use aligned allocation for optimal SIMD scatter-add
         let mut result = aligned::alloc_aligned_zeroed::<f32>(inner_size);
-        kernels::scatter_add_f32(
-            &data[start_offset..],
-            &mut result,
-            dim_size,
-            inner_size,
-            dim_stride as usize,
-        );
+        // vlsm-zoo patch: column ranges on rayon's pool.
+        par_columns(&mut result, dim_size * inner_size, |c0, cols| {
+            kernels::scatter_add_f32(
+                &data[start_offset + c0..],
+                cols,
+                dim_size,
+                cols.len(),
+                dim_stride as usize,
+            )
+        });
         aligned::to_vec(result)
     }
 
@@ -1146,6 +1169,45 @@ fn reduce_first_dim_f32(
         }
         result
     }
+}
+
+/// Runs `f(first_column, columns)` over column ranges of `dst` (multiples of 16 wide) on
+/// rayon's pool when the reduction reads at least `PARALLEL_THRESHOLD` elements, else once
+/// (vlsm-zoo patch: sums ran on the calling thread while the pool idled).
+#[cfg(feature = "simd")]
+fn par_columns(dst: &mut [f32], work: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    #[cfg(feature = "rayon")]
+    if work >= crate::ops::PARALLEL_THRESHOLD && dst.len() >= 32 {
+        use rayon::prelude::*;
+        let parts = 2 * rayon::current_num_threads();
+        let width = dst.len().div_ceil(parts).next_multiple_of(16);
+        dst.par_chunks_mut(width)
+            .enumerate()
+            .for_each(|(i, cols)| f(i * width, cols));
+        return;
+    }
+    let _ = work;
+    f(0, dst)
+}
+
+/// Runs `f(first_batch, outputs)` over ranges of whole batches of `dst` (`per_batch`
+/// outputs each) on rayon's pool when the reduction reads at least `PARALLEL_THRESHOLD`
+/// elements, else once (vlsm-zoo patch).
+#[cfg(feature = "simd")]
+fn par_batches(dst: &mut [f32], per_batch: usize, work: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    let batches = dst.len() / per_batch;
+    #[cfg(feature = "rayon")]
+    if work >= crate::ops::PARALLEL_THRESHOLD && batches >= 2 {
+        use rayon::prelude::*;
+        let parts = 4 * rayon::current_num_threads();
+        let per_task = batches.div_ceil(parts).max(1);
+        dst.par_chunks_mut(per_task * per_batch)
+            .enumerate()
+            .for_each(|(i, out)| f(i * per_task, out));
+        return;
+    }
+    let _ = (work, batches);
+    f(0, dst)
 }
 
 /// Reduce last dimension with SIMD.
@@ -1169,7 +1231,15 @@ fn reduce_last_dim_f32(
     #[cfg(feature = "simd")]
     if matches!(op, ReduceOp::Sum) && outer_stride == dim_size as isize {
         let mut result = vec![0.0f32; rows];
-        kernels::sum_rows_f32(&data[start_offset..], &mut result, rows, dim_size);
+        // vlsm-zoo patch: row ranges on rayon's pool.
+        par_batches(&mut result, 1, rows * dim_size, |r0, out| {
+            kernels::sum_rows_f32(
+                &data[start_offset + r0 * dim_size..],
+                out,
+                out.len(),
+                dim_size,
+            )
+        });
         return result;
     }
 
@@ -2856,5 +2926,63 @@ mod tests {
         assert_eq!(result.layout().shape().to_vec(), vec![3, 1, 1]);
         let out: Vec<f32> = result.into_data().try_into_vec().unwrap();
         assert_eq!(out, vec![10.0, 26.0, 42.0]);
+    }
+}
+
+/// The parallel sum paths (vlsm-zoo patch) against the definition.
+#[cfg(test)]
+mod parallel_sum_tests {
+    use super::*;
+
+    fn input(shape: &[usize]) -> FlexTensor {
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0)
+            .collect();
+        FlexTensor::new(
+            Bytes::from_elems(data),
+            Layout::contiguous(Shape::from(shape.to_vec())),
+            DType::F32,
+        )
+    }
+
+    /// Sum over `dim` of a contiguous row-major `[a, b, c]` buffer, in f64.
+    fn reference(data: &[f32], [a, b, c]: [usize; 3], dim: usize) -> Vec<f64> {
+        let mut out = vec![0.0f64; [b * c, a * c, a * b][dim]];
+        for i in 0..a {
+            for j in 0..b {
+                for k in 0..c {
+                    let o = match dim {
+                        0 => j * c + k,
+                        1 => i * c + k,
+                        _ => i * b + j,
+                    };
+                    out[o] += data[(i * b + j) * c + k] as f64;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn large_sums_over_every_dim_equal_the_definition() {
+        // Above the parallel threshold: first-dim (columns), middle-dim with several batches
+        // and with one (columns), last-dim (rows).
+        for shape in [[3, 300, 400], [1, 600, 500]] {
+            let t = input(&shape);
+            let data = t.storage::<f32>().to_vec();
+            for dim in 0..3 {
+                let got = sum_dim(t.clone(), dim);
+                let want = reference(&data, shape, dim);
+                let got = got.storage::<f32>();
+                assert_eq!(got.len(), want.len(), "{shape:?} dim {dim}");
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        (*g as f64 - w).abs() <= 1e-3 * w.abs().max(1.0),
+                        "{shape:?} dim {dim}: {g} vs {w}"
+                    );
+                }
+            }
+        }
     }
 }

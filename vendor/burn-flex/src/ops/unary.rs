@@ -101,7 +101,8 @@ where
     // Iterate in storage order (contiguous) and preserve original layout.
     // Only valid when all strides are positive.
     if !has_negative_strides && layout.start_offset() == 0 && src.len() == n {
-        let result: Vec<E> = src.iter().map(|&x| op(x)).collect();
+        // vlsm-zoo patch: in parallel chunks (`map_contiguous`).
+        let result: Vec<E> = crate::ops::binary::map_contiguous(src, &op);
         let bytes = Bytes::from_elems(result);
         return FlexTensor::new(bytes, layout, E::dtype());
     }
@@ -124,7 +125,7 @@ where
     let result = match &blocks {
         // Single contiguous block (with offset)
         StridedBlocks::Single { start, len } => {
-            src[*start..*start + *len].iter().map(|&x| op(x)).collect()
+            crate::ops::binary::map_contiguous(&src[*start..*start + *len], &op)
         }
         // Strided: iterate over contiguous blocks
         StridedBlocks::Multiple {
