@@ -2,9 +2,12 @@
 //! burn's own unpatched ops: the fused softmax node, the attention composition and the fused
 //! LayerNorm give the same values and the same gradients as softmax written as
 //! exp / sum, attention as matmul → softmax → matmul, LayerNorm as mean / variance. flex's
-//! im2col/GEMM convolution and its two gradients equal the convolution's definition.
+//! im2col/GEMM convolution and its two gradients equal the convolution's definition; its fused
+//! batch norm equals batch norm composed from means and broadcasts; a product against a
+//! transposed operand (gemm-common's prepacked lhs, packed on every thread) equals its
+//! definition.
 use burn::tensor::activation::softmax;
-use burn::tensor::module::{attention, conv2d, layer_norm};
+use burn::tensor::module::{attention, batch_norm, batch_norm_train, conv2d, layer_norm};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 use vlsm_zoo_tests::max_abs_diff_values;
@@ -265,4 +268,97 @@ fn convolution_and_both_its_gradients_equal_the_definition() {
             );
         }
     }
+}
+
+/// Batch norm in training mode from means, reshapes and broadcasts only.
+fn batch_norm_by_hand(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, eps: f64) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let per_channel = |t: Tensor<4>| t.swap_dims(0, 1).reshape([c, b * h * w]).mean_dim(1);
+    let mean = per_channel(x.clone()).reshape([1, c, 1, 1]);
+    let centred = x - mean;
+    let var = per_channel(centred.clone() * centred.clone()).reshape([1, c, 1, 1]);
+    centred / (var + eps).sqrt() * gamma.reshape([1, c, 1, 1]) + beta.reshape([1, c, 1, 1])
+}
+
+#[test]
+fn fused_batch_norm_gives_the_composition_values_and_gradients() {
+    let device = Device::flex().autodiff();
+    // Big enough that the per-channel passes run on several threads.
+    let x = random([3, 5, 61, 67], &device) * 2.0 + 0.5;
+    let gamma = random([5], &device);
+    let beta = random([5], &device);
+    let w = random([3, 5, 61, 67], &device);
+    let eps = 1e-5;
+    let leaves = || {
+        (
+            x.clone().detach().require_grad(),
+            gamma.clone().detach().require_grad(),
+            beta.clone().detach().require_grad(),
+        )
+    };
+    let (fx, fg, fb) = leaves();
+    let (hx, hg, hb) = leaves();
+    let fused = batch_norm_train(fx.clone(), fg.clone(), fb.clone(), eps);
+    let hand = batch_norm_by_hand(hx.clone(), hg.clone(), hb.clone(), eps);
+    let values = max_abs_diff_values(&vec(fused.output.clone()), &vec(hand.clone()));
+    assert!(values < 1e-4, "outputs differ by {values}");
+    // Evaluation mode with the batch's own statistics gives the same output.
+    let eval = batch_norm(
+        x.clone().detach(),
+        gamma.clone().detach(),
+        beta.clone().detach(),
+        fused.mean.clone().detach(),
+        fused.variance.clone().detach(),
+        eps,
+    );
+    let values = max_abs_diff_values(&vec(eval), &vec(hand.clone()));
+    assert!(values < 1e-4, "eval output differs by {values}");
+    let fused_grads = (fused.output * w.clone()).sum().backward();
+    let hand_grads = (hand * w).sum().backward();
+    for (name, f, h) in [
+        (
+            "x",
+            vec(fx.grad(&fused_grads).unwrap()),
+            vec(hx.grad(&hand_grads).unwrap()),
+        ),
+        (
+            "gamma",
+            vec(fg.grad(&fused_grads).unwrap()),
+            vec(hg.grad(&hand_grads).unwrap()),
+        ),
+        (
+            "beta",
+            vec(fb.grad(&fused_grads).unwrap()),
+            vec(hb.grad(&hand_grads).unwrap()),
+        ),
+    ] {
+        let scale = h.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let diff = max_abs_diff_values(&f, &h);
+        assert!(
+            diff < 1e-4 * scale,
+            "{name} gradient differs by {diff} (scale {scale})"
+        );
+    }
+}
+
+#[test]
+fn product_against_a_transposed_operand_equals_the_definition() {
+    // y = x · Wᵀ with W row-major: gemm prepacks Wᵀ's 300 rows (not a multiple of its block
+    // height), which the patched gemm-common splits over the threads.
+    let device = Device::flex();
+    let (m, k, n) = (700, 257, 300);
+    let x = random([m, k], &device);
+    let weight = random([n, k], &device);
+    let got = vec(x.clone().matmul(weight.clone().transpose()));
+    let (xs, ws) = (vec(x), vec(weight));
+    let mut worst = 0.0f64;
+    for i in (0..m).step_by(13) {
+        for j in 0..n {
+            let want: f64 = (0..k)
+                .map(|p| xs[i * k + p] as f64 * ws[j * k + p] as f64)
+                .sum();
+            worst = worst.max((got[i * n + j] as f64 - want).abs());
+        }
+    }
+    assert!(worst < 1e-3, "largest difference {worst}");
 }
