@@ -371,7 +371,10 @@ impl FlexTensor {
                 let stride = strides[0];
                 if stride == 1 {
                     // vlsm-zoo patch: long copies split over rayon's pool.
-                    par_copy(&mut dst[..len], &src[offset as usize..offset as usize + len]);
+                    par_copy(
+                        &mut dst[..len],
+                        &src[offset as usize..offset as usize + len],
+                    );
                 } else if stride == -1 {
                     let start = (offset - (len as isize - 1)) as usize;
                     let src_slice = &src[start..start + len];
@@ -775,9 +778,9 @@ fn copy_inner_contiguous_run<E: Copy + Send + Sync>(
         dst.par_chunks_mut(runs_per_task * inner_run_length)
             .enumerate()
             .for_each(|(task, chunk)| {
-                let mut run = task * runs_per_task;
-                for piece in chunk.chunks_mut(inner_run_length) {
-                    let mut rem = run;
+                let first_run = task * runs_per_task;
+                for (i, piece) in chunk.chunks_mut(inner_run_length).enumerate() {
+                    let mut rem = first_run + i;
                     let mut src_start = offset;
                     for d in (0..outer_shape.len()).rev() {
                         src_start += (rem % outer_shape[d]) as isize * outer_strides[d];
@@ -785,7 +788,6 @@ fn copy_inner_contiguous_run<E: Copy + Send + Sync>(
                     }
                     let src_index = src_start as usize;
                     piece.copy_from_slice(&src[src_index..src_index + inner_run_length]);
-                    run += 1;
                 }
             });
         return;

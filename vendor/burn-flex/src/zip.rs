@@ -314,7 +314,10 @@ where
             let out = unsafe { core::slice::from_raw_parts_mut(dst.at(o), len) };
             match (l_st, r_st) {
                 (1, 1) => {
-                    for (slot, (&a, &b)) in out.iter_mut().zip(lhs[lb..lb + len].iter().zip(&rhs[rb..rb + len])) {
+                    for (slot, (&a, &b)) in out
+                        .iter_mut()
+                        .zip(lhs[lb..lb + len].iter().zip(&rhs[rb..rb + len]))
+                    {
                         slot.write(op(a, b));
                     }
                 }
@@ -846,7 +849,11 @@ mod tests {
                 ));
             }
         });
-        for cuts in [vec![0, 105], vec![0, 1, 6, 7, 8, 50, 104, 105], vec![0, 14, 15, 105]] {
+        for cuts in [
+            vec![0, 105],
+            vec![0, 1, 6, 7, 8, 50, 104, 105],
+            vec![0, 14, 15, 105],
+        ] {
             assert_eq!(visit_segments(&nest, &cuts), want, "cuts {cuts:?}");
         }
     }
@@ -862,9 +869,15 @@ mod tests {
         let bias: Vec<f32> = (0..700).map(|i| i as f32).collect();
         let bias_layout = broadcast_layout(&[1, 700, 1], &shape);
         let got = zip_map(&dense, &dense_layout, &bias, &bias_layout, |a, b| a - b).unwrap();
-        assert_eq!(got, reference(&dense, &dense_layout, &bias, &bias_layout, |a, b| a - b));
+        assert_eq!(
+            got,
+            reference(&dense, &dense_layout, &bias, &bias_layout, |a, b| a - b)
+        );
         let mut inplace = dense.clone();
-        apply_inplace(&mut inplace, &dense_layout, &bias, &bias_layout, |a, b| a - b).unwrap();
+        apply_inplace(&mut inplace, &dense_layout, &bias, &bias_layout, |a, b| {
+            a - b
+        })
+        .unwrap();
         assert_eq!(inplace, got);
         // A transposed operand: the general strided inner loop.
         let t_layout = Layout::contiguous(Shape::from(vec![129, 700, 3])).permute(&[2, 1, 0]);

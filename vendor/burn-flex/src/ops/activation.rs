@@ -104,10 +104,7 @@ impl ActivationOps<Flex> for Flex {
 
     fn sigmoid(tensor: FloatTensor<Flex>) -> FloatTensor<Flex> {
         // vlsm-zoo patch: vectorised, multi-threaded f32 path.
-        match crate::ops::unary::f32_inplace(
-            tensor,
-            crate::simd::fast_math::sigmoid_inplace_f32,
-        ) {
+        match crate::ops::unary::f32_inplace(tensor, crate::simd::fast_math::sigmoid_inplace_f32) {
             Ok(done) => done,
             Err(tensor) => unary_op(tensor, sigmoid_f32, sigmoid_f64),
         }

@@ -158,7 +158,11 @@ fn map_rows<T: NormElement>(
 }
 
 fn tensor_of<T: NormElement>(data: Vec<T>, shape: Shape) -> FlexTensor {
-    FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(shape), T::dtype())
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(shape),
+        T::dtype(),
+    )
 }
 
 fn values<T: NormElement>(t: &FlexTensor, what: &str, channels: usize) -> Vec<T> {
@@ -424,8 +428,14 @@ mod tests {
         let beta = tensor(bt.iter().map(|&v| v as f32).collect(), &[3]);
         let (_, mean, var) = batch_norm_train::<f32>(tensor(x.clone(), &shape), &gamma, &beta, eps);
         let dy = tensor(w.iter().map(|&v| v as f32).collect(), &shape);
-        let (dx, dg, db) =
-            batch_norm_train_backward::<f32>(tensor(x.clone(), &shape), &gamma, &mean, &var, eps, dy);
+        let (dx, dg, db) = batch_norm_train_backward::<f32>(
+            tensor(x.clone(), &shape),
+            &gamma,
+            &mean,
+            &var,
+            eps,
+            dy,
+        );
         let h = 1e-4;
         let dx = data(&dx);
         for i in (0..n).step_by(7) {
@@ -433,7 +443,11 @@ mod tests {
             up[i] += h;
             down[i] -= h;
             let want = (loss(&up, &g, &bt) - loss(&down, &g, &bt)) / (2.0 * h);
-            assert!((dx[i] as f64 - want).abs() < 2e-3, "dx[{i}]: {} vs {want}", dx[i]);
+            assert!(
+                (dx[i] as f64 - want).abs() < 2e-3,
+                "dx[{i}]: {} vs {want}",
+                dx[i]
+            );
         }
         for ch in 0..3 {
             let (mut up, mut down) = (g, g);

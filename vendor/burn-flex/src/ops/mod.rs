@@ -110,8 +110,8 @@ pub mod comparison;
 #[macro_use]
 mod conv_common;
 pub mod conv;
-pub mod conv_transpose;
 pub mod conv_gemm;
+pub mod conv_transpose;
 pub mod cumulative;
 pub mod deform_conv;
 pub mod expand;

@@ -7,10 +7,10 @@ use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
     ops::{
-        AttentionModuleOptions, ConvOptions, ConvTransposeOptions, DeformConv2dBackward,
-        DeformConvOptions, FloatTensorOps, IntTensorOps, InterpolateMode, InterpolateOptions,
-        BatchNormTrain, BatchNormTrainBackward, MaxPool2dBackward, MaxPool2dWithIndices, ModuleOps,
-        conv::pad_asymmetric_conv_input,
+        AttentionModuleOptions, BatchNormTrain, BatchNormTrainBackward, ConvOptions,
+        ConvTransposeOptions, DeformConv2dBackward, DeformConvOptions, FloatTensorOps,
+        IntTensorOps, InterpolateMode, InterpolateOptions, MaxPool2dBackward, MaxPool2dWithIndices,
+        ModuleOps, conv::pad_asymmetric_conv_input,
     },
     tensor::{BoolTensor, FloatTensor, IntTensor},
 };
@@ -208,22 +208,12 @@ impl ModuleOps<Flex> for Flex {
     ) -> BatchNormTrainBackward<Flex> {
         use crate::ops::batch_norm::batch_norm_train_backward;
         let (dx, dgamma, dbeta) = match x.dtype() {
-            DType::F32 => batch_norm_train_backward::<f32>(
-                x,
-                &gamma,
-                &mean,
-                &variance,
-                epsilon,
-                output_grad,
-            ),
-            DType::F64 => batch_norm_train_backward::<f64>(
-                x,
-                &gamma,
-                &mean,
-                &variance,
-                epsilon,
-                output_grad,
-            ),
+            DType::F32 => {
+                batch_norm_train_backward::<f32>(x, &gamma, &mean, &variance, epsilon, output_grad)
+            }
+            DType::F64 => {
+                batch_norm_train_backward::<f64>(x, &gamma, &mean, &variance, epsilon, output_grad)
+            }
             dtype => {
                 let (to, from) = half_casts(dtype, "batch_norm_train_backward");
                 let (dx, dg, db) = batch_norm_train_backward::<f32>(

@@ -1194,7 +1194,12 @@ fn par_columns(dst: &mut [f32], work: usize, f: impl Fn(usize, &mut [f32]) + Syn
 /// outputs each) on rayon's pool when the reduction reads at least `PARALLEL_THRESHOLD`
 /// elements, else once (vlsm-zoo patch).
 #[cfg(feature = "simd")]
-fn par_batches(dst: &mut [f32], per_batch: usize, work: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+fn par_batches(
+    dst: &mut [f32],
+    per_batch: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) {
     let batches = dst.len() / per_batch;
     #[cfg(feature = "rayon")]
     if work >= crate::ops::PARALLEL_THRESHOLD && batches >= 2 {
