@@ -2,7 +2,8 @@
 //! burn's own unpatched ops: the fused softmax node, the attention composition and the fused
 //! LayerNorm give the same values and the same gradients as softmax written as
 //! exp / sum, attention as matmul → softmax → matmul, LayerNorm as mean / variance. flex's
-//! im2col/GEMM convolution and its two gradients equal the convolution's definition; its fused
+//! im2col/GEMM and Winograd convolutions and their two gradients equal the convolution's
+//! definition; its fused
 //! batch norm equals batch norm composed from means and broadcasts; a product against a
 //! transposed operand (gemm-common's prepacked lhs, packed on every thread) equals its
 //! definition.
@@ -222,7 +223,10 @@ fn convolution_and_both_its_gradients_equal_the_definition() {
         groups,
     };
     // 3×3 same, strided, 1×1 (flex's own forward), strided 1×1, grouped and dilated, a
-    // 7×7 stem, and a tall input whose im2col runs in several bands.
+    // 7×7 stem, a tall input whose im2col runs in several bands, and two stride-1 3×3
+    // convolutions large enough (≥ 64 channels, ≥ 64 4×4 output tiles) for the Winograd
+    // F(4×4, 3×3) forward and input gradient (`conv_winograd.rs`), padded 1 and 0 (whose input
+    // gradient pads 2); ragged tiles on both axes.
     let cases = [
         case([2, 5, 9, 8], 6, [3, 3], [1, 1], [1, 1], [1, 1], 1),
         case([2, 6, 11, 10], 7, [3, 3], [2, 2], [1, 1], [1, 1], 1),
@@ -231,6 +235,8 @@ fn convolution_and_both_its_gradients_equal_the_definition() {
         case([2, 6, 10, 9], 4, [3, 2], [1, 2], [2, 1], [2, 1], 2),
         case([1, 3, 20, 20], 8, [7, 7], [2, 2], [3, 3], [1, 1], 1),
         case([1, 96, 40, 100], 4, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        case([1, 64, 34, 30], 64, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        case([2, 64, 27, 37], 80, [3, 3], [1, 1], [0, 0], [1, 1], 1),
     ];
     for c in cases {
         let [h_out, w_out] = c.out();

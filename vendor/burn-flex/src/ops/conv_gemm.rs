@@ -23,7 +23,23 @@ use alloc::vec::Vec;
 use burn_backend::ops::ConvOptions;
 use burn_std::{Bytes, Shape};
 
+use crate::ops::conv_winograd::{Conv3x3, WeightLayout};
 use crate::{FlexTensor, Layout};
+
+/// `s` as f32 when `T` is f32 (the only type the Winograd path runs in).
+fn as_f32<T: ConvElement>(s: &[T]) -> Option<&[f32]> {
+    (core::any::TypeId::of::<T>() == core::any::TypeId::of::<f32>())
+        .then(|| bytemuck::cast_slice(s))
+}
+
+/// An f32 result as a tensor of `T` (which is f32 whenever [`as_f32`] returned `Some`).
+fn from_f32<T: ConvElement>(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(Shape::from(shape)),
+        T::dtype(),
+    )
+}
 
 /// `t` in a contiguous layout, with the range its elements occupy in its storage.
 fn contiguous(t: &FlexTensor) -> (FlexTensor, usize, usize) {
@@ -108,6 +124,40 @@ impl Geometry {
     fn p(&self) -> usize {
         self.h_out * self.w_out
     }
+    /// This convolution as a Winograd F(4×4, 3×3) problem, when it is one (3×3, stride 1,
+    /// no dilation, one group, the same padding on both axes) and the transforms pay off.
+    fn winograd(&self) -> Option<Conv3x3> {
+        let shape = self.kh == 3
+            && self.kw == 3
+            && self.stride == [1, 1]
+            && self.dilation == [1, 1]
+            && self.groups == 1
+            && self.padding[0] == self.padding[1];
+        let conv = Conv3x3 {
+            batch: self.batch,
+            c_in: self.c_in,
+            c_out: self.c_out,
+            h: self.h,
+            w: self.w,
+            pad: self.padding[0],
+        };
+        (shape && conv.worthwhile()).then_some(conv)
+    }
+    /// The convolution whose output is this one's input gradient, as a Winograd problem: `dy`
+    /// convolved with the transposed, rotated weight under padding `2 - p`.
+    fn winograd_adjoint(&self) -> Option<Conv3x3> {
+        let forward = self.winograd()?;
+        let adjoint = Conv3x3 {
+            batch: self.batch,
+            c_in: self.c_out,
+            c_out: self.c_in,
+            h: self.h_out,
+            w: self.w_out,
+            pad: 2usize.checked_sub(forward.pad)?,
+        };
+        (adjoint.worthwhile() && adjoint.h_out() == self.h && adjoint.w_out() == self.w)
+            .then_some(adjoint)
+    }
     /// Whether col(x) is x itself: 1×1, stride 1, no padding.
     fn direct(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.padding == [0, 0]
@@ -160,6 +210,15 @@ pub fn conv2d<T: ConvElement>(
             + 1,
     ];
     let geo = Geometry::new(dims4(&x), wd, out, options);
+    let out_shape = vec![geo.batch, geo.c_out, out[0], out[1]];
+    if let (Some(conv), Some(xf), Some(wf)) = (geo.winograd(), as_f32(x_data), as_f32(w_data)) {
+        let bias = bias.as_ref().map(contiguous);
+        let bias_f32 = bias
+            .as_ref()
+            .and_then(|(b, s, e)| as_f32(&b.storage::<T>()[*s..*e]));
+        let y = conv.forward(xf, wf, WeightLayout::Forward, bias_f32);
+        return from_f32::<T>(y, out_shape);
+    }
     let (p, k_cols, cout_g) = (geo.p(), geo.k_cols(), geo.cout_g());
     let mut y = vec![T::ZERO; geo.batch * geo.c_out * p];
     if let Some(bias) = &bias {
@@ -210,6 +269,12 @@ pub fn conv2d_x_grad<T: ConvElement>(
     let g_data = &g_t.storage::<T>()[gs..ge];
     let gd = dims4(&g_t);
     let geo = Geometry::new(x_shape, dims4(&wt), [gd[2], gd[3]], options);
+    if let (Some(conv), Some(gf), Some(wf)) =
+        (geo.winograd_adjoint(), as_f32(g_data), as_f32(w_data))
+    {
+        let dx = conv.forward(gf, wf, WeightLayout::Adjoint, None);
+        return from_f32::<T>(dx, x_shape.to_vec());
+    }
     let (p, k_cols, cout_g, cin_g) = (geo.p(), geo.k_cols(), geo.cout_g(), geo.cin_g());
     let plane = geo.h * geo.w;
     let mut dx = vec![T::ZERO; geo.batch * geo.c_in * plane];

@@ -112,6 +112,7 @@ mod conv_common;
 pub mod conv;
 pub mod conv_gemm;
 pub mod conv_transpose;
+pub mod conv_winograd;
 pub mod cumulative;
 pub mod deform_conv;
 pub mod expand;
