@@ -225,8 +225,8 @@ fn convolution_and_both_its_gradients_equal_the_definition() {
     // 3×3 same, strided, 1×1 (flex's own forward), strided 1×1, grouped and dilated, a
     // 7×7 stem, a tall input whose im2col runs in several bands, and two stride-1 3×3
     // convolutions large enough (≥ 64 channels, ≥ 64 4×4 output tiles) for the Winograd
-    // F(4×4, 3×3) forward and input gradient (`conv_winograd.rs`), padded 1 and 0 (whose input
-    // gradient pads 2); ragged tiles on both axes.
+    // F(4×4, 3×3) forward, input gradient and weight gradient (`conv_winograd.rs`), padded 1
+    // and 0 (whose input gradient pads 2); ragged tiles on both axes.
     let cases = [
         case([2, 5, 9, 8], 6, [3, 3], [1, 1], [1, 1], [1, 1], 1),
         case([2, 6, 11, 10], 7, [3, 3], [2, 2], [1, 1], [1, 1], 1),

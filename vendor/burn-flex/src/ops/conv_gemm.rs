@@ -343,6 +343,10 @@ pub fn conv2d_weight_grad<T: ConvElement>(
         geo.cin_g(),
         "conv2d weight grad: C_in/groups mismatch"
     );
+    if let (Some(conv), Some(xf), Some(gf)) = (geo.winograd(), as_f32(x_data), as_f32(g_data)) {
+        let grad = conv.weight_grad(xf, gf);
+        return from_f32::<T>(grad, wd.to_vec());
+    }
     let (p, k_cols, cout_g) = (geo.p(), geo.k_cols(), geo.cout_g());
     let mut grad = vec![T::ZERO; geo.c_out * k_cols];
     let mut col = geo.col_buffer();

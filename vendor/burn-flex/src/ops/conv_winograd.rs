@@ -20,6 +20,11 @@
 //! The input gradient of a stride-1 3×3 convolution is itself one: `dx = conv(dy, W')` with
 //! `W'[c, k] = W[k, c]` rotated by 180° and padding `2 - p`. [`WeightLayout::Adjoint`] reads the
 //! stored weight that way without materialising `W'`.
+//!
+//! The weight gradient is the adjoint of the tile formula in the filter,
+//! `dg = Gᵀ [Σ_tiles (A dy Aᵀ) ⊙ (Bᵀ d B)] G` ([`Conv3x3::weight_grad`]): the same input
+//! transform, a transform of the output gradient's 4×4 tiles, and 36 GEMMs that sum over the
+//! tiles (`C_out × tiles` times `tiles × C_in`), again 4× fewer multiply-adds than im2col's.
 
 use alloc::vec::Vec;
 use core::mem::MaybeUninit;
@@ -92,6 +97,15 @@ pub struct Conv3x3 {
 const MIN_TILES: usize = if cfg!(test) { 1 } else { 64 };
 /// Fewest channels on either side (below, the GEMMs are too thin for gemm's kernels).
 const MIN_CHANNELS: usize = if cfg!(test) { 1 } else { 64 };
+
+/// Transformed floats a weight-gradient pass aims at (its input and output-gradient tiles):
+/// small enough to stay in cache between the transforms and the GEMMs that read them.
+const PASS_BUDGET: usize = if cfg!(test) { 16 * E * LANES } else { 1 << 19 };
+/// Fewest tiles per weight-gradient pass, whatever the channels: each pass reads and writes
+/// the whole `[36, C_out, C_in]` sum, which the GEMMs' depth (the pass's tiles) must outweigh.
+/// On a 2-core Zen 2 (`conv_ops`), 128 tiles beat passes of 8 tiles within a 16 MiB budget
+/// and a single pass over all tiles on CRIS-R50's 64-, 128- and 256-channel 3×3 shapes.
+const MIN_PASS_TILES: usize = if cfg!(test) { LANES } else { 128 };
 
 impl Conv3x3 {
     /// Output height.
@@ -177,6 +191,88 @@ impl Conv3x3 {
         y
     }
 
+    /// The weight gradient `dW` `[C_out, C_in, 3, 3]` of this convolution from its input `x`
+    /// `[B, C_in, H, W]` and output gradient `dy` `[B, C_out, H_out, W_out]`, both contiguous.
+    ///
+    /// A tile's output is linear in the filter, `y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`, so its
+    /// gradient is the adjoint `dg = Gᵀ [(A dy Aᵀ) ⊙ (Bᵀ d B)] G`. The sum over tiles (and
+    /// images) is taken before the last transform, in the transformed domain. The tiles are
+    /// cut into passes ([`PASS_BUDGET`], [`MIN_PASS_TILES`]); a pass transforms its tiles' inputs
+    /// and output gradients (in parallel over tiles), then runs the 36 GEMMs `S[e] (+)= (A dy
+    /// Aᵀ)[e] · (Bᵀ d B)[e]ᵀ` (`C_out × tiles` times `tiles × C_in`, in parallel over `e`, so
+    /// no thread's partial sum needs adding). `S` `[36, C_out, C_in]` is transformed back once.
+    pub fn weight_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        assert_eq!(
+            x.len(),
+            self.batch * self.c_in * self.h * self.w,
+            "winograd weight gradient: input"
+        );
+        assert_eq!(
+            dy.len(),
+            self.batch * self.c_out * self.h_out() * self.w_out(),
+            "winograd weight gradient: output gradient"
+        );
+        let (c_in, c_out) = (self.c_in, self.c_out);
+        let per_tile = E * (c_in + c_out);
+        let pass_tiles = ((PASS_BUDGET / per_tile) / LANES * LANES).max(MIN_PASS_TILES);
+        let mut sum = vec![0.0f32; E * c_out * c_in];
+        let mut buffers = Buffers::take();
+        let tiles = self.tiles();
+        for (pass, first) in (0..tiles).step_by(pass_tiles).enumerate() {
+            let count = pass_tiles.min(tiles - first);
+            let n = count.next_multiple_of(LANES);
+            let v = grown(&mut buffers.input, E * c_in * n);
+            let g = grown(&mut buffers.products, E * c_out * n);
+            self.transform_pass(x, dy, first, count, v, g);
+            let (v, g) = (&*v, &*g);
+            let product = |e: usize, dst: &mut [f32]| {
+                // S[e] (C_out × C_in) (+)= g[e] (C_out × n) · v[e]ᵀ (n × C_in)
+                let lhs = &g[e * c_out * n..][..c_out * n];
+                let rhs = &v[e * c_in * n..][..c_in * n];
+                assert_eq!(dst.len(), c_out * c_in, "winograd weight gradient sum");
+                // SAFETY: dst is c_out × c_in with row stride c_in; lhs c_out × n with row
+                // stride n; rhs, read as n × c_in, is v[e] (c_in × n, row stride n)
+                // transposed; all three slices have exactly those lengths.
+                unsafe {
+                    gemm::gemm(
+                        c_out,
+                        c_in,
+                        n,
+                        dst.as_mut_ptr(),
+                        1,
+                        c_in as isize,
+                        pass > 0,
+                        lhs.as_ptr(),
+                        1,
+                        n as isize,
+                        rhs.as_ptr(),
+                        n as isize,
+                        1,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            };
+            #[cfg(feature = "rayon")]
+            {
+                use rayon::prelude::*;
+                sum.par_chunks_mut(c_out * c_in)
+                    .enumerate()
+                    .for_each(|(e, dst)| product(e, dst));
+            }
+            #[cfg(not(feature = "rayon"))]
+            for (e, dst) in sum.chunks_mut(c_out * c_in).enumerate() {
+                product(e, dst);
+            }
+        }
+        buffers.keep();
+        self.transform_weight_grad(&sum)
+    }
+
     /// Threads, chunks per thread and tiles per chunk (a multiple of [`LANES`]): the same
     /// number of chunks on every thread, each small enough that its transformed input and
     /// products (`36·(C_in + C_out)` floats per tile) stay within a thread's share of the
@@ -206,7 +302,7 @@ impl Conv3x3 {
         let mut u: Vec<f32> = Vec::with_capacity(len);
         let output_channel = |k: usize, dst: &mut [MaybeUninit<f32>]| {
             #[cfg(all(feature = "std", target_arch = "x86_64"))]
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            if has_avx2_fma() {
                 // SAFETY: the CPU has AVX2 and FMA.
                 unsafe { self.transform_weight_avx2(weight, layout, k, dst) };
                 return;
@@ -314,7 +410,7 @@ impl Conv3x3 {
         buffers: &mut Buffers,
     ) {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if has_avx2_fma() {
             // SAFETY: the CPU has AVX2 and FMA.
             unsafe { self.chunk_avx2(x, u, bias, first, count, out, buffers) };
             return;
@@ -359,8 +455,9 @@ impl Conv3x3 {
         // every lane, gemm overwrites its output).
         let v = grown(&mut buffers.input, E * c_in * n);
         let products = grown(&mut buffers.products, E * c_out * n);
+        let v_out = SharedOut(v.as_mut_ptr(), v.len());
         for group in (0..n).step_by(LANES) {
-            self.transform_input::<FUSED>(x, v, n, first, group, count);
+            self.transform_input::<FUSED>(x, &v_out, n, first, group, count);
         }
         for e in 0..E {
             // products[e] (C_out × n) = U[:, e, :] (C_out × C_in) · v[e] (C_in × n)
@@ -417,7 +514,7 @@ impl Conv3x3 {
     fn transform_input<const FUSED: bool>(
         &self,
         x: &[f32],
-        v: &mut [f32],
+        v: &SharedOut,
         n: usize,
         first: usize,
         group: usize,
@@ -463,7 +560,7 @@ impl Conv3x3 {
                         axpy::<FUSED>(&mut value, BT[xi][i], &t[i][nu]);
                     }
                     let e = xi * A + nu;
-                    v[(e * self.c_in + c) * n + group..][..LANES].copy_from_slice(&value);
+                    v.write_lanes((e * self.c_in + c) * n + group, &value);
                 }
             }
         }
@@ -547,6 +644,224 @@ impl Conv3x3 {
             }
         }
     }
+
+    /// Transforms tiles `first..first + count` for [`Self::weight_grad`]: `v[e][c][t]` =
+    /// `(Bᵀ d B)[e]` and `g[e][k][t]` = `(A dy Aᵀ)[e]` (zero for `t` ≥ `count`, up to the
+    /// next multiple of [`LANES`]), in parallel over runs of eight tiles.
+    fn transform_pass(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        first: usize,
+        count: usize,
+        v: &mut [f32],
+        g: &mut [f32],
+    ) {
+        let n = count.next_multiple_of(LANES);
+        assert_eq!(v.len(), E * self.c_in * n, "winograd pass input");
+        assert_eq!(g.len(), E * self.c_out * n, "winograd pass gradient");
+        let (v, g) = (
+            SharedOut(v.as_mut_ptr(), v.len()),
+            SharedOut(g.as_mut_ptr(), g.len()),
+        );
+        let groups = n / LANES;
+        #[cfg(feature = "rayon")]
+        let threads = rayon::current_num_threads().clamp(1, groups);
+        #[cfg(not(feature = "rayon"))]
+        let threads = 1;
+        let run = |thread: usize| {
+            let range = (groups * thread / threads)..(groups * (thread + 1) / threads);
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            if has_avx2_fma() {
+                // SAFETY: the CPU has AVX2 and FMA.
+                unsafe { self.transform_pass_avx2(x, dy, first, count, range, &v, &g) };
+                return;
+            }
+            self.transform_pass_body::<false>(x, dy, first, count, range, &v, &g);
+        };
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            (0..threads).into_par_iter().for_each(run);
+        }
+        #[cfg(not(feature = "rayon"))]
+        (0..threads).for_each(run);
+    }
+
+    /// [`Self::transform_pass_body`] compiled for AVX2 with fused multiply-adds.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn transform_pass_avx2(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        first: usize,
+        count: usize,
+        groups: core::ops::Range<usize>,
+        v: &SharedOut,
+        g: &SharedOut,
+    ) {
+        self.transform_pass_body::<true>(x, dy, first, count, groups, v, g);
+    }
+
+    /// Both transforms of the runs of eight tiles in `groups`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn transform_pass_body<const FUSED: bool>(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        first: usize,
+        count: usize,
+        groups: core::ops::Range<usize>,
+        v: &SharedOut,
+        g: &SharedOut,
+    ) {
+        let n = count.next_multiple_of(LANES);
+        for group in groups {
+            self.transform_input::<FUSED>(x, v, n, first, group * LANES, count);
+            self.transform_gradient::<FUSED>(dy, g, n, first, group * LANES, count);
+        }
+    }
+
+    /// `g[e][k][group..group + LANES]` = `(A dy Aᵀ)[e]` for the 4×4 output-gradient tiles `dy`
+    /// of eight tiles (zero past the output's edge, and for lanes past `count`).
+    #[inline(always)]
+    fn transform_gradient<const FUSED: bool>(
+        &self,
+        dy: &[f32],
+        g: &SharedOut,
+        n: usize,
+        first: usize,
+        group: usize,
+        count: usize,
+    ) {
+        let (h_out, w_out) = (self.h_out(), self.w_out());
+        let plane = h_out * w_out;
+        let pad = self.pad as isize;
+        // Per lane: offset of the tile's first output in image b's channel 0, and the rows and
+        // columns of the tile inside the output.
+        let lanes: [Option<(usize, usize, usize)>; LANES] = core::array::from_fn(|l| {
+            (group + l < count).then(|| {
+                let (b, y0, x0) = self.patch_origin(first + group + l);
+                let (oy, ox) = ((y0 + pad) as usize, (x0 + pad) as usize);
+                (
+                    b * self.c_out * plane + oy * w_out + ox,
+                    M.min(h_out - oy),
+                    M.min(w_out - ox),
+                )
+            })
+        });
+        for k in 0..self.c_out {
+            let mut d = [[[0.0f32; LANES]; M]; M];
+            for (l, lane) in lanes.iter().enumerate() {
+                let Some((offset, rows, cols)) = *lane else {
+                    continue;
+                };
+                let src = &dy[offset + k * plane..];
+                for (i, d_row) in d.iter_mut().enumerate().take(rows) {
+                    for (j, cell) in d_row.iter_mut().enumerate().take(cols) {
+                        cell[l] = src[i * w_out + j];
+                    }
+                }
+            }
+            // t = A d (6×4, A = ATᵀ), then t Aᵀ (6×6).
+            let mut t = [[[0.0f32; LANES]; M]; A];
+            for (xi, t_row) in t.iter_mut().enumerate() {
+                for (j, cell) in t_row.iter_mut().enumerate() {
+                    for (i, d_row) in d.iter().enumerate() {
+                        axpy::<FUSED>(cell, AT[i][xi], &d_row[j]);
+                    }
+                }
+            }
+            for (xi, t_row) in t.iter().enumerate() {
+                for nu in 0..A {
+                    let mut value = [0.0f32; LANES];
+                    for (j, t_cell) in t_row.iter().enumerate() {
+                        axpy::<FUSED>(&mut value, AT[j][nu], t_cell);
+                    }
+                    let e = xi * A + nu;
+                    g.write_lanes((e * self.c_out + k) * n + group, &value);
+                }
+            }
+        }
+    }
+
+    /// `dW[k][c]` = `Gᵀ S[·][k][c] G` (3×3) from the transformed-domain sums `S` `[36, C_out,
+    /// C_in]`, eight input channels at a time, in parallel over output channels.
+    fn transform_weight_grad(&self, s: &[f32]) -> Vec<f32> {
+        let mut dw = vec![0.0f32; self.c_out * self.c_in * 9];
+        let output_channel = |k: usize, dst: &mut [f32]| {
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            if has_avx2_fma() {
+                // SAFETY: the CPU has AVX2 and FMA.
+                unsafe { self.transform_weight_grad_avx2(s, k, dst) };
+                return;
+            }
+            self.transform_weight_grad_body::<false>(s, k, dst);
+        };
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            dw.par_chunks_mut(self.c_in * 9)
+                .enumerate()
+                .for_each(|(k, dst)| output_channel(k, dst));
+        }
+        #[cfg(not(feature = "rayon"))]
+        for (k, dst) in dw.chunks_mut(self.c_in * 9).enumerate() {
+            output_channel(k, dst);
+        }
+        dw
+    }
+
+    /// [`Self::transform_weight_grad_body`] compiled for AVX2 with fused multiply-adds.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn transform_weight_grad_avx2(&self, s: &[f32], k: usize, dst: &mut [f32]) {
+        self.transform_weight_grad_body::<true>(s, k, dst);
+    }
+
+    /// Output channel `k`'s taps (`[C_in, 3, 3]`): `t = Gᵀ S` (3×6), then `t G` (3×3).
+    #[inline(always)]
+    fn transform_weight_grad_body<const FUSED: bool>(&self, s: &[f32], k: usize, dst: &mut [f32]) {
+        let (c_in, c_out) = (self.c_in, self.c_out);
+        for c0 in (0..c_in).step_by(LANES) {
+            let lanes = LANES.min(c_in - c0);
+            let mut m = [[[0.0f32; LANES]; A]; A];
+            for (xi, m_row) in m.iter_mut().enumerate() {
+                for (nu, cell) in m_row.iter_mut().enumerate() {
+                    let e = xi * A + nu;
+                    cell[..lanes].copy_from_slice(&s[(e * c_out + k) * c_in + c0..][..lanes]);
+                }
+            }
+            let mut t = [[[0.0f32; LANES]; A]; 3];
+            for (ky, t_row) in t.iter_mut().enumerate() {
+                for (nu, cell) in t_row.iter_mut().enumerate() {
+                    for (xi, m_row) in m.iter().enumerate() {
+                        axpy::<FUSED>(cell, G[xi][ky], &m_row[nu]);
+                    }
+                }
+            }
+            for (ky, t_row) in t.iter().enumerate() {
+                for kx in 0..3 {
+                    let mut value = [0.0f32; LANES];
+                    for (nu, t_cell) in t_row.iter().enumerate() {
+                        axpy::<FUSED>(&mut value, G[nu][kx], t_cell);
+                    }
+                    for (l, &v) in value.iter().enumerate().take(lanes) {
+                        dst[(c0 + l) * 9 + ky * 3 + kx] = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether the CPU has AVX2 and FMA (the transforms' fast build).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+fn has_avx2_fma() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
 
 /// `acc += coefficient · row`, lane by lane; nothing for a zero coefficient (the transforms'
@@ -604,13 +919,24 @@ fn grown(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buffer[..len]
 }
 
-/// The output buffer, written by the chunks of several threads at disjoint positions (each
-/// output position lies in exactly one tile, each tile in exactly one chunk).
+/// A buffer (pointer, length) written by several threads at disjoint positions: the output,
+/// where each position lies in exactly one tile and each tile in exactly one chunk; a pass's
+/// transformed tiles, where each run of eight tiles (its columns) belongs to one thread.
 struct SharedOut(*mut f32, usize);
 
-// SAFETY: every position is written by one chunk only (see the type's comment); the buffer
-// outlives the parallel loop that uses it.
+// SAFETY: every position is written by one thread only (see the type's comment), and nothing
+// reads the buffer while they write; it outlives the parallel loop that uses it.
 unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// Writes `values` at `start..start + LANES`; a position no other thread touches meanwhile.
+    #[inline(always)]
+    fn write_lanes(&self, start: usize, values: &[f32; LANES]) {
+        assert!(start + LANES <= self.1, "winograd buffer index");
+        // SAFETY: in bounds (asserted); the caller's position is its own (see the type).
+        unsafe { core::ptr::copy_nonoverlapping(values.as_ptr(), self.0.add(start), LANES) };
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -770,6 +1096,121 @@ mod tests {
             .zip(&dx)
             .map(|(&a, &b)| f64::from(a) * f64::from(b))
             .sum();
+        assert!(
+            (lhs - rhs).abs() <= 1e-4 * lhs.abs().max(1.0),
+            "{lhs} vs {rhs}"
+        );
+    }
+
+    /// The weight gradient by its definition, in f64: `dW[k][c][ky][kx]` = Σ over images and
+    /// output positions of `dy[k] · x[c]` shifted by the tap.
+    fn naive_weight_grad(geo: &Conv3x3, x: &[f32], dy: &[f32]) -> Vec<f64> {
+        let (h_out, w_out) = (geo.h_out(), geo.w_out());
+        let mut dw = vec![0.0f64; geo.c_out * geo.c_in * 9];
+        for b in 0..geo.batch {
+            for k in 0..geo.c_out {
+                for c in 0..geo.c_in {
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let mut acc = 0.0f64;
+                            for oy in 0..h_out {
+                                for ox in 0..w_out {
+                                    let iy = (oy + ky) as isize - geo.pad as isize;
+                                    let ix = (ox + kx) as isize - geo.pad as isize;
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= geo.h as isize
+                                        || ix >= geo.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv = x[((b * geo.c_in + c) * geo.h + iy as usize) * geo.w
+                                        + ix as usize];
+                                    let g = dy[((b * geo.c_out + k) * h_out + oy) * w_out + ox];
+                                    acc += f64::from(xv) * f64::from(g);
+                                }
+                            }
+                            dw[((k * geo.c_in + c) * 3 + ky) * 3 + kx] += acc;
+                        }
+                    }
+                }
+            }
+        }
+        dw
+    }
+
+    fn check_weight_grad(geo: Conv3x3) {
+        let x = values(geo.batch * geo.c_in * geo.h * geo.w, 5);
+        let dy = values(geo.batch * geo.c_out * geo.h_out() * geo.w_out(), 9);
+        let got = geo.weight_grad(&x, &dy);
+        let expected = naive_weight_grad(&geo, &x, &dy);
+        assert_eq!(got.len(), expected.len());
+        // |x|, |dy| ≤ 1: a tap sums at most B·H_out·W_out products of magnitude ≤ 1.
+        let scale = (geo.batch * geo.h_out() * geo.w_out()) as f64;
+        for (i, (&a, &e)) in got.iter().zip(&expected).enumerate() {
+            assert!(
+                (f64::from(a) - e).abs() <= 2e-6 * scale + 1e-5 * e.abs(),
+                "{geo:?} tap {i}: {a} vs {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn weight_grad_matches_the_definition_for_every_padding_and_ragged_edges() {
+        for pad in 0..=2 {
+            for (h, w) in [(4, 4), (7, 9), (13, 5), (3, 3)] {
+                let geo = Conv3x3 {
+                    batch: 2,
+                    c_in: 11,
+                    c_out: 5,
+                    h,
+                    w,
+                    pad,
+                };
+                if geo.h + 2 * pad >= 3 && geo.w + 2 * pad >= 3 {
+                    check_weight_grad(geo);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn weight_grad_over_many_passes_matches() {
+        // 3·5·5 = 75 tiles in passes of 8 (the test build's thresholds): ten passes, each
+        // adding to the sums of the ones before, the last one ragged.
+        check_weight_grad(Conv3x3 {
+            batch: 3,
+            c_in: 24,
+            c_out: 40,
+            h: 20,
+            w: 18,
+            pad: 1,
+        });
+    }
+
+    #[test]
+    fn the_weight_gradient_is_the_adjoint_in_the_filter() {
+        // <conv(x, W), dy> = <W, dW(x, dy)>.
+        let geo = Conv3x3 {
+            batch: 2,
+            c_in: 3,
+            c_out: 4,
+            h: 9,
+            w: 10,
+            pad: 2,
+        };
+        let x = values(2 * 3 * 90, 1);
+        let w = values(4 * 3 * 9, 2);
+        let dy = values(2 * 4 * geo.h_out() * geo.w_out(), 3);
+        let y = geo.forward(&x, &w, WeightLayout::Forward, None);
+        let dw = geo.weight_grad(&x, &dy);
+        let dot = |a: &[f32], b: &[f32]| -> f64 {
+            a.iter()
+                .zip(b)
+                .map(|(&p, &q)| f64::from(p) * f64::from(q))
+                .sum()
+        };
+        let (lhs, rhs) = (dot(&y, &dy), dot(&w, &dw));
         assert!(
             (lhs - rhs).abs() <= 1e-4 * lhs.abs().max(1.0),
             "{lhs} vs {rhs}"
