@@ -198,7 +198,7 @@ impl Conv3x3 {
     /// gradient is the adjoint `dg = Gᵀ [(A dy Aᵀ) ⊙ (Bᵀ d B)] G`. The sum over tiles (and
     /// images) is taken before the last transform, in the transformed domain. The tiles are
     /// cut into passes ([`PASS_BUDGET`], [`MIN_PASS_TILES`]); a pass transforms its tiles' inputs
-    /// and output gradients (in parallel over tiles), then runs the 36 GEMMs `S[e] (+)= (A dy
+    /// and output gradients (in parallel over tiles), then runs the 36 GEMMs `S[e] += (A dy
     /// Aᵀ)[e] · (Bᵀ d B)[e]ᵀ` (`C_out × tiles` times `tiles × C_in`, in parallel over `e`, so
     /// no thread's partial sum needs adding). `S` `[36, C_out, C_in]` is transformed back once.
     pub fn weight_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
@@ -218,7 +218,7 @@ impl Conv3x3 {
         let mut sum = vec![0.0f32; E * c_out * c_in];
         let mut buffers = Buffers::take();
         let tiles = self.tiles();
-        for (pass, first) in (0..tiles).step_by(pass_tiles).enumerate() {
+        for first in (0..tiles).step_by(pass_tiles) {
             let count = pass_tiles.min(tiles - first);
             let n = count.next_multiple_of(LANES);
             let v = grown(&mut buffers.input, E * c_in * n);
@@ -226,7 +226,7 @@ impl Conv3x3 {
             self.transform_pass(x, dy, first, count, v, g);
             let (v, g) = (&*v, &*g);
             let product = |e: usize, dst: &mut [f32]| {
-                // S[e] (C_out × C_in) (+)= g[e] (C_out × n) · v[e]ᵀ (n × C_in)
+                // S[e] (C_out × C_in) += g[e] (C_out × n) · v[e]ᵀ (n × C_in)
                 let lhs = &g[e * c_out * n..][..c_out * n];
                 let rhs = &v[e * c_in * n..][..c_in * n];
                 assert_eq!(dst.len(), c_out * c_in, "winograd weight gradient sum");
@@ -241,7 +241,7 @@ impl Conv3x3 {
                         dst.as_mut_ptr(),
                         1,
                         c_in as isize,
-                        pass > 0,
+                        true,
                         lhs.as_ptr(),
                         1,
                         n as isize,
@@ -508,6 +508,29 @@ impl Conv3x3 {
         (b, (ty * M) as isize - pad, (tx * M) as isize - pad)
     }
 
+    /// Per lane, for tiles `first + group..` (none past `count`): the offset of the tile's first
+    /// output in its image's channel 0, and the tile's rows and columns inside the output.
+    fn output_tiles(
+        &self,
+        first: usize,
+        group: usize,
+        count: usize,
+    ) -> [Option<(usize, usize, usize)>; LANES] {
+        let (h_out, w_out) = (self.h_out(), self.w_out());
+        let pad = self.pad as isize;
+        core::array::from_fn(|l| {
+            (group + l < count).then(|| {
+                let (b, y0, x0) = self.patch_origin(first + group + l);
+                let (oy, ox) = ((y0 + pad) as usize, (x0 + pad) as usize);
+                (
+                    b * self.c_out * h_out * w_out + oy * w_out + ox,
+                    M.min(h_out - oy),
+                    M.min(w_out - ox),
+                )
+            })
+        })
+    }
+
     /// `v[e][c][group..group + LANES]` = `(Bᵀ d B)[e]` for the patches `d` of eight tiles
     /// (zero for lanes past `count`).
     #[inline(always)]
@@ -580,19 +603,8 @@ impl Conv3x3 {
         count: usize,
         out: &SharedOut,
     ) {
-        let (h_out, w_out) = (self.h_out(), self.w_out());
-        let plane = h_out * w_out;
-        let pad = self.pad as isize;
-        // Per lane: offset of the tile's first output in image b's channel 0, and the rows
-        // and columns of the tile inside the output.
-        let lanes: [Option<(usize, usize, usize)>; LANES] = core::array::from_fn(|l| {
-            (group + l < count).then(|| {
-                let (b, y0, x0) = self.patch_origin(first + group + l);
-                let (oy, ox) = ((y0 + pad) as usize, (x0 + pad) as usize);
-                let offset = b * self.c_out * plane + oy * w_out + ox;
-                (offset, M.min(h_out - oy), M.min(w_out - ox))
-            })
-        });
+        let (w_out, plane) = (self.w_out(), self.h_out() * self.w_out());
+        let lanes = self.output_tiles(first, group, count);
         let last = lanes
             .iter()
             .flatten()
@@ -737,22 +749,8 @@ impl Conv3x3 {
         group: usize,
         count: usize,
     ) {
-        let (h_out, w_out) = (self.h_out(), self.w_out());
-        let plane = h_out * w_out;
-        let pad = self.pad as isize;
-        // Per lane: offset of the tile's first output in image b's channel 0, and the rows and
-        // columns of the tile inside the output.
-        let lanes: [Option<(usize, usize, usize)>; LANES] = core::array::from_fn(|l| {
-            (group + l < count).then(|| {
-                let (b, y0, x0) = self.patch_origin(first + group + l);
-                let (oy, ox) = ((y0 + pad) as usize, (x0 + pad) as usize);
-                (
-                    b * self.c_out * plane + oy * w_out + ox,
-                    M.min(h_out - oy),
-                    M.min(w_out - ox),
-                )
-            })
-        });
+        let (w_out, plane) = (self.w_out(), self.h_out() * self.w_out());
+        let lanes = self.output_tiles(first, group, count);
         for k in 0..self.c_out {
             let mut d = [[[0.0f32; LANES]; M]; M];
             for (l, lane) in lanes.iter().enumerate() {
