@@ -3,7 +3,7 @@
 //! pooled/projected embeddings, the segmentation logits and a DA-VLC — the WordPiece tokenizer
 //! against transformers' `BertTokenizer`, and the full-size parameter count per part.
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, FloatDType, Tensor};
 use vlsm_biomedclip::{BiomedClipBackbone, BiomedClipParams};
 use vlsm_core::{Backbone, BackboneRequest, NoHooks, WeightExport, WeightSource, list_params};
 use vlsm_nn::BertTokenizer;
@@ -155,7 +155,7 @@ fn an_exported_open_clip_folder_loads_back_to_the_same_outputs() {
     };
     let original = load(&WeightSource::Dir(folder()));
     let out = scratch("biomedclip-export");
-    original.export_backbone(&out, false).unwrap();
+    original.export_backbone(&out, FloatDType::F32).unwrap();
     for file in [
         "open_clip_config.json",
         "open_clip_model.safetensors",

@@ -2,7 +2,7 @@
 //! a tiny random model (`scripts/make_cris_fixtures.py`), in eval mode and in a training-mode
 //! forward (batch statistics), weight import by the reference's key names, the full-size count
 //! and its per-part split, and a short run that trains.
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, FloatDType, Tensor};
 use vlsm_core::{BackboneInput, NoHooks, list_params};
 use vlsm_cris::{CrisClip, CrisHead};
 use vlsm_zoo::metrics::{Mask, dice};
@@ -417,7 +417,7 @@ fn an_exported_cris_has_the_reference_keys_and_reloads_to_the_same_logits() {
     let dir = scratch("cris-export");
     model
         .head
-        .export_model(&*model.backbone, &dir, false)
+        .export_model(&*model.backbone, &dir, FloatDType::F32)
         .unwrap();
     let names = |path: &std::path::Path| -> std::collections::BTreeSet<String> {
         let bytes = std::fs::read(path).unwrap();

@@ -1,6 +1,6 @@
 //! CLIPSeg parity with HF transformers on tiny random models (fixtures from
 //! `scripts/make_fixtures.py`): logits, decoder taps and conditional embedding within 1e-4.
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, FloatDType, Tensor};
 use std::path::Path;
 use vlsm_clipseg::ClipSegBackbone;
 use vlsm_core::BackboneInput;
@@ -208,7 +208,7 @@ fn hf_export_round_trips() {
     let out = scratch("export");
     let backbone: &ClipSegBackbone = model.backbone.downcast_ref().unwrap();
     let decoder: &vlsm_clipseg::ClipSegDecoder = model.head.downcast_ref().unwrap();
-    vlsm_clipseg::export::export_hf(backbone, decoder, &out, false).unwrap();
+    vlsm_clipseg::export::export_hf(backbone, decoder, &out, FloatDType::F32).unwrap();
     // Same key set as HF's checkpoint minus the tensors the port never instantiates.
     let ours = read_names(&out.join("model.safetensors"));
     let hf = read_names(&dir.join("model.safetensors"));
@@ -222,8 +222,12 @@ fn hf_export_round_trips() {
         "{skipped:?}"
     );
     let reference = dir.join("reference.safetensors");
-    for (half, tol) in [(false, 1e-4), (true, 2e-2)] {
-        vlsm_clipseg::export::export_hf(backbone, decoder, &out, half).unwrap();
+    for (dtype, tol) in [
+        (FloatDType::F32, 1e-4),
+        (FloatDType::F16, 2e-2),
+        (FloatDType::BF16, 1e-1),
+    ] {
+        vlsm_clipseg::export::export_hf(backbone, decoder, &out, dtype).unwrap();
         let (_, reloaded) =
             build(&spec_text(&out.display().to_string(), "frozen"), &device).unwrap();
         let input = BackboneInput {
@@ -234,7 +238,8 @@ fn hf_export_round_trips() {
             reloaded.forward(&input).unwrap(),
             &read_tensor(&reference, "logits"),
         );
-        assert!(d <= tol, "half={half}: {d}");
+        eprintln!("{dtype:?}: {d}");
+        assert!(d <= tol, "{dtype:?}: {d}");
     }
 }
 

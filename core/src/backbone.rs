@@ -4,7 +4,7 @@ use crate::error::CoreError;
 use crate::frozen::{FrozenNeeds, FrozenText, FrozenVision};
 use crate::hooks::Hooks;
 use crate::site::{BlockPoint, Site, Tower};
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Bool, FloatDType, Int, Tensor};
 use std::collections::BTreeMap;
 
 /// What kind of network a tower is.
@@ -222,6 +222,27 @@ pub struct Words {
 }
 
 impl Features {
+    /// Every float tensor cast to `dtype` (the engine hands heads f32 features from a
+    /// half-precision backbone this way).
+    pub fn cast(self, dtype: FloatDType) -> Self {
+        Self {
+            taps: self.taps.into_iter().map(|t| t.cast(dtype)).collect(),
+            cond: self.cond.cast(dtype),
+            grid: self.grid,
+            vision_states: self
+                .vision_states
+                .into_iter()
+                .map(|(i, t)| (i, t.cast(dtype)))
+                .collect(),
+            pixels: self.pixels.cast(dtype),
+            maps: self.maps.into_iter().map(|t| t.cast(dtype)).collect(),
+            words: self.words.map(|w| Words {
+                features: w.features.cast(dtype),
+                padding: w.padding,
+            }),
+        }
+    }
+
     /// Vision state `i` (see [`Features::vision_states`]).
     ///
     /// # Panics
@@ -238,6 +259,15 @@ impl Features {
 }
 
 /// An image + prompt encoder with hook sites.
+///
+/// **Precision.** The engine may cast a frozen backbone's float parameters to half precision
+/// (`train: (precision: "f16" | "bf16")`). A backbone then computes in its weights' type: the
+/// engine casts what it passes in (pixels, frozen states) and what comes out, and wraps the
+/// hooks so that they see f32. So a backbone must build any float tensor it makes itself
+/// (masks, interpolation matrices, position tables) in the type of the tensor it combines
+/// with, not in the default f32; and the abilities a head calls directly
+/// ([`QueryBlocks`], [`VisionProjection`]) cast their inputs to their weights' type and give
+/// back their input's type.
 pub trait Backbone: BackboneOps {
     /// Shape facts for placements and heads.
     fn info(&self) -> BackboneInfo;
@@ -283,9 +313,9 @@ pub trait Backbone: BackboneOps {
 
 /// Ability of a backbone: its weights written as its own model folder ([`Backbone::weight_export`]).
 pub trait WeightExport {
-    /// Writes the backbone's configuration, weights (float16 when `half`) and tokenizer files
+    /// Writes the backbone's configuration, weights (stored as `dtype`) and tokenizer files
     /// into `out` in the format its loader reads back (`weights: "path/to/out"`).
-    fn export_backbone(&self, out: &std::path::Path, half: bool) -> Result<(), CoreError>;
+    fn export_backbone(&self, out: &std::path::Path, dtype: FloatDType) -> Result<(), CoreError>;
 }
 
 /// Ability of a backbone: its towers' outputs computed without hooks, and the features rebuilt

@@ -8,7 +8,7 @@
 //! builds each batch's features with [`Backbone::features_from_frozen`](crate::Backbone::features_from_frozen),
 //! which applies the output-site hooks exactly as `forward` does. Placements with trainable parts
 //! inside the towers keep the default (`None`) and get no cache.
-use burn::tensor::Tensor;
+use burn::tensor::{FloatDType, Tensor};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Frozen backbone outputs read by trainable parts, beyond the taps and the conditional
@@ -49,6 +49,18 @@ pub struct FrozenText {
 }
 
 impl FrozenVision {
+    /// Every state cast to `dtype`.
+    pub fn cast(self, dtype: FloatDType) -> Self {
+        Self {
+            states: self
+                .states
+                .into_iter()
+                .map(|(i, t)| (i, t.cast(dtype)))
+                .collect(),
+            grid: self.grid,
+        }
+    }
+
     /// The rows `[from, from + len)` of every tensor.
     pub fn narrow(&self, from: usize, len: usize) -> Self {
         Self {
@@ -58,6 +70,20 @@ impl FrozenVision {
                 .map(|(&i, t)| (i, t.clone().narrow(0, from, len)))
                 .collect(),
             grid: self.grid,
+        }
+    }
+}
+
+impl FrozenText {
+    /// Every tensor cast to `dtype`.
+    pub fn cast(self, dtype: FloatDType) -> Self {
+        Self {
+            cond: self.cond.cast(dtype),
+            eos: self
+                .eos
+                .into_iter()
+                .map(|(k, t)| (k, t.cast(dtype)))
+                .collect(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The head contract: backbone features in, mask logits out.
 use crate::frozen::FrozenNeeds;
 use crate::{Backbone, BackboneInfo, CoreError, Erased, Features, Hooks};
-use burn::tensor::Tensor;
+use burn::tensor::{FloatDType, Tensor};
 
 /// The backbone a head sits on, with the placement's hooks, for heads that re-enter the backbone
 /// (SAN's recognition path re-runs the last vision blocks with query tokens).
@@ -30,15 +30,15 @@ pub trait Head: HeadOps {
         None
     }
     /// The "write as a plain model folder" capability: writes `backbone` and this head as the
-    /// model family's own format (e.g. an HF folder) into `out`, in float16 when `half`. The
+    /// model family's own format (e.g. an HF folder) into `out`, its weights stored as `dtype`. The
     /// default says the head cannot.
     fn export_model(
         &self,
         backbone: &dyn Backbone,
         out: &std::path::Path,
-        half: bool,
+        dtype: FloatDType,
     ) -> Result<(), CoreError> {
-        let _ = (out, half);
+        let _ = (out, dtype);
         Err(CoreError::Unsupported(format!(
             "this head cannot write a plain model folder with backbone `{}`",
             backbone.info().name

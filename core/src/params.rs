@@ -77,6 +77,8 @@ pub trait FloatParam {
     fn id(&self) -> u64;
     /// Its values, flattened row-major, as f32.
     fn values(&self) -> Vec<f32>;
+    /// The type it is stored in (f32, or half for a backbone cast by the engine).
+    fn dtype(&self) -> burn::tensor::DType;
 }
 
 impl<const D: usize> FloatParam for Param<Tensor<D>> {
@@ -88,6 +90,9 @@ impl<const D: usize> FloatParam for Param<Tensor<D>> {
     }
     fn id(&self) -> u64 {
         self.id.val()
+    }
+    fn dtype(&self) -> burn::tensor::DType {
+        self.val().dtype()
     }
     fn values(&self) -> Vec<f32> {
         self.val()

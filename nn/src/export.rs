@@ -1,11 +1,11 @@
 //! Writing modules as a PyTorch-readable `model.safetensors`: tensors in PyTorch layout
-//! (Linear weights `[out, in]`, LayerNorm `weight`/`bias`), optionally float16, under the
+//! (Linear weights `[out, in]`, LayerNorm `weight`/`bias`), in f32, f16 or bf16, under the
 //! checkpoint's own key names, with PyTorch's `format: pt` metadata, written temp-then-rename.
 use burn::module::Module;
 use burn::store::{
     BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, SafetensorsStore,
 };
-use burn::tensor::DType;
+use burn::tensor::{DType, FloatDType};
 use std::collections::HashMap;
 use std::path::Path;
 use vlsm_core::CoreError;
@@ -20,14 +20,15 @@ fn fail(dir: &Path, message: impl std::fmt::Display) -> CoreError {
 /// Named tensors in PyTorch layout, ready for a safetensors file: name, dtype, shape, bytes.
 pub type Tensors = Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>;
 
-/// Every tensor of `module` in PyTorch layout (float16 when `half`), named `key(module path)`.
+/// Every tensor of `module` in PyTorch layout, float tensors stored as `dtype`, named
+/// `key(module path)`.
 pub fn collect<M: Module>(
     module: &M,
-    half: bool,
+    dtype: FloatDType,
     key: &dyn Fn(&str) -> String,
     dir: &Path,
 ) -> Result<Tensors, CoreError> {
-    let target = if half { DType::F16 } else { DType::F32 };
+    let target: DType = dtype.into();
     let mut store = SafetensorsStore::from_bytes(None)
         .with_to_adapter(BurnToPyTorchAdapter.chain(FloatCastAdapter::to(target)));
     module.save_into(&mut store).map_err(|e| fail(dir, e))?;

@@ -144,9 +144,12 @@ pub fn bicubic(x: Tensor<4>, to: [usize; 2], align_corners: bool) -> Tensor<4> {
     if [h, w] == to {
         return x;
     }
-    let device = x.device();
-    let wy = matrix(h, to[0], align_corners, &device).unsqueeze::<3>(); // [1, h', H]
+    let (device, dtype) = (x.device(), x.dtype());
+    let wy = matrix(h, to[0], align_corners, &device)
+        .cast(dtype)
+        .unsqueeze::<3>(); // [1, h', H]
     let wx = matrix(w, to[1], align_corners, &device)
+        .cast(dtype)
         .transpose()
         .unsqueeze::<3>(); // [1, W, w']
     let rows = x.reshape([b * c, h, w]);

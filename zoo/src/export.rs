@@ -7,6 +7,7 @@
 use crate::checkpoint::load_run;
 use crate::error::ZooError;
 use crate::merge::merge_placement;
+use crate::precision::Precision;
 use burn::module::Module;
 use burn::tensor::Device;
 use std::path::Path;
@@ -20,13 +21,13 @@ pub struct ExportSummary {
     pub merged: bool,
 }
 
-/// Writes `out/{config.json, preprocessor_config.json, model.safetensors}` from `run_dir`;
-/// `half` stores float16; the run is loaded (and LoRA merged) on `device`. Refuses to overwrite
-/// an existing `model.safetensors`.
+/// Writes `out/{config.json, preprocessor_config.json, model.safetensors}` from `run_dir`, the
+/// weights stored in `precision` (f32, f16 or bf16); the run is loaded (and LoRA merged) on
+/// `device`. Refuses to overwrite an existing `model.safetensors`.
 pub fn export_run(
     run_dir: &Path,
     out: &Path,
-    half: bool,
+    precision: Precision,
     device: &Device,
 ) -> Result<ExportSummary, ZooError> {
     if out.join("model.safetensors").exists() {
@@ -53,6 +54,8 @@ pub fn export_run(
         )));
     }
     let model = model.valid();
-    model.head.export_model(&*model.backbone, out, half)?;
+    model
+        .head
+        .export_model(&*model.backbone, out, precision.dtype())?;
     Ok(ExportSummary { placement, merged })
 }

@@ -31,9 +31,12 @@ pub fn merge_placement(model: ZooModel) -> Result<ZooModel, ZooError> {
         by_path.insert(path, delta);
     }
     let policy = model.placement.policy();
+    let dtype = model.precision.dtype();
     let backbone = vlsm_core::map_params(model.backbone, &mut |path| vlsm_core::ParamEdit {
         id: None,
-        add: by_path.remove(path).map(|d: Tensor<2>| d.flatten(0, 1)),
+        add: by_path
+            .remove(path)
+            .map(|d: Tensor<2>| d.flatten(0, 1).cast(dtype)),
     });
     if let Some(left) = by_path.keys().next() {
         return Err(ZooError::Invalid(format!(
@@ -44,5 +47,6 @@ pub fn merge_placement(model: ZooModel) -> Result<ZooModel, ZooError> {
         backbone,
         placement: PlacementBox::from_placement(PolicyOnly::new(policy)),
         head: model.head,
+        precision: model.precision,
     })
 }

@@ -1,7 +1,8 @@
 //! A composed model: backbone + placement (the backbone's hooks) + head, as one burn module.
 use crate::error::ZooError;
+use crate::precision::{CastParams, F32Hooks, Precision};
 use burn::module::Module;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 use vlsm_core::registry::{self, Constructor};
 use vlsm_core::{
     BackboneAccess, BackboneBox, BackboneCtx, BackboneInput, FrozenEncoding, FrozenNeeds,
@@ -36,6 +37,9 @@ pub struct ZooModel {
     pub placement: PlacementBox,
     /// Features → logits.
     pub head: HeadBox,
+    /// The type the (frozen) backbone computes in; everything else is f32.
+    #[module(skip)]
+    pub precision: Precision,
 }
 
 impl ZooModel {
@@ -105,26 +109,89 @@ impl ZooModel {
             backbone,
             placement,
             head,
+            precision: Precision::F32,
         })
+    }
+
+    /// The model with its backbone computing in `precision` (see [`crate::precision`]): the
+    /// backbone's parameters are cast, the trainable parts stay f32.
+    ///
+    /// # Errors
+    /// When `device` does not compute in that type, or when the backbone has trainable
+    /// parameters (half precision is for frozen towers; what trains stays f32). On a device
+    /// without autodiff nothing trains, so any model may run inference in half precision.
+    pub fn with_precision(
+        mut self,
+        precision: Precision,
+        device: &Device,
+    ) -> Result<Self, ZooError> {
+        if precision == self.precision {
+            return Ok(self);
+        }
+        precision.check(device)?;
+        if precision != Precision::F32 && vlsm_core::count_params(&self.backbone).trainable > 0 {
+            return Err(ZooError::Invalid(format!(
+                "precision \"{precision}\": this placement trains the backbone `{}`, and half \
+                 precision is for frozen towers only (what trains stays f32); use precision \"f32\" \
+                 or a placement that freezes the backbone",
+                self.backbone.info().name
+            )));
+        }
+        self.backbone = self.backbone.map(&mut CastParams(precision.dtype()));
+        self.precision = precision;
+        Ok(self)
     }
 
     /// Mask logits `[B, 1, H, W]`, or the head's error.
     pub fn forward(&self, input: &BackboneInput) -> Result<Tensor<4>, ZooError> {
-        let hooks: &dyn Hooks = &*self.placement;
-        let features = self.backbone.forward(input, hooks);
-        self.head_forward(&features)
+        let input = BackboneInput {
+            pixels: input.pixels.clone().cast(self.precision.dtype()),
+            input_ids: input.input_ids.clone(),
+        };
+        let features = self.backbone.forward(&input, &self.hooks());
+        self.head_forward(features)
     }
 
-    /// The head on `features`, with access to the backbone and the placement's hooks.
-    fn head_forward(&self, features: &vlsm_core::Features) -> Result<Tensor<4>, ZooError> {
-        let hooks: &dyn Hooks = &*self.placement;
+    /// The placement's hooks as the backbone calls them (f32 whatever the backbone's type).
+    fn hooks(&self) -> F32Hooks<'_> {
+        F32Hooks(&*self.placement)
+    }
+
+    /// The head on `features` (cast to f32), with access to the backbone and the hooks.
+    fn head_forward(&self, features: vlsm_core::Features) -> Result<Tensor<4>, ZooError> {
+        let hooks = self.hooks();
         Ok(self.head.forward(
-            features,
+            &features.cast(FloatDType::F32),
             BackboneAccess {
                 backbone: &*self.backbone,
-                hooks,
+                hooks: &hooks as &dyn Hooks,
             },
         )?)
+    }
+
+    /// The frozen vision outputs of `pixels` (f32 whatever the backbone's type).
+    pub fn encode_frozen_vision(
+        &self,
+        pixels: Tensor<4>,
+        needs: &FrozenNeeds,
+    ) -> Result<FrozenVision, ZooError> {
+        let pixels = pixels.cast(self.precision.dtype());
+        Ok(self
+            .frozen_encoder()?
+            .encode_frozen_vision(pixels, needs)?
+            .cast(FloatDType::F32))
+    }
+
+    /// The frozen text outputs of `input_ids` (f32 whatever the backbone's type).
+    pub fn encode_frozen_text(
+        &self,
+        input_ids: Tensor<2, Int>,
+        needs: &FrozenNeeds,
+    ) -> Result<FrozenText, ZooError> {
+        Ok(self
+            .frozen_encoder()?
+            .encode_frozen_text(input_ids, needs)?
+            .cast(FloatDType::F32))
     }
 
     /// The frozen outputs the trainable parts read, when the model can train from a feature
@@ -162,13 +229,14 @@ impl ZooModel {
                 text,
                 pixels,
             } => {
+                let dtype = self.precision.dtype();
                 let features = self.frozen_encoder()?.features_from_frozen(
-                    vision.clone(),
-                    text.clone(),
-                    pixels.clone(),
-                    &*self.placement,
+                    vision.clone().cast(dtype),
+                    text.clone().cast(dtype),
+                    pixels.clone().cast(dtype),
+                    &self.hooks(),
                 )?;
-                self.head_forward(&features)
+                self.head_forward(features)
             }
         }
     }

@@ -4,6 +4,7 @@ use crate::data::dataset::Preprocess;
 use crate::error::ZooError;
 use crate::metrics::Mask;
 use crate::model::ZooModel;
+use crate::precision::Precision;
 use crate::train::batch::binarize;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -19,10 +20,19 @@ pub struct Predictor {
 }
 
 impl Predictor {
-    /// Loads `run_dir/spec.ron` and, when the run trained anything, `run_dir/adapter.safetensors`.
-    pub fn from_run(run_dir: &Path, device: &Device) -> Result<Self, ZooError> {
+    /// Loads `run_dir/spec.ron` and, when the run trained anything, `run_dir/adapter.safetensors`,
+    /// with the backbone computing in `precision`.
+    pub fn from_run(
+        run_dir: &Path,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self, ZooError> {
+        precision.check(device)?;
         let (_, model) = load_run(run_dir, device)?;
-        let model = model.valid().to_device(device);
+        let model = model
+            .valid()
+            .to_device(device)
+            .with_precision(precision, device)?;
         let info = model.backbone.info();
         let pre = Preprocess {
             size: info.image_size,

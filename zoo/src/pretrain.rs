@@ -8,6 +8,7 @@ use crate::report::RunReport;
 use crate::run::{RunOptions, run};
 use crate::spec::RunSpec;
 use burn::tensor::Device;
+use burn::tensor::FloatDType;
 use std::path::PathBuf;
 
 /// Pretraining options; `None` keeps the spec's value.
@@ -109,9 +110,11 @@ pub fn pretrain(
                 model.backbone.info().name
             ))
         })?;
-        export.export_backbone(&o.out, true)?;
+        export.export_backbone(&o.out, FloatDType::F16)?;
     } else {
-        model.head.export_model(&*model.backbone, &o.out, true)?;
+        model
+            .head
+            .export_model(&*model.backbone, &o.out, FloatDType::F16)?;
     }
     Ok(outcome.report)
 }

@@ -136,9 +136,13 @@ pub struct RunReport {
     /// The device the run computed on (`cpu`, `wgpu`, `cuda`).
     #[serde(default)]
     pub device: String,
-    /// Number format of weights and arithmetic.
+    /// What the frozen backbone computed in (`train.precision`: f32, f16 or bf16).
     #[serde(default)]
     pub precision: String,
+    /// The f16 loss scaler at the end of training (its scale and the steps it skipped);
+    /// absent when the loss was not scaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<crate::train::loss_scale::LossScale>,
     /// Wall time per phase, in order.
     #[serde(default)]
     pub phases: Vec<Phase>,

@@ -70,6 +70,9 @@ pub fn run(spec: &RunSpec, opts: &RunOptions, device: &Device) -> Result<RunOutc
     let t = &spec.train;
     t.check()
         .map_err(|e| ZooError::Invalid(format!("{}: {e}", spec.loaded.origin())))?;
+    t.precision
+        .check(device)
+        .map_err(|e| ZooError::Invalid(format!("{}: train.{e}", spec.loaded.origin())))?;
     let folder = RunFolder::open(
         opts.out
             .clone()
@@ -80,7 +83,9 @@ pub fn run(spec: &RunSpec, opts: &RunOptions, device: &Device) -> Result<RunOutc
     let started = std::time::Instant::now();
     let source = resolve_data(&spec, &progress)?;
     device.seed(t.seed);
-    let model = ZooModel::build(&spec.loaded, &device.clone().autodiff())?;
+    let model = ZooModel::build(&spec.loaded, &device.clone().autodiff())?
+        .with_precision(t.precision, &device.clone().autodiff())
+        .map_err(|e| ZooError::Invalid(format!("{}: train.{e}", spec.loaded.origin())))?;
     let pre = preprocess(&model, &source);
     let splits = open_splits(&source, &pre, source.skip_bad || opts.skip_bad, &progress)?;
     folder.start(&spec.loaded)?;
@@ -149,7 +154,8 @@ pub fn run(spec: &RunSpec, opts: &RunOptions, device: &Device) -> Result<RunOutc
             })
             .collect(),
         device: device_label(device),
-        precision: "f32".into(),
+        precision: t.precision.to_string(),
+        loss_scale: state.loss_scale.enabled.then(|| state.loss_scale.clone()),
         phases,
         stopped_early: state.epoch < t.epochs && state.finished,
         history: state.history.clone(),

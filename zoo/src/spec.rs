@@ -3,6 +3,7 @@
 //! backbone, placement and head and keeps these sections as written; [`RunSpec`] is a spec with
 //! both halves checked.
 use crate::error::ZooError;
+use crate::precision::Precision;
 use crate::ranges;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -63,6 +64,10 @@ pub struct TrainSpec {
     /// Which epoch's weights are kept: `min_delta` (an improvement of more than `min_delta`,
     /// the default) or `strict` (any improvement, as Lightning's `ModelCheckpoint`).
     pub best_epoch: BestEpoch,
+    /// What the frozen backbone computes in: `f32` (the default), `f16` (with loss scaling) or
+    /// `bf16`; trainable weights, optimizer state and the loss stay f32 (see
+    /// [`crate::precision`]). The reference trained in fp16 mixed precision.
+    pub precision: Precision,
 }
 
 impl Default for TrainSpec {
@@ -85,6 +90,7 @@ impl Default for TrainSpec {
             val_prompts: ValPrompts::Fixed,
             val_target: ValTarget::Binary,
             best_epoch: BestEpoch::MinDelta,
+            precision: Precision::F32,
         }
     }
 }

@@ -8,8 +8,10 @@
 //! outputs as training does once the frozen-feature cache holds an image (from epoch 2 on).
 use crate::error::ZooError;
 use crate::model::{ModelInput, ZooModel};
+use crate::precision::Precision;
 use crate::spec::RunSpec;
 use crate::train::loss::LossKind;
+use crate::train::loss_scale::LossScale;
 use crate::train::trainer::{adamw, train_step};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
@@ -54,6 +56,8 @@ pub struct Timing {
     pub batch: usize,
     /// Whether steps started from cached frozen outputs.
     pub cached: bool,
+    /// What the frozen backbone computed in (the spec's `train.precision`).
+    pub precision: Precision,
     /// Image side in pixels (the backbone's input size).
     pub image_size: usize,
     /// Trainable parameters.
@@ -78,6 +82,7 @@ pub struct Timing {
 pub struct StepBench {
     model: Option<ZooModel>,
     optim: ModuleOptimizer,
+    scale: LossScale,
     input: ModelInput,
     target: Tensor<4>,
     workload: Workload,
@@ -107,7 +112,8 @@ impl StepBench {
         } else {
             device.clone()
         };
-        let model = ZooModel::build(&spec.loaded, &model_device)?;
+        let model = ZooModel::build(&spec.loaded, &model_device)?
+            .with_precision(spec.train.precision, &model_device)?;
         let trainable_params = count_params(&model).trainable;
         let model = if train { model } else { model.valid() };
         let image_size = model.backbone.info().image_size;
@@ -128,12 +134,8 @@ impl StepBench {
                 ))
             })?;
             ModelInput::Frozen {
-                vision: model
-                    .frozen_encoder()?
-                    .encode_frozen_vision(raw.pixels.clone(), &needs)?,
-                text: model
-                    .frozen_encoder()?
-                    .encode_frozen_text(raw.input_ids.clone(), &needs)?,
+                vision: model.encode_frozen_vision(raw.pixels.clone(), &needs)?,
+                text: model.encode_frozen_text(raw.input_ids.clone(), &needs)?,
                 pixels: raw.pixels,
             }
         } else {
@@ -147,6 +149,7 @@ impl StepBench {
         Ok(Self {
             model: Some(model),
             optim: adamw(&spec.train),
+            scale: LossScale::new(spec.train.precision.scales_loss()),
             input,
             target,
             workload,
@@ -173,6 +176,7 @@ impl StepBench {
                     LossKind::DiceBce,
                     1e-4,
                     1.0,
+                    &mut self.scale,
                 )?;
                 if !loss.is_finite() {
                     return Err(ZooError::Invalid(format!("time: the loss became {loss}")));
@@ -220,6 +224,7 @@ pub fn time_spec(spec: &RunSpec, o: &TimingOptions, device: &Device) -> Result<T
         workload: o.workload,
         batch: o.batch,
         cached: o.cached,
+        precision: spec.train.precision,
         image_size: bench.image_size,
         trainable_params: bench.trainable_params,
         median_step_seconds,
@@ -292,8 +297,13 @@ fn mib(m: Option<f64>) -> String {
     m.map_or("-".to_string(), |m| format!("{m:.0}"))
 }
 
-fn cached_label(t: &Timing) -> &'static str {
-    if t.cached { " (cached)" } else { "" }
+/// What follows the workload: ` (cached)` and the precision when not f32.
+fn cached_label(t: &Timing) -> String {
+    let cached = if t.cached { " (cached)" } else { "" };
+    match t.precision {
+        Precision::F32 => cached.to_string(),
+        p => format!("{cached} {p}"),
+    }
 }
 
 impl std::fmt::Display for TimingLine<'_> {

@@ -18,6 +18,9 @@ pub(crate) struct PredictArgs {
     /// Also write the image with the mask tinted and outlined.
     #[arg(long)]
     overlay: Option<PathBuf>,
+    /// What the frozen backbone computes in: f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    precision: vlsm_zoo::Precision,
     #[command(flatten)]
     device: DeviceOpt,
 }
@@ -29,11 +32,12 @@ pub(crate) fn predict_command(
         prompt,
         out: mask_path,
         overlay,
+        precision,
         device: d,
     }: PredictArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let predictor = vlsm_zoo::predict::Predictor::from_run(&run, &d.open()?)?;
+    let predictor = vlsm_zoo::predict::Predictor::from_run(&run, &d.open()?, precision)?;
     let img = image::open(&image)
         .with_context(|| format!("reading {}", image.display()))?
         .to_rgb8();

@@ -22,6 +22,10 @@ pub(crate) struct TimeArgs {
     /// Timed steps.
     #[arg(long, default_value_t = 5)]
     steps: usize,
+    /// What the frozen backbone computes in (f32, f16 or bf16); default: the spec's
+    /// `train.precision`.
+    #[arg(long)]
+    precision: Option<vlsm_zoo::Precision>,
     /// Print one JSON object instead of a line.
     #[arg(long, conflicts_with = "row")]
     json: bool,
@@ -40,6 +44,7 @@ pub(crate) fn time_command(
         batch,
         warmup,
         steps,
+        precision,
         json,
         row,
         device: d,
@@ -47,7 +52,10 @@ pub(crate) fn time_command(
     out: &mut dyn Write,
 ) -> Result<()> {
     use vlsm_zoo::timing::{TimingLine, TimingOptions, TimingRow, Workload, time_spec};
-    let loaded = vlsm_zoo::spec::RunSpec::from_file(&spec)?;
+    let mut loaded = vlsm_zoo::spec::RunSpec::from_file(&spec)?;
+    if let Some(p) = precision {
+        loaded.train.precision = p;
+    }
     let workload = if infer {
         Workload::Infer
     } else {

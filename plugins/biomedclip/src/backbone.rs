@@ -515,12 +515,16 @@ impl QueryBlocks for BiomedClipBackbone {
             &bias,
             self.meta.config.vision.num_heads,
         )?;
-        Ok(block.forward_queries(
-            context.clone(),
-            queries,
-            bias,
-            &HookScope::new(hooks, Tower::Vision, layer),
-        ))
+        // In the weights' type, back in the queries' (see `Backbone`'s precision rule).
+        let (given, dtype) = (queries.dtype(), self.weights_dtype());
+        Ok(block
+            .forward_queries(
+                context.clone().cast(dtype),
+                queries.cast(dtype),
+                bias.cast(dtype),
+                &HookScope::new(hooks, Tower::Vision, layer),
+            )
+            .cast(given))
     }
 }
 
@@ -578,7 +582,17 @@ impl VisionProjection for BiomedClipBackbone {
         let (Some(norm), Some(head)) = (&self.visual.trunk.norm, &self.visual.head) else {
             unreachable!("vision_projection() hands this out only when both parts are loaded")
         };
-        head.proj.forward(norm.forward(tokens))
+        let given = tokens.dtype();
+        head.proj
+            .forward(norm.forward(tokens.cast(self.weights_dtype())))
+            .cast(given)
+    }
+}
+
+impl BiomedClipBackbone {
+    /// The type the towers compute in: their weights' (f32, or half when the engine cast them).
+    fn weights_dtype(&self) -> burn::tensor::DType {
+        self.visual.trunk.cls_token.val().dtype()
     }
 }
 

@@ -3,6 +3,7 @@
 //! crate loads back with `weights: "path/to/folder"`.
 use crate::backbone::BiomedClipBackbone;
 use crate::keys::export_key;
+use burn::tensor::FloatDType;
 use std::path::Path;
 use vlsm_core::{CoreError, WeightExport};
 use vlsm_nn::export::{collect, write_safetensors_as};
@@ -15,7 +16,7 @@ fn fail(dir: &Path, message: impl std::fmt::Display) -> CoreError {
 }
 
 impl WeightExport for BiomedClipBackbone {
-    fn export_backbone(&self, dir: &Path, half: bool) -> Result<(), CoreError> {
+    fn export_backbone(&self, dir: &Path, dtype: FloatDType) -> Result<(), CoreError> {
         let meta = self.meta();
         // Trunk blocks past the deepest tap are neither loaded nor written: refuse a partial
         // file rather than write one that does not reload.
@@ -37,7 +38,7 @@ impl WeightExport for BiomedClipBackbone {
             )
         })?;
         std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
-        let tensors = collect(self, half, &export_key, dir)?;
+        let tensors = collect(self, dtype, &export_key, dir)?;
         write_safetensors_as(&tensors, dir, "open_clip_model.safetensors")?;
         for (file, text) in [
             ("open_clip_config.json", meta.config_json.as_str()),

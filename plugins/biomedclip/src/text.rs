@@ -233,7 +233,8 @@ impl TextTower {
             .equal_elem(bert.pad_token_id)
             .float()
             .mul_scalar(f32::MIN)
-            .reshape([b, 1, 1, t]);
+            .reshape([b, 1, 1, t])
+            .cast(x.dtype());
         let mut states = Vec::with_capacity(bert.encoder.layer.len() + 1);
         states.push(x.clone());
         for (i, layer) in bert.encoder.layer.iter().enumerate() {

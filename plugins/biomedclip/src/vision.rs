@@ -253,7 +253,8 @@ impl VisionTrunk {
         let m = Tensor::<2>::from_data(
             TensorData::new(matrix.to_vec(), [grid[0] * grid[1], side * side]),
             &table.device(),
-        );
+        )
+        .cast(table.dtype());
         let class_pos = table.clone().narrow(0, 0, 1);
         Tensor::cat(vec![class_pos, m.matmul(table.narrow(0, 1, n - 1))], 0)
     }

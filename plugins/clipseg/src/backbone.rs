@@ -595,7 +595,16 @@ impl VisionProjection for ClipSegBackbone {
         else {
             unreachable!("vision_projection() hands this out only when both parts are loaded")
         };
-        proj.forward(norm.forward(tokens))
+        let given = tokens.dtype();
+        proj.forward(norm.forward(tokens.cast(self.weights_dtype())))
+            .cast(given)
+    }
+}
+
+impl ClipSegBackbone {
+    /// The type the towers compute in: their weights' (f32, or half when the engine cast them).
+    fn weights_dtype(&self) -> burn::tensor::DType {
+        self.vision_model.embeddings.class_embedding.val().dtype()
     }
 }
 
@@ -617,12 +626,16 @@ impl QueryBlocks for ClipSegBackbone {
         })?;
         let heads = self.meta.config.vision_config.num_attention_heads;
         vit_outputs::check_query_shapes(layer, context, &queries, &bias, heads)?;
-        Ok(block.forward_queries(
-            context.clone(),
-            queries,
-            bias,
-            &HookScope::new(hooks, Tower::Vision, layer),
-        ))
+        // In the weights' type, back in the queries' (see `Backbone`'s precision rule).
+        let (given, dtype) = (queries.dtype(), self.weights_dtype());
+        Ok(block
+            .forward_queries(
+                context.clone().cast(dtype),
+                queries.cast(dtype),
+                bias.cast(dtype),
+                &HookScope::new(hooks, Tower::Vision, layer),
+            )
+            .cast(given))
     }
 }
 

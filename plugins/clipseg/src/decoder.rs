@@ -5,6 +5,7 @@ use crate::mlp::{Activation, Mlp};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::FloatDType;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use vlsm_core::{Backbone, BackboneAccess, BackboneInfo, CoreError, Features, FrozenNeeds, Head};
@@ -188,7 +189,7 @@ impl Head for ClipSegDecoder {
         &self,
         backbone: &dyn Backbone,
         out: &std::path::Path,
-        half: bool,
+        dtype: FloatDType,
     ) -> Result<(), CoreError> {
         let clipseg = backbone
             .ops_as_any()
@@ -199,6 +200,6 @@ impl Head for ClipSegDecoder {
                     backbone.info().name
                 ))
             })?;
-        crate::export::export_hf(clipseg, self, out, half)
+        crate::export::export_hf(clipseg, self, out, dtype)
     }
 }

@@ -4,6 +4,7 @@
 use crate::backbone::ClipSegBackbone;
 use crate::decoder::ClipSegDecoder;
 use crate::head::DECODER_KEYS;
+use burn::tensor::FloatDType;
 use std::path::Path;
 use vlsm_core::CoreError;
 use vlsm_nn::export::{collect, write_safetensors};
@@ -21,13 +22,13 @@ pub fn export_hf(
     backbone: &ClipSegBackbone,
     decoder: &ClipSegDecoder,
     dir: &Path,
-    half: bool,
+    dtype: FloatDType,
 ) -> Result<(), CoreError> {
     std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
-    let mut tensors = collect(backbone, half, &|k| format!("clip.{k}"), dir)?;
+    let mut tensors = collect(backbone, dtype, &|k| format!("clip.{k}"), dir)?;
     tensors.extend(collect(
         decoder,
-        half,
+        dtype,
         &|path| export_key(DECODER_KEYS, path),
         dir,
     )?);

@@ -74,7 +74,7 @@ impl TextTransformer {
             .val()
             .narrow(0, 0, t);
         let x = self.embeddings.token_embedding.forward(ids) + positions.unsqueeze::<3>();
-        let mask = causal_mask(t, &device);
+        let mask = causal_mask(t, &device).cast(x.dtype());
         let states = self.encoder.forward(x, Some(&mask), hooks, Tower::Text);
         let last = states
             .last()

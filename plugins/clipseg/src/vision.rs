@@ -76,7 +76,8 @@ impl VisionEmbeddings {
         let m = Tensor::<2>::from_data(
             TensorData::new(matrix.to_vec(), [grid[0] * grid[1], side * side]),
             &device,
-        );
+        )
+        .cast(table.dtype());
         let class_pos = table.clone().narrow(0, 0, 1);
         let patch_pos = m.matmul(table.narrow(0, 1, n - 1));
         Tensor::cat(vec![class_pos, patch_pos], 0)

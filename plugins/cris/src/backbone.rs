@@ -153,7 +153,7 @@ impl CrisClip {
                 .val()
                 .narrow(0, 0, l)
                 .unsqueeze::<3>();
-        let mask = causal_mask(self.config.clip.txt_length, &device);
+        let mask = causal_mask(self.config.clip.txt_length, &device).cast(x.dtype());
         let x = self
             .transformer
             .resblocks

@@ -4,6 +4,7 @@
 //! and the original `CRIS` class (`load_state_dict(strict=True)`) both read it.
 use crate::backbone::CrisClip;
 use crate::head::CrisHead;
+use burn::tensor::FloatDType;
 use std::path::Path;
 use vlsm_core::CoreError;
 use vlsm_nn::export::{collect, write_safetensors};
@@ -57,16 +58,16 @@ pub fn export(
     backbone: &CrisClip,
     head: &CrisHead,
     dir: &Path,
-    half: bool,
+    dtype: FloatDType,
 ) -> Result<(), CoreError> {
     std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
     let mut tensors = collect(
         backbone,
-        half,
+        dtype,
         &|k| reference_key(&format!("backbone.{k}")),
         dir,
     )?;
-    tensors.extend(collect(head, half, &reference_key, dir)?);
+    tensors.extend(collect(head, dtype, &reference_key, dir)?);
     // What the reference's state dict also holds: BatchNorm step counters and CLIP's logit scale.
     let counters: Vec<String> = tensors
         .iter()

@@ -8,6 +8,7 @@ use crate::neck::Fpn;
 use crate::projector::{Projection, Projector};
 use crate::{HEAD_REMAPS, weights};
 use burn::module::Module;
+use burn::tensor::FloatDType;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -107,7 +108,7 @@ impl Head for CrisHead {
         &self,
         backbone: &dyn Backbone,
         out: &Path,
-        half: bool,
+        dtype: FloatDType,
     ) -> Result<(), CoreError> {
         let cris = backbone
             .ops_as_any()
@@ -118,7 +119,7 @@ impl Head for CrisHead {
                     backbone.info().name
                 ))
             })?;
-        crate::export::export(cris, self, out, half)
+        crate::export::export(cris, self, out, dtype)
     }
 }
 

@@ -3,8 +3,9 @@
 //! When [`ZooModel::frozen_needs`] says the trainable parts read only frozen outputs (the
 //! placement and head declare them through core's contract), training and validation take the
 //! backbone's frozen vision outputs from here instead of re-running the vision tower every epoch.
-//! Entries are keyed by a fingerprint of the backbone (every parameter value, the frozen outputs
-//! asked for, the preprocessing and the storage precision) and of the image file (path, length,
+//! Entries are keyed by a fingerprint of the backbone (every parameter value as stored, so a
+//! backbone cast to half precision has entries of its own; the frozen outputs asked for, the
+//! preprocessing and the storage precision) and of the image file (path, length,
 //! modification time), so a persistent cache folder is reused by a later run on the same data and
 //! weights and is never read for other ones. Text outputs are kept per distinct prompt in memory.
 pub mod store;
@@ -301,9 +302,7 @@ impl FeatureCache {
         if !missing.is_empty() {
             let ids: Vec<i64> = missing.iter().map(|&i| i as i64).collect();
             let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [missing.len()]), device);
-            let encoded = model
-                .frozen_encoder()?
-                .encode_frozen_vision(pixels.clone().select(0, ids), &self.needs)?;
+            let encoded = model.encode_frozen_vision(pixels.clone().select(0, ids), &self.needs)?;
             let fresh = self.layout.is_none();
             let layout = self.layout.get_or_insert_with(|| {
                 let slots: Vec<StateSlot> = encoded
@@ -402,9 +401,7 @@ impl FeatureCache {
         missing.dedup();
         if !missing.is_empty() {
             let ids = model.tokenize(&missing, device)?;
-            let encoded = model
-                .frozen_encoder()?
-                .encode_frozen_text(ids, &self.needs)?;
+            let encoded = model.encode_frozen_text(ids, &self.needs)?;
             let rows = |t: Tensor<3>| -> Vec<Vec<f32>> {
                 let [b, _, d] = t.dims();
                 let v = t

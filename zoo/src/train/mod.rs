@@ -4,5 +4,6 @@
 pub mod batch;
 pub mod clip;
 pub mod loss;
+pub mod loss_scale;
 pub mod schedule;
 pub mod trainer;

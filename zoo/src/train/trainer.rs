@@ -7,8 +7,9 @@
 //! With a [`FeatureCache`] the towers' frozen outputs come from the cache after an image's first
 //! pass, in training and in validation.
 use super::batch::{BatchAssembly, binarize};
-use super::clip::clip_global_norm;
+use super::clip::{clip_factor, clip_global_norm, global_norm, scale_all};
 use super::loss::{LossKind, loss};
+use super::loss_scale::LossScale;
 use super::schedule::{BestWeights, EarlyStop, Plateau};
 use crate::cache::FeatureCache;
 use crate::data::dataset::BadRecord;
@@ -61,6 +62,9 @@ pub struct TrainState {
     pub history: Vec<EpochLog>,
     /// Whether training has finished (stopped early or reached max epochs).
     pub finished: bool,
+    /// The f16 loss scaler (absent in states written before `train.precision` existed).
+    #[serde(default)]
+    pub loss_scale: LossScale,
 }
 
 impl TrainState {
@@ -76,6 +80,7 @@ impl TrainState {
             })),
             history: Vec::new(),
             finished: false,
+            loss_scale: LossScale::new(t.precision.scales_loss()),
         }
     }
 }
@@ -182,10 +187,13 @@ pub fn adamw(t: &TrainSpec) -> ModuleOptimizer {
         .init()
 }
 
-/// One optimisation step on one batch: forward, loss, backward, global-norm gradient clipping
-/// (`grad_clip > 0`), AdamW at `lr`. Returns the updated model and the batch loss; a non-finite
-/// loss leaves the model as it was (the caller decides to stop). Reading the loss waits for the
-/// forward pass, so on a GPU the step's kernels are queued, not necessarily finished, on return.
+/// One optimisation step on one batch: forward, loss, backward (of the loss times `scale`'s
+/// factor, see [`LossScale`]), global-norm gradient clipping (`grad_clip > 0`), AdamW at `lr`.
+/// Returns the updated model and the batch loss; a non-finite loss leaves the model as it was
+/// (the caller decides to stop), and so does a step whose scaled gradients overflowed (the
+/// scaler halves its scale). Reading the loss waits for the forward pass, so on a GPU the
+/// step's kernels are queued, not necessarily finished, on return.
+#[allow(clippy::too_many_arguments)]
 pub fn train_step(
     model: ZooModel,
     optim: &mut ModuleOptimizer,
@@ -194,16 +202,33 @@ pub fn train_step(
     kind: LossKind,
     lr: f64,
     grad_clip: f64,
+    scale: &mut LossScale,
 ) -> Result<(ZooModel, f64), ZooError> {
     let l = loss(kind, model.forward_input(input)?, target);
     let value = l.clone().into_scalar::<f32>() as f64;
     if !value.is_finite() {
         return Ok((model, value));
     }
-    let mut grads = GradientsParams::from_grads(l.backward(), &model);
-    if grad_clip > 0.0 {
-        clip_global_norm(&model, &mut grads, grad_clip);
+    if !scale.enabled {
+        let mut grads = GradientsParams::from_grads(l.backward(), &model);
+        if grad_clip > 0.0 {
+            clip_global_norm(&model, &mut grads, grad_clip);
+        }
+        return Ok((optim.step(lr, model, grads), value));
     }
+    let factor = scale.scale;
+    let mut grads = GradientsParams::from_grads(l.mul_scalar(factor).backward(), &model);
+    let scaled_norm = global_norm(&model, &grads);
+    if !scale.update(scaled_norm) {
+        return Ok((model, value));
+    }
+    let norm = scaled_norm / factor;
+    let clip = if grad_clip > 0.0 {
+        clip_factor(norm, grad_clip)
+    } else {
+        1.0
+    };
+    scale_all(&model, &mut grads, clip / factor);
     Ok((optim.step(lr, model, grads), value))
 }
 
@@ -314,6 +339,9 @@ pub fn train(
         optim_state,
     } = *setup;
     let kind = t.loss;
+    if state.loss_scale.enabled != t.precision.scales_loss() {
+        state.loss_scale = LossScale::new(t.precision.scales_loss());
+    }
     let optim = adamw(t);
     let mut optim = match optim_state {
         Some(path) => optim.load(path).map_err(|e| ZooError::OptimizerState {
@@ -351,7 +379,16 @@ pub fn train(
             let (input, target) =
                 assembly.assemble(&model, &decoded, &prompts, cache.as_deref_mut())?;
             let value;
-            (model, value) = train_step(model, &mut optim, &input, target, kind, lr, t.grad_clip)?;
+            (model, value) = train_step(
+                model,
+                &mut optim,
+                &input,
+                target,
+                kind,
+                lr,
+                t.grad_clip,
+                &mut state.loss_scale,
+            )?;
             if !value.is_finite() {
                 return Err(ZooError::Diverged {
                     epoch,
