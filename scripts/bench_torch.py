@@ -164,6 +164,8 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
+    ap.add_argument("--autocast", action="store_true",
+                    help="torch.autocast fp16 (CUDA; bf16 on the CPU) with a GradScaler, as the reference trained")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -175,10 +177,13 @@ def main():
     ids = torch.full((a.batch, 77), 49407, device=dev)
     ids[:, :15] = torch.tensor([49406, 637, 8675, 4481, 2522, 6833, 335, 267, 5677, 530, 1155, 539, 518, 2867, 49407])
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    half = torch.float16 if dev.type == "cuda" else torch.bfloat16
+    autocast = lambda: torch.autocast(dev.type, dtype=half, enabled=a.autocast)
+    scaler = torch.amp.GradScaler(dev.type, enabled=a.autocast and half == torch.float16)
     times = []
     if a.workload == "infer":
         model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast():
             for i in range(a.warmup + a.steps):
                 t = time.perf_counter()
                 model(pixel_values=pixels, input_ids=ids)
@@ -192,18 +197,23 @@ def main():
         target = (torch.rand(a.batch, 352, 352, device=dev) < 0.3).float()
         for i in range(a.warmup + a.steps):
             t = time.perf_counter()
-            loss = loss_fn(net(pixels, ids), target)
+            with autocast():
+                logits = net(pixels, ids)
+            loss = loss_fn(logits.float(), target)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             sync()
             if i >= a.warmup:
                 times.append(time.perf_counter() - t)
     med = statistics.median(times)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     gpu = f"{torch.cuda.max_memory_reserved() / 2**20:.0f}" if dev.type == "cuda" else "-"
-    print(f"| torch {torch.__version__} {a.workload} | {'Infer' if a.workload == 'infer' else 'Train'} | {a.device} "
+    amp = f" autocast {str(half).split('.')[-1]}" if a.autocast else ""
+    print(f"| torch {torch.__version__} {a.workload}{amp} | {'Infer' if a.workload == 'infer' else 'Train'} | {a.device} "
           f"| {a.batch} | {med:.4f} | {med / a.batch:.4f} | {rss:.0f} | {gpu} |", flush=True)
 
 

@@ -14,7 +14,9 @@
 # (batch 1 and 8) with `vlsm-zoo time` and prints them as one markdown table; the placements
 # that allow a frozen-feature cache (SA-VLC, decoder-only) are timed from cached frozen outputs
 # too (`--cached`, the step of every epoch after the first). BATCHES="8", STEPS=3,
-# SPECS="decoder_only", CACHED_SPECS="" or INFER_BATCHES="" make it shorter; STEP_TIMEOUT=S
+# SPECS="decoder_only", CACHED_SPECS="" or INFER_BATCHES="" make it shorter; PRECISIONS="f32 bf16 f16"
+# times the uncached training steps and inference with the frozen backbone in those types too
+# (`train.precision`; default "f32"); STEP_TIMEOUT=S
 # stops any one timing after S seconds and goes on with the next. Budget time for the first steps of every workload: burn's wgpu backend
 # compiles and autotunes its kernels then (on an H200 with NVIDIA's Vulkan driver, the first
 # training step of even the tiny model took over 90 s; see docs/performance.md).
@@ -29,7 +31,7 @@ while [ $# -gt 0 ]; do
         --prebuilt) prebuilt="$2"; shift 2 ;;
         --main-job) main_job=1; shift ;;
         --only) only="$2"; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)"; exit 2 ;;
     esac
 done
@@ -41,6 +43,7 @@ SPECS="${SPECS:-dense_vl shallow_vlc decoder_only}"
 CACHED_SPECS="${CACHED_SPECS-shallow_vlc decoder_only}"
 INFER_BATCHES="${INFER_BATCHES-1 8}"
 STEP_TIMEOUT="${STEP_TIMEOUT:-0}"
+PRECISIONS="${PRECISIONS:-f32}"
 # wgpu/Vulkan warns on every call without a private runtime dir.
 if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "${XDG_RUNTIME_DIR}" ]; then
     export XDG_RUNTIME_DIR="$(mktemp -d)"
@@ -81,7 +84,7 @@ fi
 [ "$only" = tests ] && exit 0
 [ -x "$zoo" ] || { echo "missing $zoo"; exit 1; }
 
-echo "== timing (CIDAS-size CLIPSeg, 352², f32, random weights; $STEPS steps after $WARMUP warm-up) =="
+echo "== timing (CIDAS-size CLIPSeg, 352², backbone in $PRECISIONS, random weights; $STEPS steps after $WARMUP warm-up) =="
 echo "| spec | workload | device | batch | s/step | s/img | peak RSS MiB | device pool MiB |"
 echo "|---|---|---|---|---|---|---|---|"
 timed() { # one `vlsm-zoo time` row, or a row saying it was stopped
@@ -96,14 +99,18 @@ for batch in $BATCHES; do
         timed --spec "specs/paper/$spec.ron" --cached --device "$DEVICE" --batch "$batch" \
             --steps "$STEPS" --warmup "$WARMUP"
     done
-    for spec in $SPECS; do
-        timed --spec "specs/paper/$spec.ron" --device "$DEVICE" --batch "$batch" \
-            --steps "$STEPS" --warmup "$WARMUP"
+    for precision in $PRECISIONS; do
+        for spec in $SPECS; do
+            timed --spec "specs/paper/$spec.ron" --device "$DEVICE" --batch "$batch" \
+                --steps "$STEPS" --warmup "$WARMUP" --precision "$precision"
+        done
     done
 done
-for batch in $INFER_BATCHES; do
-    timed --spec specs/paper/clipseg_frozen.ron --infer --device "$DEVICE" --batch "$batch" \
-        --steps "$STEPS" --warmup "$WARMUP"
+for precision in $PRECISIONS; do
+    for batch in $INFER_BATCHES; do
+        timed --spec specs/paper/clipseg_frozen.ron --infer --device "$DEVICE" --batch "$batch" \
+            --steps "$STEPS" --warmup "$WARMUP" --precision "$precision"
+    done
 done
 
 if [ "$main_job" = 1 ]; then

@@ -295,3 +295,49 @@ fn a_second_process_reuses_the_compiled_kernels() {
         "with a cold driver cache the kernel cache alone took {ours_only:.1} s against {cold:.1} s"
     );
 }
+
+/// Half precision on wgpu: where the device computes in the type, the tiny DA-VLC model's
+/// logits stay within the CPU tests' tolerance of f32 (`tests/precision.rs`); where it does
+/// not, the model refuses with an error naming the device and the type, before any work.
+#[test]
+fn half_precision_on_wgpu_stays_near_f32_or_names_the_device_and_type() {
+    let Some(device) = gpu("half_precision_on_wgpu_stays_near_f32_or_names_the_device_and_type")
+    else {
+        return;
+    };
+    use vlsm_zoo::Precision;
+    let (_, model) = build(&fixture_spec(DENSE_VLC), &device).unwrap();
+    let dir = fixtures().join("tiny-clipseg");
+    let input = input_from(&dir.join("reference.safetensors"), &device);
+    let logits = |m: &ZooModel| -> Vec<f32> {
+        m.forward(&input)
+            .unwrap()
+            .into_data()
+            .try_into_vec_as()
+            .unwrap()
+    };
+    let reference = logits(&model);
+    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (precision, tolerance) in [(Precision::F16, 5e-3), (Precision::Bf16, 3e-2)] {
+        if device.supports_dtype(precision.dtype()) {
+            let half = model.clone().with_precision(precision, &device).unwrap();
+            let error = max_abs_diff_values(&logits(&half), &reference) / scale;
+            eprintln!("wgpu {precision}: relative logit error {error:.2e}");
+            assert!(
+                error <= tolerance,
+                "wgpu {precision}: {error} > {tolerance}"
+            );
+        } else {
+            let err = model
+                .clone()
+                .with_precision(precision, &device)
+                .unwrap_err()
+                .to_string();
+            eprintln!("wgpu {precision}: {err}");
+            assert!(
+                err.contains(&format!("\"{precision}\"")) && err.contains("device wgpu"),
+                "{err}"
+            );
+        }
+    }
+}
