@@ -4,19 +4,25 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 
-/// The L2 norm over all of `model`'s gradients in `grads` (non-finite when any is).
+/// The L2 norm over all of `model`'s gradients in `grads` (non-finite when any is). The sum of
+/// squares stays on the device until the end: one read-back per step, not one per parameter
+/// (each read-back waits for the device).
 pub fn global_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
-    struct SumSquares<'a>(&'a GradientsParams, f64);
+    struct SumSquares<'a>(&'a GradientsParams, Option<Tensor<1>>);
     impl ModuleVisitor for SumSquares<'_> {
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
             if let Some(g) = self.0.get::<D>(p.id) {
-                self.1 += g.powi_scalar(2).sum().into_scalar::<f32>() as f64;
+                let s = g.powi_scalar(2).sum();
+                self.1 = Some(match self.1.take() {
+                    Some(total) => total + s,
+                    None => s,
+                });
             }
         }
     }
-    let mut sum = SumSquares(grads, 0.0);
+    let mut sum = SumSquares(grads, None);
     model.visit(&mut sum);
-    sum.1.sqrt()
+    sum.1.map_or(0.0, |s| s.into_scalar::<f32>() as f64).sqrt()
 }
 
 /// Multiplies all of `model`'s gradients in `grads` by `factor`.
@@ -49,4 +55,51 @@ pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_n
         scale_all(model, grads, factor);
     }
     norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::tensor::{Device, Distribution};
+
+    /// A linear layer and the gradients of `sum(layer(x)²)`.
+    fn layer_and_grads() -> (Linear, GradientsParams) {
+        let device = Device::flex().autodiff();
+        let layer = LinearConfig::new(5, 3).init(&device);
+        let x = Tensor::<2>::random([4, 5], Distribution::Normal(0.0, 1.0), &device);
+        let loss = layer.forward(x).powi_scalar(2).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &layer);
+        (layer, grads)
+    }
+
+    /// The norm computed on the host, in f64.
+    fn host_norm(layer: &Linear, grads: &GradientsParams) -> f64 {
+        let mut ids = vec![layer.weight.id];
+        ids.extend(layer.bias.as_ref().map(|b| b.id));
+        let values = |v: Vec<f32>| v.into_iter().map(|x| (x as f64).powi(2)).sum::<f64>();
+        let w = grads.get::<2>(layer.weight.id).unwrap().into_data();
+        let b = grads.get::<1>(ids[1]).unwrap().into_data();
+        (values(w.try_to_vec().unwrap()) + values(b.try_to_vec().unwrap())).sqrt()
+    }
+
+    #[test]
+    fn the_global_norm_covers_every_gradient() {
+        let (layer, grads) = layer_and_grads();
+        let (got, want) = (global_norm(&layer, &grads), host_norm(&layer, &grads));
+        assert!((got - want).abs() <= 1e-5 * want, "{got} vs {want}");
+    }
+
+    #[test]
+    fn clipping_scales_the_norm_down_to_the_limit_and_leaves_small_norms() {
+        let (layer, mut grads) = layer_and_grads();
+        let before = host_norm(&layer, &grads);
+        let returned = clip_global_norm(&layer, &mut grads, 10.0 * before);
+        assert!((returned - before).abs() <= 1e-5 * before);
+        assert!((host_norm(&layer, &grads) - before).abs() <= 1e-6 * before);
+        let returned = clip_global_norm(&layer, &mut grads, before / 4.0);
+        assert!((returned - before).abs() <= 1e-5 * before);
+        let after = host_norm(&layer, &grads);
+        assert!((after - before / 4.0).abs() <= 1e-4 * before, "{after}");
+    }
 }
