@@ -263,6 +263,11 @@ fn two_epochs_in_half_precision_score_within_a_dice_point_of_f32() {
         "{scale}"
     );
     assert!(report(&dir.join("bf16"))["loss_scale"].is_null());
+    let md = std::fs::read_to_string(dir.join("f16").join("report.md")).unwrap();
+    assert!(
+        md.contains("| device · precision | cpu · f16 |") && md.contains("f16 loss scale"),
+        "{md}"
+    );
 
     let (name, _) = most_foreground_prediction(&dir.join("bf16"));
     let image = synthetic_data(&dir).join("images").join(name);

@@ -248,11 +248,14 @@ impl RunReport {
     pub fn to_markdown(&self) -> String {
         let t = &self.test;
         let mut md = format!(
-            "# {} (seed {})\n\n| | |\n|---|---|\n| data | {} |\n| trainable / total params | {} / {} |\n\
-             | epochs run (best) | {} ({}) |\n| train time | {:.1} s |\n| test prompts | {} |\n\n",
+            "# {} (seed {})\n\n| | |\n|---|---|\n| data | {} |\n| device · precision | {} · {} |\n\
+             | trainable / total params | {} / {} |\n\
+             | epochs run (best) | {} ({}) |\n| train time | {:.1} s |\n| test prompts | {} |\n",
             self.spec,
             self.seed,
             self.data,
+            self.device,
+            self.precision,
             self.trainable_params,
             self.total_params,
             self.epochs_run,
@@ -260,7 +263,13 @@ impl RunReport {
             self.train_seconds,
             t.prompt
         );
-        md += "| metric | original resolution | model resolution |\n|---|---|---|\n";
+        if let Some(s) = &self.loss_scale {
+            md += &format!(
+                "| f16 loss scale (final) | {} ({} steps skipped) |\n",
+                s.scale, s.skipped_steps
+            );
+        }
+        md += "\n| metric | original resolution | model resolution |\n|---|---|---|\n";
         md += &format!(
             "| DSC % | {} | {} |\n",
             pct(&t.dice),
