@@ -1,7 +1,7 @@
 //! The output side of a backbone whose head inputs are ViT token states (`clipseg`,
 //! `biomedclip`): the `Tap`/`Cond`/`TextEos` sites applied in the contract's order, the states a
 //! frozen-feature cache keeps, and the checks before features are rebuilt from such a cache.
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor};
 use std::collections::{BTreeMap, BTreeSet};
 use vlsm_core::hooks::at;
 use vlsm_core::{CoreError, Features, FrozenNeeds, FrozenText, FrozenVision, Hooks, Site};
@@ -115,6 +115,25 @@ pub fn check_frozen(
         ))),
         None => Ok(()),
     }
+}
+
+/// Runs a block's query pass `block(context, queries, bias)` in the weights' type `dtype` and
+/// gives its result back in the queries' type (`Backbone`'s precision rule: a head calls
+/// `QueryBlocks` with f32 tensors, the weights may be half).
+pub fn queries_in_weights_dtype(
+    dtype: DType,
+    context: &Tensor<3>,
+    queries: Tensor<3>,
+    bias: Tensor<4>,
+    block: impl FnOnce(Tensor<3>, Tensor<3>, Tensor<4>) -> Tensor<3>,
+) -> Tensor<3> {
+    let given = queries.dtype();
+    block(
+        context.clone().cast(dtype),
+        queries.cast(dtype),
+        bias.cast(dtype),
+    )
+    .cast(given)
 }
 
 /// Checks the shapes of a `QueryBlocks` call: `queries` `[B, Q, D]` beside `context`

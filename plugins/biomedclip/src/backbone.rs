@@ -515,16 +515,14 @@ impl QueryBlocks for BiomedClipBackbone {
             &bias,
             self.meta.config.vision.num_heads,
         )?;
-        // In the weights' type, back in the queries' (see `Backbone`'s precision rule).
-        let (given, dtype) = (queries.dtype(), self.weights_dtype());
-        Ok(block
-            .forward_queries(
-                context.clone().cast(dtype),
-                queries.cast(dtype),
-                bias.cast(dtype),
-                &HookScope::new(hooks, Tower::Vision, layer),
-            )
-            .cast(given))
+        let scope = HookScope::new(hooks, Tower::Vision, layer);
+        Ok(vit_outputs::queries_in_weights_dtype(
+            self.weights_dtype(),
+            context,
+            queries,
+            bias,
+            |c, q, b| block.forward_queries(c, q, b, &scope),
+        ))
     }
 }
 

@@ -626,16 +626,14 @@ impl QueryBlocks for ClipSegBackbone {
         })?;
         let heads = self.meta.config.vision_config.num_attention_heads;
         vit_outputs::check_query_shapes(layer, context, &queries, &bias, heads)?;
-        // In the weights' type, back in the queries' (see `Backbone`'s precision rule).
-        let (given, dtype) = (queries.dtype(), self.weights_dtype());
-        Ok(block
-            .forward_queries(
-                context.clone().cast(dtype),
-                queries.cast(dtype),
-                bias.cast(dtype),
-                &HookScope::new(hooks, Tower::Vision, layer),
-            )
-            .cast(given))
+        let scope = HookScope::new(hooks, Tower::Vision, layer);
+        Ok(vit_outputs::queries_in_weights_dtype(
+            self.weights_dtype(),
+            context,
+            queries,
+            bias,
+            |c, q, b| block.forward_queries(c, q, b, &scope),
+        ))
     }
 }
 
