@@ -83,8 +83,9 @@ pub fn run(spec: &RunSpec, opts: &RunOptions, device: &Device) -> Result<RunOutc
     let started = std::time::Instant::now();
     let source = resolve_data(&spec, &progress)?;
     device.seed(t.seed);
-    let model = ZooModel::build(&spec.loaded, &device.clone().autodiff())?
-        .with_precision(t.precision, &device.clone().autodiff())
+    let train_device = device.clone().autodiff();
+    let model = ZooModel::build(&spec.loaded, &train_device)?
+        .with_precision(t.precision, &train_device)
         .map_err(|e| ZooError::Invalid(format!("{}: train.{e}", spec.loaded.origin())))?;
     let pre = preprocess(&model, &source);
     let splits = open_splits(&source, &pre, source.skip_bad || opts.skip_bad, &progress)?;

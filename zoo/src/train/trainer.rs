@@ -209,26 +209,27 @@ pub fn train_step(
     if !value.is_finite() {
         return Ok((model, value));
     }
-    if !scale.enabled {
-        let mut grads = GradientsParams::from_grads(l.backward(), &model);
-        if grad_clip > 0.0 {
-            clip_global_norm(&model, &mut grads, grad_clip);
-        }
-        return Ok((optim.step(lr, model, grads), value));
-    }
-    let factor = scale.scale;
-    let mut grads = GradientsParams::from_grads(l.mul_scalar(factor).backward(), &model);
-    let scaled_norm = global_norm(&model, &grads);
-    if !scale.update(scaled_norm) {
-        return Ok((model, value));
-    }
-    let norm = scaled_norm / factor;
-    let clip = if grad_clip > 0.0 {
-        clip_factor(norm, grad_clip)
+    let l = if scale.enabled {
+        l.mul_scalar(scale.scale)
     } else {
-        1.0
+        l
     };
-    scale_all(&model, &mut grads, clip / factor);
+    let mut grads = GradientsParams::from_grads(l.backward(), &model);
+    if scale.enabled {
+        let factor = scale.scale;
+        let scaled_norm = global_norm(&model, &grads);
+        if !scale.update(scaled_norm) {
+            return Ok((model, value));
+        }
+        let clip = if grad_clip > 0.0 {
+            clip_factor(scaled_norm / factor, grad_clip)
+        } else {
+            1.0
+        };
+        scale_all(&model, &mut grads, clip / factor);
+    } else if grad_clip > 0.0 {
+        clip_global_norm(&model, &mut grads, grad_clip);
+    }
     Ok((optim.step(lr, model, grads), value))
 }
 
