@@ -8,7 +8,7 @@ use burn::tensor::Tensor;
 use std::collections::HashMap;
 use vlsm_core::{PlacementBox, PolicyOnly};
 
-/// Folds a mergeable placement (one that offers [`Placement::weight_deltas`], e.g. `lora`) into
+/// Folds a mergeable placement (one that offers [`vlsm_core::Placement::weight_deltas`], e.g. `lora`) into
 /// the backbone's projection weights; the returned model's placement is a [`PolicyOnly`] with
 /// the same policy, and its logits equal the unmerged model's up to float rounding.
 pub fn merge_placement(model: ZooModel) -> Result<ZooModel, ZooError> {

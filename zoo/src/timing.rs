@@ -178,6 +178,7 @@ impl StepBench {
                     1.0,
                     &mut self.scale,
                 )?;
+                let loss = loss.into_scalar::<f32>();
                 if !loss.is_finite() {
                     return Err(ZooError::Invalid(format!("time: the loss became {loss}")));
                 }

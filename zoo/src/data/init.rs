@@ -4,7 +4,7 @@
 //! as 0.8/0.1/0.1), copied under `<out>/images` and `<out>/masks`, and given template prompts
 //! derived from each mask: class name, size (area), count (4-connected components) and location
 //! (centroid), following medvlsm's keys (`p0` empty, `p1` class, … `p6` with location). An empty
-//! mask gets "no <class>" prompts.
+//! mask gets "no `<class>`" prompts.
 use super::records::{PromptValue, Record, SPLITS};
 use super::write::write_splits;
 use rand::SeedableRng;

@@ -1,9 +1,11 @@
 //! Training: losses, the epoch schedule (plateau LR, early stopping), global gradient clipping,
-//! batching and the training loop.
+//! batching, the training loop, and the losses and metric sums it keeps on the device.
 
 pub mod batch;
 pub mod clip;
 pub mod loss;
 pub mod loss_scale;
+pub mod pending_losses;
 pub mod schedule;
 pub mod trainer;
+pub mod validation_sums;

@@ -5,20 +5,23 @@
 //!
 //! Batches stream from [`Batches`] (decoded on worker threads while the previous batch trains).
 //! With a [`FeatureCache`] the towers' frozen outputs come from the cache after an image's first
-//! pass, in training and in validation.
-use super::batch::{BatchAssembly, binarize};
+//! pass, in training and in validation. Losses and Dice sums stay on the device and are read back
+//! a few batches at a time ([`PendingLosses`], [`ValidationSums`]); f32 and bf16 steps read
+//! nothing else, so a GPU is not made to finish each step before the next is queued.
+use super::batch::BatchAssembly;
 use super::clip::{clip_factor, clip_global_norm, global_norm, scale_all};
 use super::loss::{LossKind, loss};
 use super::loss_scale::LossScale;
+use super::pending_losses::PendingLosses;
 use super::schedule::{BestWeights, EarlyStop, Plateau};
+use super::validation_sums::ValidationSums;
 use crate::cache::FeatureCache;
 use crate::data::dataset::BadRecord;
 use crate::data::loader::{Batches, SplitData};
 use crate::data::prompts::{PromptStream, sample};
 use crate::error::{Divergence, ZooError};
-use crate::metrics::{Mask, dice};
 use crate::model::{ModelInput, ZooModel};
-use crate::spec::{BestEpoch, TrainSpec, ValPrompts, ValTarget};
+use crate::spec::{BestEpoch, TrainSpec, ValPrompts};
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
@@ -189,10 +192,12 @@ pub fn adamw(t: &TrainSpec) -> ModuleOptimizer {
 
 /// One optimisation step on one batch: forward, loss, backward (of the loss times `scale`'s
 /// factor, see [`LossScale`]), global-norm gradient clipping (`grad_clip > 0`), AdamW at `lr`.
-/// Returns the updated model and the batch loss; a non-finite loss leaves the model as it was
-/// (the caller decides to stop), and so does a step whose scaled gradients overflowed (the
-/// scaler halves its scale). Reading the loss waits for the forward pass, so on a GPU the
-/// step's kernels are queued, not necessarily finished, on return.
+/// Returns the updated model and the batch loss, a one-element tensor on the inner device that
+/// the caller reads when it needs it ([`PendingLosses`]): in f32 and bf16 the step reads nothing
+/// back, so on a GPU its kernels are queued, not necessarily finished, on return. A non-finite
+/// loss does not stop the step (its weights are the caller's to discard once it reads the loss).
+/// f16 reads the scaled gradients' norm back, as PyTorch's `GradScaler` does: a step whose
+/// scaled gradients overflowed leaves the model as it was and halves the scale.
 #[allow(clippy::too_many_arguments)]
 pub fn train_step(
     model: ZooModel,
@@ -203,12 +208,9 @@ pub fn train_step(
     lr: f64,
     grad_clip: f64,
     scale: &mut LossScale,
-) -> Result<(ZooModel, f64), ZooError> {
+) -> Result<(ZooModel, Tensor<1>), ZooError> {
     let l = loss(kind, model.forward_input(input)?, target);
-    let value = l.clone().into_scalar::<f32>() as f64;
-    if !value.is_finite() {
-        return Ok((model, value));
-    }
+    let value = l.clone().inner();
     let l = if scale.enabled {
         l.mul_scalar(scale.scale)
     } else {
@@ -263,51 +265,19 @@ pub fn validate(
         .iter()
         .map(|it| sample(&it.record, &mut rng).unwrap_or(""))
         .collect();
-    let (mut loss_sum, mut dice_sum, mut n) = (0.0, 0.0, 0usize);
+    let mut sums = ValidationSums::new(kind, t.val_target);
     let assembly = BatchAssembly { keys, size, device };
     let mut pass = Batches::start(data, (0..data.len()).collect(), t.batch.max(1), false);
     for batch in pass.by_ref() {
         let batch = batch.map_err(ZooError::Record)?;
         let ps: Vec<&str> = batch.positions.iter().map(|&i| prompts[i]).collect();
         let (input, target) = assembly.assemble(model, &batch, &ps, cache.as_deref_mut())?;
-        let logits = model.forward_input(&input)?;
-        let b = batch.samples.len();
-        loss_sum += loss(kind, logits.clone(), target).into_scalar::<f32>() as f64 * b as f64;
-        for (pred, s) in binarize(logits, 0.0).into_iter().zip(&batch.samples) {
-            dice_sum += match t.val_target {
-                ValTarget::Binary => {
-                    let gt = Mask::new(size, size, s.target.iter().map(|&v| v > 0.5).collect());
-                    dice(&Mask::new(size, size, pred), &gt)
-                }
-                ValTarget::Soft => soft_dice(&pred, &s.target),
-            };
-        }
-        n += b;
+        sums.push(model.forward_input(&input)?, target);
     }
     report_skips(&pass, seen, observer);
-    if n == 0 {
-        return Err(ZooError::EmptySplit {
-            split: data.name.clone(),
-        });
-    }
-    Ok((loss_sum / n as f64, dice_sum / n as f64))
-}
-
-/// Dice of a binary prediction against a soft target, `2·Σ p·g / (Σ p + Σ g)`, with monai
-/// 1.1.0's empty rule (both empty: 1).
-fn soft_dice(pred: &[bool], target: &[f32]) -> f64 {
-    let (mut inter, mut p, mut g) = (0.0f64, 0.0f64, 0.0f64);
-    for (&on, &t) in pred.iter().zip(target) {
-        let on = if on { 1.0 } else { 0.0 };
-        inter += on * t as f64;
-        p += on;
-        g += t as f64;
-    }
-    if p + g == 0.0 {
-        1.0
-    } else {
-        2.0 * inter / (p + g)
-    }
+    sums.finish().ok_or_else(|| ZooError::EmptySplit {
+        split: data.name.clone(),
+    })
 }
 
 /// The dotted path of the first trainable parameter holding a NaN or an infinity.
@@ -367,7 +337,15 @@ pub fn train(
         let mut rng = PromptStream::Train { epoch }.rng(t.seed);
         let mut order: Vec<usize> = (0..train_data.len()).collect();
         order.shuffle(&mut rng);
-        let (mut loss_sum, mut seen) = (0.0, 0usize);
+        let mut losses = PendingLosses::new();
+        let diverged = |e: super::pending_losses::NonFiniteLoss| ZooError::Diverged {
+            epoch,
+            kept_epoch: state.epoch,
+            what: Divergence::TrainLoss {
+                batch: e.batch,
+                value: e.value,
+            },
+        };
         let total = order.len().div_ceil(batch);
         let mut pass = Batches::start(train_data, order, batch, false);
         for (bi, decoded) in pass.by_ref().enumerate() {
@@ -390,21 +368,13 @@ pub fn train(
                 t.grad_clip,
                 &mut state.loss_scale,
             )?;
-            if !value.is_finite() {
-                return Err(ZooError::Diverged {
-                    epoch,
-                    kept_epoch: state.epoch,
-                    what: Divergence::TrainLoss {
-                        batch: bi + 1,
-                        value,
-                    },
-                });
+            losses.push(bi + 1, decoded.samples.len(), value);
+            if losses.due() {
+                losses.read().map_err(diverged)?;
             }
-            let b = decoded.samples.len();
-            loss_sum += value * b as f64;
-            seen += b;
-            observer.on_batch(bi + 1, total, loss_sum / seen as f64, lr);
+            observer.on_batch(bi + 1, total, losses.mean(), lr);
         }
+        losses.read().map_err(diverged)?;
         report_skips(&pass, &mut skipped, observer);
         drop(pass);
         let (val_loss, val_dice) = validate(
@@ -443,7 +413,7 @@ pub fn train(
         state.epoch = epoch;
         state.history.push(EpochLog {
             epoch,
-            train_loss: loss_sum / seen.max(1) as f64,
+            train_loss: losses.mean(),
             val_loss,
             val_dice,
             lr,
