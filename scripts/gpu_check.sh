@@ -6,7 +6,10 @@
 #     scripts/gpu_check.sh --main-job      # ... and train the main job (specs/dense_vl.ron) on wgpu
 #     scripts/gpu_check.sh --prebuilt DIR  # use DIR/vlsm-zoo and DIR/gpu-tests built elsewhere
 #                                          # from the same commit (no cargo on the GPU machine)
-#     scripts/gpu_check.sh --only tests    # or --only timing: one part (e.g. one binary at hand)
+#     scripts/gpu_check.sh --only tests    # or --only timing, --only profile: one part
+#     scripts/gpu_check.sh --kernel-profile # ... and where one DA-VL step's GPU time goes, per
+#                                          # kernel family (cubecl's profiler; PROFILE_BATCH=32,
+#                                          # PROFILE_SPEC=specs/paper/dense_vl.ron)
 #
 # It prints the Vulkan adapters, runs the GPU test set (tests/gpu.rs: HF parity, DA-VLC/SA-VLC
 # parity, a training step, CPU-vs-GPU step and run agreement, checkpoints across devices), then
@@ -25,13 +28,15 @@ cd "$(dirname "$0")/.."
 
 prebuilt=""
 main_job=0
+kernel_profile=0
 only=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --prebuilt) prebuilt="$2"; shift 2 ;;
         --main-job) main_job=1; shift ;;
         --only) only="$2"; shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        --kernel-profile) kernel_profile=1; shift ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)"; exit 2 ;;
     esac
 done
@@ -76,7 +81,9 @@ else
         | grep -o '"executable":"[^"]*"' | grep '/gpu-' | cut -d'"' -f4 | tail -1)"
     zoo="target/release/vlsm-zoo"
 fi
-if [ "$only" != timing ]; then
+if [ "$only" = profile ]; then
+    kernel_profile=1
+elif [ "$only" != timing ]; then
     [ -x "$tests" ] || { echo "missing the GPU test binary ($tests)"; exit 1; }
     echo "== GPU test set (tests/gpu.rs) =="
     VLSM_REQUIRE_GPU=1 "$tests" --test-threads=1 --nocapture 2>&1 | grep -v 'XDG_RUNTIME_DIR'
@@ -84,34 +91,51 @@ fi
 [ "$only" = tests ] && exit 0
 [ -x "$zoo" ] || { echo "missing $zoo"; exit 1; }
 
-echo "== timing (CIDAS-size CLIPSeg, 352², backbone in $PRECISIONS, random weights; $STEPS steps after $WARMUP warm-up) =="
-echo "| spec | workload | device | batch | s/step | s/img | peak RSS MiB | device pool MiB |"
-echo "|---|---|---|---|---|---|---|---|"
-timed() { # one `vlsm-zoo time` row, or a row saying it was stopped
-    if [ "$STEP_TIMEOUT" -gt 0 ]; then
-        timeout "$STEP_TIMEOUT" "$zoo" time "$@" --row || echo "| $* | stopped after ${STEP_TIMEOUT} s |"
-    else
-        "$zoo" time "$@" --row
-    fi
-}
-for batch in $BATCHES; do
-    for spec in $CACHED_SPECS; do
-        timed --spec "specs/paper/$spec.ron" --cached --device "$DEVICE" --batch "$batch" \
-            --steps "$STEPS" --warmup "$WARMUP"
+if [ "$only" != profile ]; then
+    echo "== timing (CIDAS-size CLIPSeg, 352², backbone in $PRECISIONS, random weights; $STEPS steps after $WARMUP warm-up) =="
+    echo "| spec | workload | device | batch | s/step | s/img | peak RSS MiB | device pool MiB |"
+    echo "|---|---|---|---|---|---|---|---|"
+    timed() { # one `vlsm-zoo time` row, or a row saying it was stopped
+        if [ "$STEP_TIMEOUT" -gt 0 ]; then
+            timeout "$STEP_TIMEOUT" "$zoo" time "$@" --row || echo "| $* | stopped after ${STEP_TIMEOUT} s |"
+        else
+            "$zoo" time "$@" --row
+        fi
+    }
+    for batch in $BATCHES; do
+        for spec in $CACHED_SPECS; do
+            timed --spec "specs/paper/$spec.ron" --cached --device "$DEVICE" --batch "$batch" \
+                --steps "$STEPS" --warmup "$WARMUP"
+        done
+        for precision in $PRECISIONS; do
+            for spec in $SPECS; do
+                timed --spec "specs/paper/$spec.ron" --device "$DEVICE" --batch "$batch" \
+                    --steps "$STEPS" --warmup "$WARMUP" --precision "$precision"
+            done
+        done
     done
     for precision in $PRECISIONS; do
-        for spec in $SPECS; do
-            timed --spec "specs/paper/$spec.ron" --device "$DEVICE" --batch "$batch" \
+        for batch in $INFER_BATCHES; do
+            timed --spec specs/paper/clipseg_frozen.ron --infer --device "$DEVICE" --batch "$batch" \
                 --steps "$STEPS" --warmup "$WARMUP" --precision "$precision"
         done
     done
-done
-for precision in $PRECISIONS; do
-    for batch in $INFER_BATCHES; do
-        timed --spec specs/paper/clipseg_frozen.ron --infer --device "$DEVICE" --batch "$batch" \
-            --steps "$STEPS" --warmup "$WARMUP" --precision "$precision"
-    done
-done
+fi
+
+if [ "$kernel_profile" = 1 ]; then
+    batch="${PROFILE_BATCH:-32}"
+    spec="$(realpath "${PROFILE_SPEC:-specs/paper/dense_vl.ron}")"
+    echo "== kernel profile: one training step of $spec, batch $batch, on $DEVICE (cubecl's profiler) =="
+    # cubecl reads its configuration from a cubecl.toml in the working folder (vlsm-zoo keeps it
+    # and sets only the kernel store). The profiler waits for every kernel, so the step's wall
+    # time here is not its speed; the table is where its GPU time goes.
+    dir="$(mktemp -d)"
+    printf '[profiling.logger]\nlevel = "basic"\nfile = "%s/kernels.log"\n' "$dir" > "$dir/cubecl.toml"
+    zoo_path="$(realpath "$zoo")"
+    (cd "$dir" && "$zoo_path" time --spec "$spec" --device "$DEVICE" --batch "$batch" --steps 1 \
+        --warmup "$WARMUP" --row)
+    scripts/kernel_profile.sh "$dir/kernels.log"
+fi
 
 if [ "$main_job" = 1 ]; then
     echo "== main job on $DEVICE (specs/dense_vl.ron, 30 epochs) =="

@@ -296,6 +296,70 @@ fn a_second_process_reuses_the_compiled_kernels() {
     );
 }
 
+/// Child side of [`the_users_cubecl_configuration_is_kept_beside_the_kernel_cache`]: with
+/// `VLSM_CUBECL_CONFIG_CHILD` set to a folder, configures the kernel store there (as every GPU
+/// run of the CLI does) and sums a vector on the wgpu device. A no-op otherwise.
+#[test]
+fn cubecl_config_child() {
+    let Some(dir) = std::env::var_os("VLSM_CUBECL_CONFIG_CHILD") else {
+        return;
+    };
+    let state =
+        vlsm_zoo::kernel_cache::configure(&vlsm_zoo::kernel_cache::KernelCache::Dir(dir.into()))
+            .unwrap();
+    assert!(state.applied, "a fresh process sets cubecl's configuration");
+    let device = DeviceChoice::Wgpu(None).open().unwrap();
+    let sum = Tensor::<1>::ones([64], &device).sum().into_scalar::<f32>();
+    assert_eq!(sum, 64.0);
+}
+
+/// Setting the kernel store keeps the rest of the user's cubecl configuration: a `cubecl.toml`
+/// in the working folder that asks for a log of every kernel run (cubecl's profiling logger, as
+/// used by `scripts/gpu_check.sh --kernel-profile`) gets that log.
+#[test]
+fn the_users_cubecl_configuration_is_kept_beside_the_kernel_cache() {
+    if gpu("the_users_cubecl_configuration_is_kept_beside_the_kernel_cache").is_none() {
+        return;
+    }
+    let dir = scratch("cubecl-config");
+    let log = dir.join("kernels.log");
+    std::fs::write(
+        dir.join("cubecl.toml"),
+        format!(
+            "[profiling.logger]\nlevel = \"minimal\"\nfile = \"{}\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "cubecl_config_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .current_dir(&dir)
+        .env("VLSM_CUBECL_CONFIG_CHILD", dir.join("kernels"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logged = std::fs::read_to_string(&log).unwrap_or_else(|e| {
+        panic!(
+            "no kernel log at {}: the cubecl.toml was ignored ({e})",
+            log.display()
+        )
+    });
+    assert!(
+        logged.lines().any(|l| l.starts_with("Executing")),
+        "the log names no kernel run:\n{logged}"
+    );
+}
+
 /// Half precision on wgpu: where the device computes in the type, the tiny DA-VLC model's
 /// logits stay near f32's; where it does not, the model refuses with an error naming the device
 /// and the type, before any work. On llvmpipe f16 is supported and bf16 is not; its f16 logits

@@ -7,6 +7,12 @@
 //! store on for the GPU device about to be opened and places it in the user's cache folder
 //! (`~/.cache/cubecl` on Linux) or in a folder the user names (`--kernel-cache DIR`). It must run
 //! before the first GPU tensor: cubecl reads its configuration once per process.
+//!
+//! Only the store's two settings are ours: the rest of cubecl's configuration is read as cubecl
+//! itself reads it, from a `cubecl.toml` (or the `[cubecl]` section of a `burn.toml`) in the
+//! working folder or one above it, then the `CUBECL_*` variables (`CUBECL_DEBUG_LOG`,
+//! `CUBECL_AUTOTUNE_LEVEL`, …), so a user's kernel logging, profiling and autotune settings
+//! still apply.
 use crate::error::ZooError;
 use std::path::{Path, PathBuf};
 
@@ -100,12 +106,13 @@ pub fn configure(cache: &KernelCache) -> Result<KernelCacheState, ZooError> {
     })
 }
 
-/// Sets cubecl's configuration; `false` when it was already set or read.
+/// Sets cubecl's configuration (the user's, as cubecl would read it, with the store's settings
+/// replaced); `false` when it was already set or read.
 #[cfg(any(feature = "gpu", feature = "cuda"))]
 fn apply(folder: Option<&Path>) -> bool {
     use cubecl_runtime::config::cache::CacheConfig;
     use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig};
-    let mut config = CubeClRuntimeConfig::default();
+    let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
     config.compilation.cache = folder.is_some();
     if let Some(folder) = folder {
         config.environment.path = CacheConfig::Directory(folder.to_path_buf());

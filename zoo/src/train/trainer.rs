@@ -120,7 +120,8 @@ pub trait EpochObserver {
         state: &TrainState,
         optim: &ModuleOptimizer,
     ) -> Result<(), ZooError>;
-    /// Called after every batch with (done, total, mean loss so far, learning rate).
+    /// Called after every batch with (done, total, mean loss of the batches read back so far
+    /// (see [`PendingLosses`]), learning rate).
     fn on_batch(&mut self, _done: usize, _total: usize, _loss: f64, _lr: f64) {}
     /// Called once per record that failed to decode and was skipped (`--skip-bad`).
     fn on_skip(&mut self, _bad: &BadRecord) {}
