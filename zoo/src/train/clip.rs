@@ -72,8 +72,13 @@ pub fn clip_factor(norm: f64, max_norm: f64) -> f64 {
 
 /// Scales all gradients by `min(1, max_norm / ‖g‖)` ([`clip_factor`]'s rule, a non-finite norm
 /// leaving them as they are) without reading anything back: norm and factor are computed on the
-/// device, so a GPU need not finish the backward pass before the optimizer step is queued.
-pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_norm: f64) {
+/// device, so a GPU need not finish the backward pass before the optimizer step is queued. Every
+/// gradient is multiplied, by 1 when within the limit.
+pub fn clip_global_norm_on_device<M: Module>(
+    model: &M,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+) {
     let Some(norm) = sum_of_squares(model, grads).map(Tensor::sqrt) else {
         return;
     };
@@ -88,6 +93,16 @@ pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_n
         .mul_scalar(max_norm)
         .mask_where(clipping.bool_not(), norm.ones_like());
     scale_all_on_device(model, grads, factor);
+}
+
+/// The same clipping with the norm read back (in f64): gradients within the limit are left
+/// untouched. The choice where computing is eager (the CPU), so a read-back costs nothing and
+/// saves the multiplication of every gradient.
+pub fn clip_global_norm_on_host<M: Module>(model: &M, grads: &mut GradientsParams, max_norm: f64) {
+    let factor = clip_factor(global_norm(model, grads), max_norm);
+    if factor != 1.0 {
+        scale_all(model, grads, factor);
+    }
 }
 
 #[cfg(test)]
@@ -123,26 +138,40 @@ mod tests {
         assert!((got - want).abs() <= 1e-5 * want, "{got} vs {want}");
     }
 
+    type Clip = fn(&Linear, &mut GradientsParams, f64);
+    const BOTH: [(&str, Clip); 2] = [
+        ("on the device", clip_global_norm_on_device),
+        ("on the host", clip_global_norm_on_host),
+    ];
+
     #[test]
     fn clipping_scales_the_norm_down_to_the_limit_and_leaves_small_norms() {
-        let (layer, mut grads) = layer_and_grads();
-        let before = host_norm(&layer, &grads);
-        clip_global_norm(&layer, &mut grads, 10.0 * before);
-        assert!((host_norm(&layer, &grads) - before).abs() <= 1e-6 * before);
-        clip_global_norm(&layer, &mut grads, before / 4.0);
-        let after = host_norm(&layer, &grads);
-        assert!((after - before / 4.0).abs() <= 1e-4 * before, "{after}");
+        for (name, clip) in BOTH {
+            let (layer, mut grads) = layer_and_grads();
+            let before = host_norm(&layer, &grads);
+            clip(&layer, &mut grads, 10.0 * before);
+            let kept = host_norm(&layer, &grads);
+            assert!((kept - before).abs() <= 1e-6 * before, "{name}: {kept}");
+            clip(&layer, &mut grads, before / 4.0);
+            let after = host_norm(&layer, &grads);
+            assert!(
+                (after - before / 4.0).abs() <= 1e-4 * before,
+                "{name}: {after}"
+            );
+        }
     }
 
     #[test]
     fn clipping_leaves_non_finite_gradients_as_they_are() {
-        let (layer, mut grads) = layer_and_grads();
-        scale_all(&layer, &mut grads, f64::INFINITY);
-        clip_global_norm(&layer, &mut grads, 1.0);
-        let w = grads.get::<2>(layer.weight.id).unwrap().into_data();
-        let w: Vec<f32> = w.try_to_vec().unwrap();
-        // Not multiplied by 0 (a factor of 1 / ∞) or NaN: the infinities stay for the caller's
-        // check of the weights to find.
-        assert!(w.iter().all(|v| v.is_infinite()), "{w:?}");
+        for (name, clip) in BOTH {
+            let (layer, mut grads) = layer_and_grads();
+            scale_all(&layer, &mut grads, f64::INFINITY);
+            clip(&layer, &mut grads, 1.0);
+            let w = grads.get::<2>(layer.weight.id).unwrap().into_data();
+            let w: Vec<f32> = w.try_to_vec().unwrap();
+            // Not multiplied by 0 (a factor of 1 / ∞) or NaN: the infinities stay for the
+            // caller's check of the weights to find.
+            assert!(w.iter().all(|v| v.is_infinite()), "{name}: {w:?}");
+        }
     }
 }

@@ -9,7 +9,9 @@
 //! a few batches at a time ([`PendingLosses`], [`ValidationSums`]); f32 and bf16 steps read
 //! nothing else, so a GPU is not made to finish each step before the next is queued.
 use super::batch::BatchAssembly;
-use super::clip::{clip_factor, clip_global_norm, global_norm, scale_all};
+use super::clip::{
+    clip_factor, clip_global_norm_on_device, clip_global_norm_on_host, global_norm, scale_all,
+};
 use super::loss::{LossKind, loss};
 use super::loss_scale::LossScale;
 use super::pending_losses::PendingLosses;
@@ -195,7 +197,9 @@ pub fn adamw(t: &TrainSpec) -> ModuleOptimizer {
 /// factor, see [`LossScale`]), global-norm gradient clipping (`grad_clip > 0`), AdamW at `lr`.
 /// Returns the updated model and the batch loss, a one-element tensor on the inner device that
 /// the caller reads when it needs it ([`PendingLosses`]): in f32 and bf16 the step reads nothing
-/// back, so on a GPU its kernels are queued, not necessarily finished, on return. A non-finite
+/// back on a GPU, so its kernels are queued, not necessarily finished, on return (on the CPU,
+/// where computing is eager and reading costs nothing, clipping reads the norm and leaves
+/// gradients within the limit untouched). A non-finite
 /// loss does not stop the step (its weights are the caller's to discard once it reads the loss).
 /// f16 reads the scaled gradients' norm back, as PyTorch's `GradScaler` does: a step whose
 /// scaled gradients overflowed leaves the model as it was and halves the scale.
@@ -230,8 +234,10 @@ pub fn train_step(
             1.0
         };
         scale_all(&model, &mut grads, clip / factor);
+    } else if grad_clip > 0.0 && crate::run::device_label(&value.device()) == "cpu" {
+        clip_global_norm_on_host(&model, &mut grads, grad_clip);
     } else if grad_clip > 0.0 {
-        clip_global_norm(&model, &mut grads, grad_clip);
+        clip_global_norm_on_device(&model, &mut grads, grad_clip);
     }
     Ok((optim.step(lr, model, grads), value))
 }
