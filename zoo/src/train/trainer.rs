@@ -199,10 +199,10 @@ pub fn adamw(t: &TrainSpec) -> ModuleOptimizer {
 /// the caller reads when it needs it ([`PendingLosses`]): in f32 and bf16 the step reads nothing
 /// back on a GPU, so its kernels are queued, not necessarily finished, on return (on the CPU,
 /// where computing is eager and reading costs nothing, clipping reads the norm and leaves
-/// gradients within the limit untouched). A non-finite
-/// loss does not stop the step (its weights are the caller's to discard once it reads the loss).
-/// f16 reads the scaled gradients' norm back, as PyTorch's `GradScaler` does: a step whose
-/// scaled gradients overflowed leaves the model as it was and halves the scale.
+/// gradients within the limit untouched). A non-finite loss does not stop the step (its weights
+/// are the caller's to discard once it reads the loss). f16 reads the scaled gradients' norm
+/// back, as PyTorch's `GradScaler` does: a step whose scaled gradients overflowed leaves the
+/// model as it was and halves the scale.
 #[allow(clippy::too_many_arguments)]
 pub fn train_step(
     model: ZooModel,

@@ -5,7 +5,8 @@
 //! time ([`ReadCadence`]) instead of once per batch (each read makes the host wait for the
 //! device). The target `g` is the mask binarised at 0.5 (`val_target: "binary"`) or as loaded
 //! (`"soft"`). For binary targets the sums are pixel counts, exact in f32 up to 2²⁴ pixels per
-//! sample, so the Dice is the one computed from host masks.
+//! sample, so the Dice is the one computed from host masks; soft targets are summed in f32
+//! (the host summed them in f64 before: the Dice may differ in its seventh digit).
 use super::loss::{LossKind, loss};
 use super::pending_losses::ReadCadence;
 use crate::spec::ValTarget;
