@@ -44,6 +44,19 @@ impl ReadCadence {
     }
 }
 
+/// The values of `tensors`, concatenated along their first axis and read back in one transfer
+/// as f32 (empty for none).
+pub fn read_all<const D: usize>(tensors: Vec<Tensor<D>>) -> Vec<f32> {
+    if tensors.is_empty() {
+        return Vec::new();
+    }
+    Tensor::cat(tensors, 0)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .expect("float values convert to f32")
+}
+
 /// A batch whose loss was not finite.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NonFiniteLoss {
@@ -96,17 +109,9 @@ impl PendingLosses {
     /// non-finite one is an error.
     pub fn read(&mut self) -> Result<(), NonFiniteLoss> {
         self.cadence.read();
-        if self.pending.is_empty() {
-            return Ok(());
-        }
         let pending = std::mem::take(&mut self.pending);
         let losses: Vec<Tensor<1>> = pending.iter().map(|(_, _, l)| l.clone()).collect();
-        let values: Vec<f32> = Tensor::cat(losses, 0)
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec()
-            .expect("losses convert to f32");
-        for ((batch, images, _), value) in pending.into_iter().zip(values) {
+        for ((batch, images, _), value) in pending.into_iter().zip(read_all(losses)) {
             let value = value as f64;
             if !value.is_finite() {
                 return Err(NonFiniteLoss { batch, value });

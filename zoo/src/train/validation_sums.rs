@@ -8,7 +8,7 @@
 //! sample, so the Dice is the one computed from host masks; soft targets are summed in f32
 //! (the host summed them in f64 before: the Dice may differ in its seventh digit).
 use super::loss::{LossKind, loss};
-use super::pending_losses::ReadCadence;
+use super::pending_losses::{ReadCadence, read_all};
 use crate::spec::ValTarget;
 use burn::tensor::Tensor;
 
@@ -58,15 +58,7 @@ impl ValidationSums {
         self.dice.extend(read_dice(std::mem::take(&mut self.terms)));
         let (losses, sizes): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.losses).into_iter().unzip();
-        if losses.is_empty() {
-            return;
-        }
-        let values: Vec<f32> = Tensor::cat(losses, 0)
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec()
-            .expect("losses convert to f32");
-        self.loss_sum += values
+        self.loss_sum += read_all(losses)
             .into_iter()
             .zip(sizes)
             .map(|(l, b)| l as f64 * b)
@@ -115,15 +107,7 @@ pub fn dice_from_terms(inter: f64, pred: f64, target: f64) -> f64 {
 
 /// The Dice of every sample of every batch's `dice_terms`, in order, read back in one transfer.
 pub fn read_dice(terms: Vec<Tensor<2>>) -> Vec<f64> {
-    if terms.is_empty() {
-        return Vec::new();
-    }
-    let values: Vec<f32> = Tensor::cat(terms, 0)
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec()
-        .expect("sums convert to f32");
-    values
+    read_all(terms)
         .chunks(3)
         .map(|s| dice_from_terms(s[0] as f64, s[1] as f64, s[2] as f64))
         .collect()
