@@ -15,10 +15,12 @@ weights, 352x352, float32, default attention; the adapters written as in the ref
   infer         the plain model, forward only (inference_mode)
 A training step is forward, loss (1.5·Dice + BCE, as vlsm-zoo's dice_bce), backward,
 clip_grad_norm_(1.0), AdamW(lr 1e-4), like `vlsm-zoo time`. One process per call; prints a
-markdown row: workload | device | batch | s/step | s/img | peak RSS MiB | device peak MiB.
+markdown row: workload | device | batch | s/step | s/img | peak RSS MiB | device peak MiB. Several
+workloads and batches (and `--both`: float32, then autocast) run in one process, one row each.
 
     python scripts/bench_torch.py dense_vl --device cuda --batch 8
     python scripts/bench_torch.py infer --device cpu --batch 1 --threads 2
+    python scripts/bench_torch.py dense_vl shallow_vlc --device cuda --batch 32 8 --both
 """
 import argparse
 import os
@@ -156,46 +158,37 @@ def loss_fn(logits, target):
     return 1.5 * dice.mean() + torch.nn.functional.binary_cross_entropy_with_logits(logits.flatten(1), g)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("workload", choices=["dense_vl", "shallow_vlc", "decoder_only", "lora", "full", "infer"])
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
-    ap.add_argument("--autocast", action="store_true",
-                    help="torch.autocast fp16 (CUDA; bf16 on the CPU) with a GradScaler, as the reference trained")
-    a = ap.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    dev = torch.device(a.device)
+def run_one(workload, dev, batch, steps, warmup, use_autocast):
+    """Times one workload; returns its markdown row."""
     torch.manual_seed(0)
     model = cidas_model().to(dev)
     model.requires_grad_(False)
-    pixels = torch.randn(a.batch, 3, 352, 352, device=dev)
-    ids = torch.full((a.batch, 77), 49407, device=dev)
+    pixels = torch.randn(batch, 3, 352, 352, device=dev)
+    ids = torch.full((batch, 77), 49407, device=dev)
     ids[:, :15] = torch.tensor([49406, 637, 8675, 4481, 2522, 6833, 335, 267, 5677, 530, 1155, 539, 518, 2867, 49407])
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()  # the earlier rows' cached blocks would count as this row's peak
+        torch.cuda.reset_peak_memory_stats()
     half = torch.float16 if dev.type == "cuda" else torch.bfloat16
-    autocast = lambda: torch.autocast(dev.type, dtype=half, enabled=a.autocast)
-    scaler = torch.amp.GradScaler(dev.type, enabled=a.autocast and half == torch.float16)
+    autocast = lambda: torch.autocast(dev.type, dtype=half, enabled=use_autocast)
+    scaler = torch.amp.GradScaler(dev.type, enabled=use_autocast and half == torch.float16)
     times = []
-    if a.workload == "infer":
+    if workload == "infer":
         model.eval()
         with torch.inference_mode(), autocast():
-            for i in range(a.warmup + a.steps):
+            for i in range(warmup + steps):
                 t = time.perf_counter()
                 model(pixel_values=pixels, input_ids=ids)
                 sync()
-                if i >= a.warmup:
+                if i >= warmup:
                     times.append(time.perf_counter() - t)
     else:
-        net = {"dense_vl": DenseVL, "shallow_vlc": ShallowVLC, "decoder_only": DecoderOnly, "lora": Lora, "full": Full}[a.workload](model).to(dev)
+        net = {"dense_vl": DenseVL, "shallow_vlc": ShallowVLC, "decoder_only": DecoderOnly, "lora": Lora, "full": Full}[workload](model).to(dev)
         params = [p for p in net.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=1e-4)
-        target = (torch.rand(a.batch, 352, 352, device=dev) < 0.3).float()
-        for i in range(a.warmup + a.steps):
+        target = (torch.rand(batch, 352, 352, device=dev) < 0.3).float()
+        for i in range(warmup + steps):
             t = time.perf_counter()
             with autocast():
                 logits = net(pixels, ids)
@@ -207,14 +200,39 @@ def main():
             scaler.step(opt)
             scaler.update()
             sync()
-            if i >= a.warmup:
+            if i >= warmup:
                 times.append(time.perf_counter() - t)
     med = statistics.median(times)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     gpu = f"{torch.cuda.max_memory_reserved() / 2**20:.0f}" if dev.type == "cuda" else "-"
-    amp = f" autocast {str(half).split('.')[-1]}" if a.autocast else ""
-    print(f"| torch {torch.__version__} {a.workload}{amp} | {'Infer' if a.workload == 'infer' else 'Train'} | {a.device} "
-          f"| {a.batch} | {med:.4f} | {med / a.batch:.4f} | {rss:.0f} | {gpu} |", flush=True)
+    amp = f" autocast {str(half).split('.')[-1]}" if use_autocast else ""
+    return (f"| torch {torch.__version__} {workload}{amp} | {'Infer' if workload == 'infer' else 'Train'} | {dev} "
+            f"| {batch} | {med:.4f} | {med / batch:.4f} | {rss:.0f} | {gpu} |")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workload", nargs="+", choices=["dense_vl", "shallow_vlc", "decoder_only", "lora", "full", "infer"],
+                    help="one or more; several run one after the other in this process (one row each)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch", type=int, nargs="+", default=[8], help="one or more batch sizes")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
+    ap.add_argument("--autocast", action="store_true",
+                    help="torch.autocast fp16 (CUDA; bf16 on the CPU) with a GradScaler, as the reference trained")
+    ap.add_argument("--both", action="store_true", help="each row in float32, then under --autocast")
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    modes = [False, True] if a.both else [a.autocast]
+    # With several rows, the peak RSS column is the process's peak so far; the device column is
+    # each row's own (the allocator's cache is emptied and its peak statistics reset per row).
+    for use_autocast in modes:
+        for batch in a.batch:
+            for workload in a.workload:
+                print(run_one(workload, dev, batch, a.steps, a.warmup, use_autocast), flush=True)
 
 
 if __name__ == "__main__":

@@ -267,3 +267,27 @@ fn bad_plugin_params_name_the_spec_line_and_column() {
         assert!(err.contains(said), "{params}: {err}");
     }
 }
+
+#[test]
+fn timing_reports_each_warmup_step_as_it_ends() {
+    use vlsm_zoo::timing::{TimingOptions, Workload, time_spec_observed};
+    let mut spec = vlsm_zoo::spec::RunSpec::from_file(&specs().join("dense_vl.ron")).unwrap();
+    spec.train.batch = 2;
+    let o = TimingOptions {
+        workload: Workload::Train,
+        batch: 2,
+        warmup: 2,
+        steps: 1,
+        cached: false,
+    };
+    let device = vlsm_zoo::DeviceChoice::Cpu.open().unwrap();
+    let mut seen = vec![];
+    let t = time_spec_observed(&spec, &o, &device, &mut |i, s| seen.push((i, s))).unwrap();
+    assert_eq!(seen.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(
+        seen.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+        t.warmup_step_seconds
+    );
+    assert!(t.warmup_step_seconds.iter().all(|s| *s > 0.0));
+    assert_eq!(t.step_seconds.len(), 1);
+}

@@ -62,6 +62,9 @@ pub struct Timing {
     pub image_size: usize,
     /// Trainable parameters.
     pub trainable_params: usize,
+    /// Seconds of each untimed warm-up step (on a GPU the first one compiles and autotunes
+    /// kernels, unless the kernel cache already holds them).
+    pub warmup_step_seconds: Vec<f64>,
     /// Seconds of each timed step.
     pub step_seconds: Vec<f64>,
     /// Median of `step_seconds`.
@@ -199,11 +202,23 @@ impl StepBench {
 /// Builds `spec`'s model on `device` and times `o.steps` steps after `o.warmup` untimed ones
 /// (see [`StepBench`]).
 pub fn time_spec(spec: &RunSpec, o: &TimingOptions, device: &Device) -> Result<Timing, ZooError> {
+    time_spec_observed(spec, o, device, &mut |_, _| {})
+}
+
+/// [`time_spec`], calling `on_warmup(i, seconds)` as each warm-up step `i` (from 0) ends, so
+/// that a caller can show how far the first steps (kernel compilation on a GPU) have got.
+pub fn time_spec_observed(
+    spec: &RunSpec,
+    o: &TimingOptions,
+    device: &Device,
+    on_warmup: &mut dyn FnMut(usize, f64),
+) -> Result<Timing, ZooError> {
     if o.steps == 0 {
         return Err(ZooError::Invalid("time: --steps must be at least 1".into()));
     }
     let mut bench = StepBench::new(spec, o.workload, o.batch, o.cached, device)?;
     let mut step_seconds = Vec::with_capacity(o.steps);
+    let mut warmup_step_seconds = Vec::with_capacity(o.warmup);
     let mut cpu_at_first_timed = None;
     for i in 0..o.warmup + o.steps {
         if i == o.warmup {
@@ -211,8 +226,12 @@ pub fn time_spec(spec: &RunSpec, o: &TimingOptions, device: &Device) -> Result<T
         }
         let started = Instant::now();
         bench.step()?;
+        let seconds = started.elapsed().as_secs_f64();
         if i >= o.warmup {
-            step_seconds.push(started.elapsed().as_secs_f64());
+            step_seconds.push(seconds);
+        } else {
+            warmup_step_seconds.push(seconds);
+            on_warmup(i, seconds);
         }
     }
     let timed_wall: f64 = step_seconds.iter().sum();
@@ -229,6 +248,7 @@ pub fn time_spec(spec: &RunSpec, o: &TimingOptions, device: &Device) -> Result<T
         image_size: bench.image_size,
         trainable_params: bench.trainable_params,
         median_step_seconds,
+        warmup_step_seconds,
         seconds_per_image: median_step_seconds / o.batch as f64,
         step_seconds,
         peak_rss_mib: peak_rss_mib(),

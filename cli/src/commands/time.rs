@@ -51,7 +51,7 @@ pub(crate) fn time_command(
     }: TimeArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
-    use vlsm_zoo::timing::{TimingLine, TimingOptions, TimingRow, Workload, time_spec};
+    use vlsm_zoo::timing::{TimingLine, TimingOptions, TimingRow, Workload, time_spec_observed};
     let mut loaded = vlsm_zoo::spec::RunSpec::from_file(&spec)?;
     if let Some(p) = precision {
         loaded.train.precision = p;
@@ -68,8 +68,16 @@ pub(crate) fn time_command(
         steps,
         cached,
     };
-    let t =
-        time_spec(&loaded, &o, &d.open()?).with_context(|| format!("timing {}", spec.display()))?;
+    // Each warm-up step's time goes to stderr as it ends: on a fresh GPU the first one compiles
+    // the kernels, and a run stopped early still tells how far it got.
+    let mut on_warmup = |i: usize, seconds: f64| {
+        eprintln!(
+            "warm-up step {} of {warmup} (untimed): {seconds:.2} s",
+            i + 1
+        );
+    };
+    let t = time_spec_observed(&loaded, &o, &d.open()?, &mut on_warmup)
+        .with_context(|| format!("timing {}", spec.display()))?;
     let device = d.choice.to_string();
     if json {
         writeln!(out, "{}", serde_json::to_string(&t)?)?;
