@@ -6,7 +6,8 @@
 //! definition; its fused
 //! batch norm equals batch norm composed from means and broadcasts; a product against a
 //! transposed operand (gemm-common's prepacked lhs, packed on every thread) equals its
-//! definition.
+//! definition; a linear layer (burn-dispatch forwarding `linear`, flex's fused-bias GEMM) and
+//! its three gradients equal their definitions.
 use burn::tensor::activation::softmax;
 use burn::tensor::module::{attention, batch_norm, batch_norm_train, conv2d, layer_norm};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
@@ -367,4 +368,66 @@ fn product_against_a_transposed_operand_equals_the_definition() {
         }
     }
     assert!(worst < 1e-3, "largest difference {worst}");
+}
+
+#[test]
+fn linear_layers_equal_the_definition_with_their_gradients() {
+    // `module::linear` goes through burn-dispatch (patched to forward `linear`), burn-autodiff's
+    // linear node and burn-flex's fused-bias GEMM; above 256 Ki output elements the bias rows
+    // are filled on rayon's pool.
+    let device = Device::flex().autodiff();
+    for (batch, seq, d_in, d_out) in [(2, 37, 70, 90), (4, 300, 96, 520)] {
+        let x = random([batch, seq, d_in], &device).require_grad();
+        let weight = random([d_in, d_out], &device).require_grad();
+        let bias = random([d_out], &device).require_grad();
+        let upstream = random([batch, seq, d_out], &device);
+        let y = burn::tensor::module::linear(x.clone(), weight.clone(), Some(bias.clone()));
+        let grads = (y.clone() * upstream.clone()).sum().backward();
+        let rows = batch * seq;
+        let (xs, ws, bs, us) = (
+            vec(x.clone().detach()),
+            vec(weight.clone().detach()),
+            vec(bias.clone().detach()),
+            vec(upstream),
+        );
+        let (ys, dx, dw, db) = (
+            vec(y),
+            vec(x.grad(&grads).unwrap()),
+            vec(weight.grad(&grads).unwrap()),
+            vec(bias.grad(&grads).unwrap()),
+        );
+        let close = |got: f32, want: f64, what: &str| {
+            assert!(
+                (got as f64 - want).abs() <= 1e-3 * (1.0 + want.abs()),
+                "{what}: {got} vs {want}"
+            );
+        };
+        for r in (0..rows).step_by(7) {
+            for o in 0..d_out {
+                let want = bs[o] as f64
+                    + (0..d_in)
+                        .map(|i| xs[r * d_in + i] as f64 * ws[i * d_out + o] as f64)
+                        .sum::<f64>();
+                close(ys[r * d_out + o], want, "y");
+            }
+            for i in 0..d_in {
+                let want: f64 = (0..d_out)
+                    .map(|o| us[r * d_out + o] as f64 * ws[i * d_out + o] as f64)
+                    .sum();
+                close(dx[r * d_in + i], want, "dx");
+            }
+        }
+        for i in (0..d_in).step_by(5) {
+            for o in (0..d_out).step_by(3) {
+                let want: f64 = (0..rows)
+                    .map(|r| xs[r * d_in + i] as f64 * us[r * d_out + o] as f64)
+                    .sum();
+                close(dw[i * d_out + o], want, "dW");
+            }
+        }
+        for o in 0..d_out {
+            let want: f64 = (0..rows).map(|r| us[r * d_out + o] as f64).sum();
+            close(db[o], want, "db");
+        }
+    }
 }

@@ -867,7 +867,10 @@ where
         val_dim,
     };
 
-    let run_head = |scores: &mut Vec<T>, (head_idx, o_chunk): (usize, &mut [T])| {
+    // Scratch per job: the score matrix, then one reciprocal row sum per query row.
+    let scratch_len = seq_q * seq_kv + seq_q;
+    let run_head = |scratch: &mut Vec<T>, (head_idx, o_chunk): (usize, &mut [T])| {
+        let (scores, inv_sums) = scratch.split_at_mut(seq_q * seq_kv);
         let b = head_idx / heads;
         let h = head_idx % heads;
         // Map query head `h` to its shared K/V head (GQA/MQA).
@@ -884,6 +887,7 @@ where
             &v_data[v_off..v_off + v_head_stride],
             o_chunk,
             scores,
+            inv_sums,
             &params,
             (
                 mask_data.map(|m| &m[mask_off..mask_off + mask_tile_len]),
@@ -892,9 +896,9 @@ where
         );
     };
     let run_serial = |output: &mut [T]| {
-        let mut scores = vec![T::zero(); seq_q * seq_kv];
+        let mut scratch = vec![T::zero(); scratch_len];
         for head in output.chunks_exact_mut(o_head_stride).enumerate() {
-            run_head(&mut scores, head);
+            run_head(&mut scratch, head);
         }
     };
 
@@ -907,7 +911,7 @@ where
             output
                 .par_chunks_exact_mut(o_head_stride)
                 .enumerate()
-                .for_each_init(|| vec![T::zero(); seq_q * seq_kv], run_head);
+                .for_each_init(|| vec![T::zero(); scratch_len], run_head);
         } else {
             run_serial(&mut output);
         }
@@ -925,15 +929,24 @@ where
 
 /// Process a single (batch, head) pair with naive (non-tiled) attention.
 ///
-/// 1. scores[seq_q, seq_kv] = Q @ K^T              (one gemm)
-/// 2. Apply scale/softcap/mask/causal/bias + softmax (per-row)
+/// 1. scores[seq_q, seq_kv] = scale · Q @ K^T        (one gemm; the scale is its factor)
+/// 2. Apply softcap/mask/causal/bias, then e^(x - row max) per row, keeping 1 / row sum
 /// 3. output[seq_q, val_dim] = scores @ V            (one gemm)
+/// 4. each output row times its 1 / row sum
+///
+/// vlsm-zoo patch (issue 19): upstream multiplied every score by the scale and tested the
+/// mask, causal and bias options per element in one scalar loop, then normalised every score:
+/// 7 % of CLIPSeg's inference profile on an AVX-512 Xeon. The scale now rides on the product,
+/// a row without options only needs its maximum (a lane-wise loop LLVM vectorises), and the
+/// normalisation runs on the `val_dim`-wide output rows instead of the `seq_kv`-wide scores.
+#[allow(clippy::too_many_arguments)]
 fn naive_attention_head<T: FlashGemm>(
     q: &[T],
     k: &[T],
     v: &[T],
     output: &mut [T],
     scores: &mut [T],
+    inv_sums: &mut [T],
     p: &AttentionParams<T>,
     mask_bias: (Option<&[u8]>, Option<&[T]>),
 ) {
@@ -949,7 +962,7 @@ fn naive_attention_head<T: FlashGemm>(
         val_dim,
     } = *p;
 
-    // scores = Q @ K^T
+    // scores = scale · Q @ K^T
     unsafe {
         T::block_gemm(BlockGemmArgs {
             m: seq_q,
@@ -966,57 +979,60 @@ fn naive_attention_head<T: FlashGemm>(
             rhs_cs: head_dim as isize,
             rhs_rs: 1,
             alpha: T::zero(),
-            beta: T::one(),
+            beta: scale,
         });
     }
 
+    let plain = softcap.is_none() && mask.is_none() && causal_offset.is_none() && bias.is_none();
     for qi in 0..seq_q {
         let row = &mut scores[qi * seq_kv..(qi + 1) * seq_kv];
 
-        let mut row_max = neg_inf;
-        for (ki, s) in row.iter_mut().enumerate() {
-            let mut val = *s * scale;
+        let row_max = if plain {
+            lane_max(row)
+        } else {
+            let mut row_max = neg_inf;
+            for (ki, s) in row.iter_mut().enumerate() {
+                let mut val = *s;
 
-            if let Some(cap) = softcap {
-                val = cap * (val / cap).tanh();
-            }
+                if let Some(cap) = softcap {
+                    val = cap * (val / cap).tanh();
+                }
 
-            if let Some(m) = mask
-                && m[qi * seq_kv + ki] != 0
-            {
-                val = neg_inf;
-            }
+                if let Some(m) = mask
+                    && m[qi * seq_kv + ki] != 0
+                {
+                    val = neg_inf;
+                }
 
-            if let Some(offset) = causal_offset
-                && (ki as isize) > (qi as isize) + offset
-            {
-                val = neg_inf;
-            }
+                if let Some(offset) = causal_offset
+                    && (ki as isize) > (qi as isize) + offset
+                {
+                    val = neg_inf;
+                }
 
-            if let Some(b) = bias {
-                val += b[qi * seq_kv + ki];
-            }
+                if let Some(b) = bias {
+                    val += b[qi * seq_kv + ki];
+                }
 
-            *s = val;
-            if val > row_max {
-                row_max = val;
+                *s = val;
+                if val > row_max {
+                    row_max = val;
+                }
             }
-        }
+            row_max
+        };
 
         if row_max == neg_inf {
             row.fill(T::zero());
+            inv_sums[qi] = T::zero();
             continue;
         }
 
         let sum = T::exp_shifted_sum(row, row_max);
-
-        let inv_sum = T::one() / sum;
-        for s in row.iter_mut() {
-            *s = *s * inv_sum;
-        }
+        inv_sums[qi] = T::one() / sum;
     }
 
-    // output = softmax(scores) @ V
+    // output = e^(scores - max) @ V, then each row / its sum
     unsafe {
         T::block_gemm(BlockGemmArgs {
             m: seq_q,
@@ -1036,6 +1052,30 @@ fn naive_attention_head<T: FlashGemm>(
             beta: T::one(),
         });
     }
+    for (out_row, &inv) in output.chunks_exact_mut(val_dim).zip(inv_sums.iter()) {
+        for o in out_row {
+            *o = *o * inv;
+        }
+    }
+}
+
+/// The largest element of `row` (`-inf` for an empty row; NaN elements are skipped, as the
+/// `>` comparison of the general path skips them): sixteen running maxima, one per lane, so
+/// LLVM turns the loop into vector max instructions.
+fn lane_max<T: Float>(row: &[T]) -> T {
+    const LANES: usize = 16;
+    let mut lanes = [T::neg_infinity(); LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (m, &x) in lanes.iter_mut().zip(chunk) {
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    lanes
+        .iter()
+        .chain(rest)
+        .fold(T::neg_infinity(), |m, &x| if x > m { x } else { m })
 }
 
 // Tests kept here exercise flex-specific internals: direct calls into
@@ -1518,6 +1558,21 @@ mod tests {
 
     /// Verify naive attention produces the same results as flash attention
     /// across various configurations.
+    #[test]
+    fn lane_max_is_the_maximum_skipping_nan() {
+        assert_eq!(super::lane_max::<f32>(&[]), f32::NEG_INFINITY);
+        for len in [1usize, 15, 16, 17, 33, 485] {
+            for at in [0, len / 2, len - 1] {
+                let mut row: Vec<f32> = (0..len).map(|i| -((i * 37 % 101) as f32)).collect();
+                row[at] = 3.5;
+                if len > 2 {
+                    row[(at + 1) % len] = f32::NAN;
+                }
+                assert_eq!(super::lane_max(&row), 3.5, "len {len}, max at {at}");
+            }
+        }
+    }
+
     #[test]
     fn test_naive_matches_flash() {
         /// Deterministic tensor for cross-validation tests.

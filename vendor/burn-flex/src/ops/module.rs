@@ -907,6 +907,33 @@ impl ModuleOps<Flex> for Flex {
         }
     }
 
+    fn linear(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        bias: Option<FloatTensor<Flex>>,
+    ) -> FloatTensor<Flex> {
+        // vlsm-zoo patch (issue 19): f32 with the bias accumulated in the GEMM (matmul.rs).
+        if let Some(out) = crate::ops::matmul::linear_f32(&x, &weight, bias.as_ref()) {
+            return out;
+        }
+        // Otherwise burn's default for a 2D weight: leading dims folded into rows, one product,
+        // a broadcast addition.
+        let shape = x.shape();
+        let ndims = shape.num_dims();
+        let d_input = shape[ndims - 1];
+        let d_output = weight.shape()[1];
+        let rows = shape.num_elements() / d_input.max(1);
+        let x = Flex::float_reshape(x, Shape::new([rows, d_input]));
+        let mut output = Flex::float_matmul(x, weight);
+        if let Some(bias) = bias {
+            let bias = Flex::float_reshape(bias, Shape::new([1, d_output]));
+            output = Flex::float_add(output, bias);
+        }
+        let out_dims: alloc::vec::Vec<usize> =
+            (0..ndims - 1).map(|i| shape[i]).chain([d_output]).collect();
+        Flex::float_reshape(output, Shape::from(out_dims))
+    }
+
     fn attention(
         query: FloatTensor<Flex>,
         key: FloatTensor<Flex>,
