@@ -271,8 +271,7 @@ fn bad_plugin_params_name_the_spec_line_and_column() {
 #[test]
 fn timing_reports_each_warmup_step_as_it_ends() {
     use vlsm_zoo::timing::{TimingOptions, Workload, time_spec_observed};
-    let mut spec = vlsm_zoo::spec::RunSpec::from_file(&specs().join("dense_vl.ron")).unwrap();
-    spec.train.batch = 2;
+    let spec = vlsm_zoo::spec::RunSpec::from_file(&specs().join("dense_vl.ron")).unwrap();
     let o = TimingOptions {
         workload: Workload::Train,
         batch: 2,
