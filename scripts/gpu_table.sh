@@ -4,7 +4,8 @@
 #
 #     scripts/gpu_table.sh ZOO OUT [BUDGET_S]
 #
-# ZOO is a release build with `--features gpu` (built elsewhere from the same commit), OUT a
+# ZOO is a release build with `--features gpu` named vlsm-zoo (built elsewhere from the same
+# commit; the profile row runs it through scripts/gpu_check.sh --prebuilt its folder), OUT a
 # folder for the logs and tables, BUDGET_S (default 540) the seconds after which no new timing
 # starts and the one running is stopped. Unlike scripts/gpu_check.sh (every row, no deadline),
 # this runs the rows in the order they matter and keeps what it has when time runs out:
@@ -88,11 +89,8 @@ ours 60 --spec specs/paper/clipseg_frozen.ron --infer --batch 1 --warmup 2 --ste
 
 say
 say "### one DA-VL step at batch 32 under cubecl's profiler"
-dir=$(mktemp -d)
-printf '[profiling.logger]\nlevel = "basic"\nfile = "%s/kernels.log"\n' "$dir" >"$dir/cubecl.toml"
-(cd "$dir" && capped 90 "$zoo" time --device wgpu --spec "$OLDPWD/specs/paper/dense_vl.ron" \
-    --batch 32 --warmup 1 --steps 1 --row) &&
-    scripts/kernel_profile.sh "$dir/kernels.log" | tee -a "$log" >"$out/profile.md"
+capped 90 env PROFILE_BATCH=32 WARMUP=1 scripts/gpu_check.sh --prebuilt "$(dirname "$zoo")" \
+    --only profile && cp "$out/last.txt" "$out/profile.md"
 
 say
 say "### batch 8"

@@ -290,8 +290,8 @@ fn matmul_2d_strided<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTen
 /// `y = x @ weight + bias` for f32 as one GEMM (vlsm-zoo patch, issue 19): the output rows
 /// start as copies of the bias and the product is accumulated onto them, where burn's default
 /// `linear` runs the product and then a broadcast addition over the whole output (a second
-/// pass over every linear layer's output: 3-5 % of CLIPSeg's training step on an AVX-512
-/// Xeon). `x` is `[..., d_input]`, `weight` `[d_input, d_output]` (any strides), `bias`
+/// pass over every linear layer's output; `zip_map`'s broadcast loops in CLIPSeg's profiles on
+/// an AVX-512 Xeon). `x` is `[..., d_input]`, `weight` `[d_input, d_output]` (any strides), `bias`
 /// `[d_output]`. Returns `None` for other dtypes or ranks (the caller falls back).
 pub fn linear_f32(
     x: &FlexTensor,
