@@ -261,30 +261,28 @@ fn matmul_2d_strided<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTen
     let rhs_ptr = unsafe { rhs_data.as_ptr().add(rhs.layout().start_offset()) };
 
     let out_shape = Shape::from(vec![m, n]);
-    let mut output = FlexTensor::empty(out_shape, T::dtype());
-    let out_data: &mut [T] = output.storage_mut();
-
     let parallelism = get_parallelism(m, n, k);
 
+    // SAFETY: gemm without `read_dst` writes all `m × n` outputs (zeros when `k == 0`).
     unsafe {
-        gemm_call(
-            m,
-            n,
-            k,
-            out_data.as_mut_ptr(),
-            1,
-            n as isize,
-            lhs_ptr,
-            lhs_col_stride,
-            lhs_row_stride,
-            rhs_ptr,
-            rhs_col_stride,
-            rhs_row_stride,
-            parallelism,
-        );
+        FlexTensor::written_by::<T>(out_shape, T::dtype(), |out_ptr| {
+            gemm_call(
+                m,
+                n,
+                k,
+                out_ptr,
+                1,
+                n as isize,
+                lhs_ptr,
+                lhs_col_stride,
+                lhs_row_stride,
+                rhs_ptr,
+                rhs_col_stride,
+                rhs_row_stride,
+                parallelism,
+            );
+        })
     }
-
-    output
 }
 
 /// `y = x @ weight + bias` for f32 as one GEMM (vlsm-zoo patch, issue 19): the output rows
@@ -319,58 +317,68 @@ pub fn linear_f32(
     let rows = x_shape.num_elements() / d_input.max(1);
     let out_dims: Vec<usize> = (0..ndims - 1).map(|i| x_shape[i]).chain([d_output]).collect();
 
-    let mut output = FlexTensor::empty(Shape::from(out_dims), DType::F32);
+    let out_shape = Shape::from(out_dims);
     if rows == 0 || d_output == 0 {
-        return Some(output);
+        return Some(FlexTensor::empty(out_shape, DType::F32));
     }
-    let read_dst = match bias {
-        Some(bias) => {
-            let bias = bias.to_contiguous();
-            assert_eq!(bias.layout().shape()[0], d_output, "linear: bias size");
-            let b: &[f32] = bias.storage();
-            let out: &mut [f32] = output.storage_mut();
-            fill_rows(out, b);
-            true
-        }
-        None => false,
-    };
+    let bias = bias.map(|bias| {
+        let bias = bias.to_contiguous();
+        assert_eq!(bias.layout().shape()[0], d_output, "linear: bias size");
+        bias
+    });
     let (w_rs, w_cs) = get_2d_strides(weight.layout());
     let w_data: &[f32] = weight.storage();
     let w_ptr = unsafe { w_data.as_ptr().add(weight.layout().start_offset()) };
     let x_data: &[f32] = x.storage();
     let x_ptr = unsafe { x_data.as_ptr().add(x.layout().start_offset()) };
-    let out: &mut [f32] = output.storage_mut();
-    unsafe {
-        gemm::gemm(
-            rows,
-            d_output,
-            d_input,
-            out.as_mut_ptr(),
-            1,
-            d_output as isize,
-            read_dst,
-            x_ptr,
-            1,
-            d_input as isize,
-            w_ptr,
-            w_cs,
-            w_rs,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            get_parallelism(rows, d_output, d_input),
-        );
-    }
+    // SAFETY: with a bias, `fill_rows` writes every output before gemm accumulates onto it;
+    // without one, gemm without `read_dst` writes every output itself.
+    let output = unsafe {
+        FlexTensor::written_by::<f32>(out_shape, DType::F32, |out_ptr| {
+            let read_dst = match &bias {
+                Some(bias) => {
+                    let out = core::slice::from_raw_parts_mut(
+                        out_ptr.cast::<core::mem::MaybeUninit<f32>>(),
+                        rows * d_output,
+                    );
+                    fill_rows(out, bias.storage());
+                    true
+                }
+                None => false,
+            };
+            gemm::gemm(
+                rows,
+                d_output,
+                d_input,
+                out_ptr,
+                1,
+                d_output as isize,
+                read_dst,
+                x_ptr,
+                1,
+                d_input as isize,
+                w_ptr,
+                w_cs,
+                w_rs,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                get_parallelism(rows, d_output, d_input),
+            );
+        })
+    };
     Some(output)
 }
 
 /// Every `bias.len()`-wide row of `out` set to `bias` (on rayon's pool for large outputs).
-fn fill_rows(out: &mut [f32], bias: &[f32]) {
-    let fill = |chunk: &mut [f32]| {
+fn fill_rows(out: &mut [core::mem::MaybeUninit<f32>], bias: &[f32]) {
+    let fill = |chunk: &mut [core::mem::MaybeUninit<f32>]| {
         for row in chunk.chunks_exact_mut(bias.len()) {
-            row.copy_from_slice(bias);
+            for (o, &b) in row.iter_mut().zip(bias) {
+                o.write(b);
+            }
         }
     };
     #[cfg(feature = "rayon")]
@@ -460,13 +468,10 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
     out_dims.push(n);
     let out_shape = Shape::from(out_dims);
 
-    let mut output = FlexTensor::empty(out_shape, T::dtype());
-
     let lhs_data: &[T] = lhs.storage();
     let rhs_data: &[T] = rhs.storage();
     let lhs_start = lhs.layout().start_offset() as isize;
     let rhs_start = rhs.layout().start_offset() as isize;
-    let out_data: &mut [T] = output.storage_mut();
 
     let per_matrix_ops = m.saturating_mul(n).saturating_mul(k);
 
@@ -493,53 +498,56 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
         }
     };
 
-    // Strategy:
-    // 1. Large matrices: let gemm parallelize internally
-    // 2. Small matrices, large batch: parallelize batch loop
-    // 3. Small total work: single-threaded
-    #[cfg(feature = "rayon")]
-    {
-        let total_ops = batch_size.saturating_mul(per_matrix_ops);
-        let prefer_batch_parallel = batch_size >= 4 && total_ops >= BATCH_PARALLEL_THRESHOLD;
+    // Every batch element's gemm (without `read_dst`) writes its whole `m × n` block, so the
+    // output is not zeroed first (vlsm-zoo patch, `FlexTensor::written_by`).
+    let write_all = |out_ptr: *mut T| {
+        // Strategy:
+        // 1. Large matrices: let gemm parallelize internally
+        // 2. Small matrices, large batch: parallelize batch loop
+        // 3. Small total work: single-threaded
+        #[cfg(feature = "rayon")]
+        {
+            let total_ops = batch_size.saturating_mul(per_matrix_ops);
+            let prefer_batch_parallel = batch_size >= 4 && total_ops >= BATCH_PARALLEL_THRESHOLD;
 
-        if per_matrix_ops >= PARALLEL_THRESHOLD && !prefer_batch_parallel {
-            let parallelism = gemm::Parallelism::Rayon(0);
-            for b in 0..batch_size {
-                run_one(out_data[b * out_matrix_size..].as_mut_ptr(), b, parallelism);
-            }
-        } else if total_ops >= BATCH_PARALLEL_THRESHOLD && batch_size > 1 {
-            use rayon::prelude::*;
-
-            out_data
-                .par_chunks_mut(out_matrix_size)
-                .enumerate()
-                .for_each(|(b, out_chunk)| {
-                    run_one(out_chunk.as_mut_ptr(), b, gemm::Parallelism::None);
+            if per_matrix_ops >= PARALLEL_THRESHOLD && !prefer_batch_parallel {
+                let parallelism = gemm::Parallelism::Rayon(0);
+                for b in 0..batch_size {
+                    run_one(out_ptr.wrapping_add(b * out_matrix_size), b, parallelism);
+                }
+            } else if total_ops >= BATCH_PARALLEL_THRESHOLD && batch_size > 1 {
+                use rayon::prelude::*;
+                // A raw pointer is not `Send`; its address is.
+                let out_addr = out_ptr as usize;
+                (0..batch_size).into_par_iter().for_each(|b| {
+                    let out_ptr = (out_addr as *mut T).wrapping_add(b * out_matrix_size);
+                    run_one(out_ptr, b, gemm::Parallelism::None);
                 });
-        } else {
+            } else {
+                for b in 0..batch_size {
+                    run_one(
+                        out_ptr.wrapping_add(b * out_matrix_size),
+                        b,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+        }
+
+        #[cfg(not(feature = "rayon"))]
+        {
+            let _ = per_matrix_ops;
             for b in 0..batch_size {
                 run_one(
-                    out_data[b * out_matrix_size..].as_mut_ptr(),
+                    out_ptr.wrapping_add(b * out_matrix_size),
                     b,
                     gemm::Parallelism::None,
                 );
             }
         }
-    }
-
-    #[cfg(not(feature = "rayon"))]
-    {
-        let _ = per_matrix_ops;
-        for b in 0..batch_size {
-            run_one(
-                out_data[b * out_matrix_size..].as_mut_ptr(),
-                b,
-                gemm::Parallelism::None,
-            );
-        }
-    }
-
-    output
+    };
+    // SAFETY: `write_all` writes all `batch_size` blocks of `m × n` outputs.
+    unsafe { FlexTensor::written_by::<T>(out_shape, T::dtype(), write_all) }
 }
 
 // ============================================================================

@@ -1,0 +1,69 @@
+//! Per-operation timing of one CLIPSeg vision block's non-GEMM pieces on the autodiff device
+//! (forward + backward to the input, as a DA-VL step runs them through the frozen towers), with
+//! a frozen `Linear` of the same width beside them for scale. For profiling, not a test.
+//!
+//! ```sh
+//! cargo run --release -p vlsm-zoo-cli --example block_ops
+//! ```
+use burn::module::Module;
+use burn::nn::{LayerNormConfig, LinearConfig};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Distribution, Tensor};
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn time(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    )
+}
+
+fn main() {
+    vlsm_zoo::memory::retain_freed_memory();
+    let plain = Device::flex();
+    let ad = plain.clone().autodiff();
+    let (b, n, d) = (8, 485, 768);
+    let x = Tensor::<3>::random([b, n, d], Distribution::Default, &plain);
+    let wide = Tensor::<3>::random([b, n, 4 * d], Distribution::Default, &plain);
+    let norm = LayerNormConfig::new(d).init(&ad).no_grad();
+    let linear = LinearConfig::new(d, d).init(&ad).no_grad();
+    let backward_of = |input: &Tensor<3>, f: &dyn Fn(Tensor<3>) -> Tensor<3>| {
+        time(7, || {
+            let xa = Tensor::<3>::from_data(input.to_data(), &ad).require_grad();
+            let grads = f(xa.clone()).sum().backward();
+            let _ = xa.grad(&grads).unwrap().into_data();
+        })
+    };
+    let forward_of = |input: &Tensor<3>, f: &dyn Fn(Tensor<3>) -> Tensor<3>| {
+        time(7, || {
+            let xa = Tensor::<3>::from_data(input.to_data(), &ad).require_grad();
+            let _ = f(xa).into_data();
+        })
+    };
+    let fwd_nothing = forward_of(&x, &|x| x);
+    let fwd_nothing_wide = forward_of(&wide, &|x| x);
+    let fwd_ln = forward_of(&x, &|x| norm.forward(x)) - fwd_nothing;
+    let fwd_gelu = forward_of(&wide, &|x| x.clone() * sigmoid(x * 1.702)) - fwd_nothing_wide;
+    let nothing = backward_of(&x, &|x| x);
+    let nothing_wide = backward_of(&wide, &|x| x);
+    let ln = backward_of(&x, &|x| norm.forward(x));
+    let lin = backward_of(&x, &|x| linear.forward(x));
+    let gelu = backward_of(&wide, &|x| x.clone() * sigmoid(x * 1.702));
+    println!("shape [{b}, {n}, {d}] (GELU at 4·{d}); ms, forward + input gradient, less the copy-in");
+    println!("| op | ms | of which forward |");
+    println!("|---|---|---|");
+    println!("| LayerNorm | {:.2} | {fwd_ln:.2} |", ln - nothing);
+    println!("| frozen Linear {d}→{d} | {:.2} | |", lin - nothing);
+    println!("| quick-GELU | {:.2} | {fwd_gelu:.2} |", gelu - nothing_wide);
+}
