@@ -6,7 +6,7 @@
 //! ([`bert_tokenizer::BertTokenizer`]), strict checkpoint loading with key plans
 //! ([`checkpoint`]), the safetensors export writer ([`export`]), checkpoints compiled into the
 //! binary ([`embedded`]), PyTorch-exact bicubic resampling ([`resample`]), token pooling
-//! ([`pooling`]), key tables read both ways ([`key_table`]) and the output sites of ViT-tapped
+//! ([`pooling`]), CLIP's quick GELU as one op ([`quick_gelu`]), key tables read both ways ([`key_table`]) and the output sites of ViT-tapped
 //! backbones ([`vit_outputs`]). A plugin crate depends on
 //! `vlsm-core`, this crate and burn, never on another plugin.
 
@@ -19,6 +19,7 @@ pub mod export;
 pub mod hook_scope;
 pub mod key_table;
 pub mod pooling;
+pub mod quick_gelu;
 pub mod resample;
 pub mod vit_outputs;
 
@@ -28,3 +29,4 @@ pub use clip_tokenizer::ClipTokenizer;
 pub use embedded::EmbeddedModel;
 pub use hook_scope::HookScope;
 pub use key_table::KeyRename;
+pub use quick_gelu::quick_gelu;

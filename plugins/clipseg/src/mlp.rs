@@ -1,10 +1,10 @@
 //! The transformer MLP as HF's `CLIPSegMLP` (names `fc1`, `fc2`).
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::{gelu, relu, sigmoid};
+use burn::tensor::activation::{gelu, relu};
 use burn::tensor::{Device, Tensor};
 use vlsm_core::{BlockPoint, CoreError};
-use vlsm_nn::HookScope;
+use vlsm_nn::{HookScope, quick_gelu};
 
 /// MLP activation, from HF's `hidden_act`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ impl Activation {
     /// Applies the activation.
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
-            Self::QuickGelu => x.clone() * sigmoid(x * 1.702),
+            Self::QuickGelu => quick_gelu(x),
             Self::Gelu => gelu(x),
             Self::Relu => relu(x),
         }

@@ -6,7 +6,6 @@ use crate::config::CrisConfig;
 use crate::layers::{AttentionMask, MultiheadAttention};
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use vlsm_core::BlockPoint;
 use vlsm_nn::HookScope;
@@ -77,7 +76,7 @@ impl ResidualAttentionBlock {
             &normed,
             self.mlp.c_fc.forward(normed.clone()),
         );
-        let act = up.clone() * sigmoid(up * 1.702);
+        let act = vlsm_nn::quick_gelu(up);
         let down = scope.at(BlockPoint::Fc2, &act, self.mlp.c_proj.forward(act.clone()));
         h + scope.at(BlockPoint::MlpOut, &normed, down)
     }

@@ -108,7 +108,8 @@ impl<B: Backend, C: CheckpointStrategy> ActivationOps<Autodiff<B, C>> for Autodi
             ) {
                 let (output, dim) = ops.state;
                 unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-                    let weighted = B::float_sum_dim(B::float_mul(grad.clone(), output.clone()), dim);
+                    let weighted =
+                        B::float_sum_dim(B::float_mul(grad.clone(), output.clone()), dim);
                     B::float_mul(output, B::float_sub(grad, weighted))
                 });
             }
@@ -124,6 +125,43 @@ impl<B: Backend, C: CheckpointStrategy> ActivationOps<Autodiff<B, C>> for Autodi
                 prep.finish((output.clone(), dim), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::softmax(tensor.primitive, dim)),
+        }
+    }
+
+    // vlsm-zoo patch (vendor/README.md): `x · sigmoid(beta · x)` as one node keeping only its
+    // input, where the composition (scale, sigmoid, multiply) kept three operands and ran six
+    // passes backward; the gradient is the backend's `swish_backward` (one pass in flex).
+    fn swish(tensor: FloatTensor<Self>, beta: burn_backend::Scalar) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Swish;
+
+        impl<B: Backend> Backward<B, 1> for Swish {
+            type State = (NodeId, burn_backend::Scalar);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let (input, beta) = ops.state;
+                let input = checkpointer.retrieve_node_output(input);
+                unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+                    B::swish_backward(input, grad, beta)
+                });
+            }
+        }
+
+        match Swish
+            .prepare::<C>([tensor.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = prep.checkpoint(&tensor);
+                prep.finish((state, beta), B::swish(tensor.primitive, beta))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::swish(tensor.primitive, beta)),
         }
     }
 

@@ -2021,49 +2021,86 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
     }
 
     // vlsm-zoo patch (vendor/README.md): upstream has no layer_norm here, so the trait's
-    // default decomposition (mean, sub, mul, mean, add, sqrt, div, mul, add) ran even when
-    // nothing needs a gradient. Untracked (frozen towers on a training device): the backend's
-    // fused kernel. Tracked: the same decomposition as the default, through autodiff's ops.
+    // default decomposition (mean, sub, mul, mean, add, sqrt, div, mul, add) ran as nine
+    // tracked ops, forward and backward, each keeping its operands. Here it is one node: the
+    // backend's fused forward, and `layer_norm_backward` (the vendored burn-backend's op, fused
+    // in flex) from the checkpointed input and gamma.
     fn layer_norm(
         tensor: FloatTensor<Autodiff<B, C>>,
         gamma: FloatTensor<Autodiff<B, C>>,
         beta: Option<FloatTensor<Autodiff<B, C>>>,
         epsilon: f64,
     ) -> FloatTensor<Autodiff<B, C>> {
-        let untracked = tensor.node.requirement.is_none()
-            && gamma.node.requirement.is_none()
-            && beta.as_ref().is_none_or(|b| b.node.requirement.is_none());
-        if untracked {
-            return AutodiffTensor::new(B::layer_norm(
-                tensor.primitive,
-                gamma.primitive,
-                beta.map(|b| b.primitive),
-                epsilon,
-            ));
+        /// `N` parents: the input, gamma, and beta when there is one.
+        #[derive(Debug)]
+        struct LayerNorm<const N: usize>;
+
+        impl<B: Backend, const N: usize> Backward<B, N> for LayerNorm<N> {
+            type State = (NodeId, NodeId, f64);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, N>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let grad = grads.consume::<B>(&ops.node);
+                let (x_state, gamma_state, epsilon) = ops.state;
+                let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+                let gamma =
+                    checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(gamma_state);
+                let param_grads = ops.parents[1..].iter().any(Option::is_some);
+                let backward = B::layer_norm_backward(x, gamma, grad, epsilon, param_grads);
+                let param_grads = [backward.gamma_grad, backward.beta_grad];
+                if let Some(node) = &ops.parents[0] {
+                    grads.register::<B>(node.id, backward.x_grad);
+                }
+                for (parent, param_grad) in ops.parents[1..].iter().zip(param_grads) {
+                    if let (Some(node), Some(param_grad)) = (parent, param_grad) {
+                        grads.register::<B>(node.id, param_grad);
+                    }
+                }
+            }
         }
-        let shape = tensor.primitive.shape();
-        let rank = shape.num_dims();
-        let last_dim = rank - 1;
-        let d_model = shape[last_dim];
-        let mean = Self::float_mean_dim(tensor.clone(), last_dim);
-        let centered = Self::float_sub(tensor, mean);
-        let var = Self::float_mean_dim(
-            Self::float_mul(centered.clone(), centered.clone()),
-            last_dim,
-        );
-        let denom = Self::float_sqrt(Self::float_add_scalar(var, epsilon.into()));
-        let normalized = Self::float_div(centered, denom);
-        let broadcast_dims: alloc::vec::Vec<usize> = (0..rank)
-            .map(|i| if i == last_dim { d_model } else { 1 })
-            .collect();
-        let gamma = Self::float_reshape(gamma, burn_std::Shape::from(broadcast_dims.clone()));
-        let scaled = Self::float_mul(normalized, gamma);
-        match beta {
-            Some(beta) => Self::float_add(
-                scaled,
-                Self::float_reshape(beta, burn_std::Shape::from(broadcast_dims)),
+
+        fn run<B: Backend, C: CheckpointStrategy, const N: usize>(
+            parents: [&AutodiffTensor<B>; N],
+            tensor: &AutodiffTensor<B>,
+            gamma: &AutodiffTensor<B>,
+            beta: Option<B::FloatTensorPrimitive>,
+            epsilon: f64,
+        ) -> AutodiffTensor<B> {
+            let forward = || {
+                B::layer_norm(
+                    tensor.primitive.clone(),
+                    gamma.primitive.clone(),
+                    beta.clone(),
+                    epsilon,
+                )
+            };
+            match LayerNorm::<N>
+                .prepare::<C>(parents.map(|p| p.node()))
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(mut prep) => {
+                    let x_state = prep.checkpoint(tensor);
+                    let gamma_state = prep.checkpoint(gamma);
+                    prep.finish((x_state, gamma_state, epsilon), forward())
+                }
+                OpsKind::UnTracked(prep) => prep.finish(forward()),
+            }
+        }
+
+        match &beta {
+            Some(b) => run::<B, C, 3>(
+                [&tensor, &gamma, b],
+                &tensor,
+                &gamma,
+                Some(b.primitive.clone()),
+                epsilon,
             ),
-            None => scaled,
+            None => run::<B, C, 2>([&tensor, &gamma], &tensor, &gamma, None, epsilon),
         }
     }
 

@@ -37,6 +37,19 @@ impl ActivationOps<Self> for Dispatch {
         B::sigmoid_backward(output, grad)
     }
 
+    // vlsm-zoo patch (vendor/README.md): the two ops the vendored burn-backend adds.
+    fn swish(tensor: FloatTensor<Self>, beta: Scalar) -> FloatTensor<Self> {
+        B::swish(tensor, beta)
+    }
+
+    fn swish_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        beta: Scalar,
+    ) -> FloatTensor<Self> {
+        B::swish_backward(x, grad, beta)
+    }
+
     fn hard_sigmoid(tensor: FloatTensor<Self>, alpha: Scalar, beta: Scalar) -> FloatTensor<Self> {
         B::hard_sigmoid(tensor, alpha, beta)
     }

@@ -1,8 +1,9 @@
 use burn_backend::{
     IntDType,
     ops::{
-        BatchNormTrain, BatchNormTrainBackward, DeformConv2dBackward, MaxPool1dBackward,
-        MaxPool1dWithIndices, MaxPool2dBackward, MaxPool2dWithIndices, ModuleOps,
+        BatchNormTrain, BatchNormTrainBackward, DeformConv2dBackward, LayerNormBackward,
+        MaxPool1dBackward, MaxPool1dWithIndices, MaxPool2dBackward, MaxPool2dWithIndices,
+        ModuleOps,
     },
     tensor::{FloatTensor, IntTensor},
 };
@@ -239,6 +240,21 @@ impl ModuleOps<Self> for Dispatch {
             indices,
         );
         MaxPool2dBackward::new(x_grad)
+    }
+
+    // vlsm-zoo patch (vendor/README.md): layer normalization's fused gradient, routed like
+    // `batch_norm_train_backward`.
+    #[backend_dispatch(skip)]
+    fn layer_norm_backward(
+        tensor: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        epsilon: f64,
+        param_grads: bool,
+    ) -> LayerNormBackward<Self> {
+        let (x_grad, gamma_grad, beta_grad) =
+            Self::layer_norm_backward_dispatch(tensor, gamma, grad, epsilon, param_grads);
+        LayerNormBackward::new(x_grad, gamma_grad, beta_grad)
     }
 
     fn interpolate(
@@ -649,6 +665,21 @@ impl Dispatch {
             output.mask_grad,
             output.bias_grad,
         )
+    }
+
+    fn layer_norm_backward_dispatch(
+        tensor: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        epsilon: f64,
+        param_grads: bool,
+    ) -> (
+        FloatTensor<Self>,
+        Option<FloatTensor<Self>>,
+        Option<FloatTensor<Self>>,
+    ) {
+        let result = B::layer_norm_backward(tensor, gamma, grad, epsilon, param_grads);
+        (result.x_grad, result.gamma_grad, result.beta_grad)
     }
 
     fn batch_norm_train_dispatch(

@@ -121,6 +121,51 @@ impl ActivationOps<Flex> for Flex {
         )
     }
 
+    // vlsm-zoo patch (vendor/README.md): Swish (CLIP's quick GELU) in one vectorised pass
+    // forward and one backward, for f32; other dtypes compose it.
+    fn swish(tensor: FloatTensor<Flex>, beta: Scalar) -> FloatTensor<Flex> {
+        if tensor.dtype() != DType::F32 {
+            let gate = Flex::sigmoid(Flex::float_mul_scalar(tensor.clone(), beta));
+            return Flex::float_mul(tensor, gate);
+        }
+        let input = tensor.to_contiguous();
+        let n = input.layout().num_elements();
+        let start = input.layout().start_offset();
+        let xs: &[f32] = &input.storage::<f32>()[start..start + n];
+        let beta = beta.to_f32().unwrap();
+        // SAFETY: `swish_f32` writes every one of the `n` outputs.
+        unsafe {
+            FlexTensor::written_by::<f32>(input.layout().shape().clone(), DType::F32, |out| {
+                let out =
+                    core::slice::from_raw_parts_mut(out.cast::<core::mem::MaybeUninit<f32>>(), n);
+                crate::simd::fast_math::swish_f32(xs, out, beta);
+            })
+        }
+    }
+
+    fn swish_backward(
+        x: FloatTensor<Flex>,
+        grad: FloatTensor<Flex>,
+        beta: Scalar,
+    ) -> FloatTensor<Flex> {
+        if x.dtype() != DType::F32 || grad.dtype() != DType::F32 || x.shape() != grad.shape() {
+            return burn_backend::ops::swish_backward_default::<Flex>(x, grad, beta);
+        }
+        let x = x.to_contiguous();
+        let n = x.layout().num_elements();
+        let start = x.layout().start_offset();
+        let xs: &[f32] = &x.storage::<f32>()[start..start + n];
+        // Offset 0 and exactly `n` elements; copied once if shared.
+        let mut grad = grad.into_contiguous();
+        let grads: &mut [f32] = grad.storage_mut();
+        crate::simd::fast_math::swish_backward_inplace_f32(
+            xs,
+            &mut grads[..n],
+            beta.to_f32().unwrap(),
+        );
+        grad
+    }
+
     fn hard_sigmoid(tensor: FloatTensor<Flex>, alpha: Scalar, beta: Scalar) -> FloatTensor<Flex> {
         let alpha32 = alpha.to_f32().unwrap();
         let beta32 = beta.to_f32().unwrap();

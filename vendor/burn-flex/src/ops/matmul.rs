@@ -315,7 +315,10 @@ pub fn linear_f32(
         "linear: weight rows must equal the input's last dimension"
     );
     let rows = x_shape.num_elements() / d_input.max(1);
-    let out_dims: Vec<usize> = (0..ndims - 1).map(|i| x_shape[i]).chain([d_output]).collect();
+    let out_dims: Vec<usize> = (0..ndims - 1)
+        .map(|i| x_shape[i])
+        .chain([d_output])
+        .collect();
 
     let out_shape = Shape::from(out_dims);
     if rows == 0 || d_output == 0 {
@@ -385,7 +388,8 @@ fn fill_rows(out: &mut [core::mem::MaybeUninit<f32>], bias: &[f32]) {
     if out.len() >= crate::ops::PARALLEL_THRESHOLD {
         use rayon::prelude::*;
         let rows_per_chunk = (32 * 1024 / bias.len()).max(1);
-        out.par_chunks_mut(rows_per_chunk * bias.len()).for_each(fill);
+        out.par_chunks_mut(rows_per_chunk * bias.len())
+            .for_each(fill);
         return;
     }
     fill(out);
@@ -1033,7 +1037,8 @@ mod tests {
         use burn_backend::ops::ModuleOps;
         for (batch, seq, d_in, d_out) in [(2, 3, 5, 7), (3, 97, 131, 67), (2, 300, 96, 520)] {
             let rows = batch * seq;
-            let value = |i: usize, salt: usize| ((i * 7919 + salt * 104_729) % 2003) as f32 / 1001.5 - 1.0;
+            let value =
+                |i: usize, salt: usize| ((i * 7919 + salt * 104_729) % 2003) as f32 / 1001.5 - 1.0;
             let x: Vec<f32> = (0..rows * d_in).map(|i| value(i, 1)).collect();
             // The weight as a [d_out, d_in] buffer seen transposed: [d_in, d_out] with strides.
             let w_t: Vec<f32> = (0..d_out * d_in).map(|i| value(i, 2)).collect();
@@ -1054,7 +1059,10 @@ mod tests {
                             want += x[r * d_in + i] as f64 * w_t[o * d_in + i] as f64;
                         }
                         let g = got[r * d_out + o] as f64;
-                        assert!((g - want).abs() <= 1e-4 * (1.0 + want.abs()), "{r},{o}: {g} vs {want}");
+                        assert!(
+                            (g - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                            "{r},{o}: {g} vs {want}"
+                        );
                     }
                 }
             }

@@ -124,6 +124,7 @@ pub mod gather_scatter;
 pub mod grid_sample;
 mod int;
 pub mod interpolate;
+pub mod layer_norm_backward;
 pub mod mask;
 pub mod matmul;
 mod module;

@@ -966,6 +966,23 @@ impl ModuleOps<Flex> for Flex {
         crate::ops::activation::layer_norm(tensor, gamma, beta, epsilon)
     }
 
+    // vlsm-zoo patch (vendor/README.md): the vendored burn-backend's fused gradient op.
+    fn layer_norm_backward(
+        tensor: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        grad: FloatTensor<Flex>,
+        epsilon: f64,
+        param_grads: bool,
+    ) -> burn_backend::ops::LayerNormBackward<Flex> {
+        crate::ops::layer_norm_backward::layer_norm_backward(
+            tensor,
+            gamma,
+            grad,
+            epsilon,
+            param_grads,
+        )
+    }
+
     fn embedding_backward(
         weights: FloatTensor<Flex>,
         output_grad: FloatTensor<Flex>,

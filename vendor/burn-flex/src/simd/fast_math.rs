@@ -103,6 +103,8 @@ macro_rules! isa_dispatched {
     };
 }
 
+pub(crate) use isa_dispatched;
+
 isa_dispatched!(
     fn exp_serial(xs: &mut [f32]) -> () {
         for x in xs.iter_mut() {
@@ -138,6 +140,59 @@ pub fn exp_inplace_f32(xs: &mut [f32]) {
 /// `x ← 1 / (1 + e^-x)` over a slice, vectorised and (for long slices) multi-threaded.
 pub fn sigmoid_inplace_f32(xs: &mut [f32]) {
     split_over_pool(xs, sigmoid_serial)
+}
+
+isa_dispatched!(
+    fn swish_serial(xs: &[f32], out: &mut [core::mem::MaybeUninit<f32>], beta: f32) -> () {
+        for (o, &x) in out.iter_mut().zip(xs) {
+            o.write(x * sigmoid_f32(beta * x));
+        }
+    }
+);
+
+isa_dispatched!(
+    fn swish_backward_serial(xs: &[f32], grads: &mut [f32], beta: f32) -> () {
+        for (g, &x) in grads.iter_mut().zip(xs) {
+            let s = sigmoid_f32(beta * x);
+            *g *= s * (1.0 + beta * x * (1.0 - s));
+        }
+    }
+);
+
+/// `out ← x · sigmoid(beta · x)` (Swish; CLIP's quick GELU for `beta = 1.702`), vectorised
+/// and (for long slices) multi-threaded. Writes every element of `out` (as long as `xs`).
+pub fn swish_f32(xs: &[f32], out: &mut [core::mem::MaybeUninit<f32>], beta: f32) {
+    assert_eq!(xs.len(), out.len(), "swish: input and output lengths");
+    #[cfg(feature = "rayon")]
+    if xs.len() >= PARALLEL_MIN {
+        use rayon::prelude::*;
+        out.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK))
+            .for_each(|(o, x)| swish_serial(x, o, beta));
+        return;
+    }
+    swish_serial(xs, out, beta)
+}
+
+/// `g ← g · s · (1 + beta · x · (1 − s))` with `s = sigmoid(beta · x)`: Swish's input
+/// gradient, in place over the output gradient, vectorised and (for long slices)
+/// multi-threaded.
+pub fn swish_backward_inplace_f32(xs: &[f32], grads: &mut [f32], beta: f32) {
+    assert_eq!(
+        xs.len(),
+        grads.len(),
+        "swish_backward: input and gradient lengths"
+    );
+    #[cfg(feature = "rayon")]
+    if xs.len() >= PARALLEL_MIN {
+        use rayon::prelude::*;
+        grads
+            .par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK))
+            .for_each(|(g, x)| swish_backward_serial(x, g, beta));
+        return;
+    }
+    swish_backward_serial(xs, grads, beta)
 }
 
 isa_dispatched!(
