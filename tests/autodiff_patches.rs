@@ -115,7 +115,7 @@ fn attention_gives_the_composition_values_and_gradients_tracked_or_not() {
 }
 
 #[test]
-fn layer_norm_tracked_and_untracked_equal_the_plain_formula() {
+fn layer_norm_tracked_and_untracked_equal_the_plain_formula_with_gradients() {
     let device = Device::flex().autodiff();
     let x = random([4, 7, 24], &device) * 2.0 + 0.5;
     let gamma = random([24], &device);
@@ -136,14 +136,62 @@ fn layer_norm_tracked_and_untracked_equal_the_plain_formula() {
     );
 
     let tracked_x = x.clone().detach().require_grad();
-    let tracked = layer_norm(tracked_x.clone(), gamma, Some(beta), eps);
-    let diff = max_abs_diff_values(&vec(tracked.clone()), &expected);
+    let tracked = layer_norm(tracked_x.clone(), gamma.clone(), Some(beta.clone()), eps);
+    let diff = max_abs_diff_values(&vec(tracked), &expected);
     assert!(diff < 1e-5, "tracked layer norm differs by {diff}");
-    let grads = tracked.sum().backward();
-    assert!(
-        tracked_x.grad(&grads).is_some(),
-        "the input gets a gradient"
-    );
+
+    // The fused gradient node (vendored burn-backend's `layer_norm_backward`, flex's row
+    // kernel) against autodiff through the plain formula: input, gamma and beta, under a
+    // non-uniform output weight (a plain sum gives the input a zero gradient), with and
+    // without beta.
+    let weight = random([4, 7, 24], &device);
+    for with_beta in [true, false] {
+        let leaves = || {
+            (
+                x.clone().detach().require_grad(),
+                gamma.clone().detach().require_grad(),
+                beta.clone().detach().require_grad(),
+            )
+        };
+        let (fx, fg, fb) = leaves();
+        let fused = layer_norm(fx.clone(), fg.clone(), with_beta.then(|| fb.clone()), eps);
+        let fused_grads = (fused * weight.clone()).sum().backward();
+        let (hx, hg, hb) = leaves();
+        let zero_beta = hb.clone() * 0.0;
+        let hand = by_hand(
+            hx.clone(),
+            hg.clone(),
+            if with_beta { hb.clone() } else { zero_beta },
+        );
+        let hand_grads = (hand * weight.clone()).sum().backward();
+        let diff = max_abs_diff_values(
+            &vec(fx.grad(&fused_grads).unwrap()),
+            &vec(hx.grad(&hand_grads).unwrap()),
+        );
+        assert!(
+            diff < 1e-4,
+            "input gradient (beta: {with_beta}) differs by {diff}"
+        );
+        let diff = max_abs_diff_values(
+            &vec(fg.grad(&fused_grads).unwrap()),
+            &vec(hg.grad(&hand_grads).unwrap()),
+        );
+        assert!(
+            diff < 1e-4,
+            "gamma gradient (beta: {with_beta}) differs by {diff}"
+        );
+        match fb.grad(&fused_grads) {
+            Some(g) if with_beta => {
+                let diff = max_abs_diff_values(&vec(g), &vec(hb.grad(&hand_grads).unwrap()));
+                assert!(diff < 1e-4, "beta gradient differs by {diff}");
+            }
+            None if !with_beta => {}
+            other => panic!(
+                "beta gradient present: {} (beta: {with_beta})",
+                other.is_some()
+            ),
+        }
+    }
 }
 
 /// One convolution's sizes: input `[b, c_in, h, w]`, `c_out`, kernel, stride, padding, dilation,

@@ -72,7 +72,7 @@ pub fn sigmoid_f32(x: f32) -> f32 {
 /// inlined into each `#[target_feature]` copy, so its loops vectorise for that level (a closure
 /// passed to a generic dispatcher was measured not to inline).
 macro_rules! isa_dispatched {
-    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
         $(#[$doc])*
         $vis fn $name($($arg: $ty),*) -> $ret {
             #[inline(always)]
