@@ -767,9 +767,13 @@ where
         assert!(softcap > 0.0, "softcap must be positive, got {softcap}");
     }
 
-    let query = query.to_contiguous();
-    let key = key.to_contiguous();
-    let value = value.to_contiguous();
+    // vlsm-zoo patch (issue 19): the operands are read in place when their last dimension is
+    // unit-stride (a head split `[B, T, H, dh] → [B, H, T, dh]` is a view; upstream copied all
+    // three contiguous), and the output is written in `[B, T, H, dv]` order behind a
+    // `[B, H, T, dv]` view, so merging the heads back is a free reshape.
+    let query = in_place_operand(query);
+    let key = in_place_operand(key);
+    let value = in_place_operand(value);
 
     let q_shape = query.layout().shape();
     let k_shape = key.layout().shape();
@@ -840,21 +844,26 @@ where
 
     let mut output = vec![T::zero(); batch * heads * seq_q * val_dim];
 
-    let q_head_stride = seq_q * head_dim;
-    let q_batch_stride = heads * q_head_stride;
-    let k_head_stride = seq_kv * head_dim;
-    let k_batch_stride = kv_heads * k_head_stride;
-    let v_head_stride = seq_kv * val_dim;
-    let v_batch_stride = kv_heads * v_head_stride;
-    let o_head_stride = seq_q * val_dim;
+    let [q_batch_stride, q_head_stride, q_row_stride] = head_strides(&query);
+    let [k_batch_stride, k_head_stride, k_row_stride] = head_strides(&key);
+    let [v_batch_stride, v_head_stride, v_row_stride] = head_strides(&value);
+    // Output element (b, h, t, d) at ((b·seq_q + t)·heads + h)·val_dim + d.
+    let o_row_stride = heads * val_dim;
+    let o_batch_stride = seq_q * o_row_stride;
+    let output_layout = Layout::new(
+        burn_std::Shape::from(vec![batch, heads, seq_q, val_dim]),
+        vec![
+            o_batch_stride as isize,
+            val_dim as isize,
+            o_row_stride as isize,
+            1,
+        ],
+        0,
+    );
     let mask_tile_len = seq_q * seq_kv;
 
     if output.is_empty() || seq_kv == 0 {
-        return FlexTensor::new(
-            Bytes::from_elems(output),
-            Layout::contiguous(burn_std::Shape::from(vec![batch, heads, seq_q, val_dim])),
-            T::dtype(),
-        );
+        return FlexTensor::new(Bytes::from_elems(output), output_layout, T::dtype());
     }
 
     let params = AttentionParams {
@@ -869,35 +878,50 @@ where
 
     // Scratch per job: the score matrix, then one reciprocal row sum per query row.
     let scratch_len = seq_q * seq_kv + seq_q;
-    let run_head = |scratch: &mut Vec<T>, (head_idx, o_chunk): (usize, &mut [T])| {
+    // Heads write interleaved rows of one buffer, so they get its address, not a slice.
+    let out_addr = output.as_mut_ptr() as usize;
+    let run_head = |scratch: &mut Vec<T>, head_idx: usize| {
         let (scores, inv_sums) = scratch.split_at_mut(seq_q * seq_kv);
         let b = head_idx / heads;
         let h = head_idx % heads;
         // Map query head `h` to its shared K/V head (GQA/MQA).
         let kv_h = h / q_per_kv;
-        let q_off = b * q_batch_stride + h * q_head_stride;
-        let k_off = b * k_batch_stride + kv_h * k_head_stride;
-        let v_off = b * v_batch_stride + kv_h * v_head_stride;
+        let q_off = query.layout().start_offset() + b * q_batch_stride + h * q_head_stride;
+        let k_off = key.layout().start_offset() + b * k_batch_stride + kv_h * k_head_stride;
+        let v_off = value.layout().start_offset() + b * v_batch_stride + kv_h * v_head_stride;
+        let o_off = b * o_batch_stride + h * val_dim;
         let mask_off = b * mask_batch_step + h * mask_head_step;
         let bias_off = b * bias_batch_step + h * bias_head_step;
 
-        naive_attention_head(
-            &q_data[q_off..q_off + q_head_stride],
-            &k_data[k_off..k_off + k_head_stride],
-            &v_data[v_off..v_off + v_head_stride],
-            o_chunk,
-            scores,
-            inv_sums,
-            &params,
-            (
-                mask_data.map(|m| &m[mask_off..mask_off + mask_tile_len]),
-                bias_data.map(|bd| &bd[bias_off..bias_off + mask_tile_len]),
-            ),
-        );
+        // SAFETY: the operand views start at these offsets and have these row strides inside
+        // their buffers (checked by `in_place_operand`/`head_strides`); the output rows of
+        // head `head_idx` are `seq_q` rows of `val_dim` at stride `o_row_stride` from `o_off`,
+        // inside `output` and disjoint from every other head's.
+        unsafe {
+            naive_attention_head(
+                HeadOperands {
+                    q: q_data.as_ptr().add(q_off),
+                    q_rs: q_row_stride,
+                    k: k_data.as_ptr().add(k_off),
+                    k_rs: k_row_stride,
+                    v: v_data.as_ptr().add(v_off),
+                    v_rs: v_row_stride,
+                    out: (out_addr as *mut T).add(o_off),
+                    out_rs: o_row_stride,
+                },
+                scores,
+                inv_sums,
+                &params,
+                (
+                    mask_data.map(|m| &m[mask_off..mask_off + mask_tile_len]),
+                    bias_data.map(|bd| &bd[bias_off..bias_off + mask_tile_len]),
+                ),
+            );
+        }
     };
-    let run_serial = |output: &mut [T]| {
+    let run_serial = || {
         let mut scratch = vec![T::zero(); scratch_len];
-        for head in output.chunks_exact_mut(o_head_stride).enumerate() {
+        for head in 0..batch * heads {
             run_head(&mut scratch, head);
         }
     };
@@ -908,23 +932,46 @@ where
     {
         if params.should_parallelize(batch * heads) {
             use rayon::prelude::*;
-            output
-                .par_chunks_exact_mut(o_head_stride)
-                .enumerate()
+            (0..batch * heads)
+                .into_par_iter()
                 .for_each_init(|| vec![T::zero(); scratch_len], run_head);
         } else {
-            run_serial(&mut output);
+            run_serial();
         }
     }
     #[cfg(not(feature = "rayon"))]
-    run_serial(&mut output);
+    run_serial();
 
-    let shape = burn_std::Shape::from(vec![batch, heads, seq_q, val_dim]);
-    FlexTensor::new(
-        Bytes::from_elems(output),
-        Layout::contiguous(shape),
-        T::dtype(),
-    )
+    FlexTensor::new(Bytes::from_elems(output), output_layout, T::dtype())
+}
+
+/// A 4-D attention operand as the naive kernel reads it: in place when its last dimension is
+/// unit-stride and no stride is negative, otherwise a contiguous copy.
+fn in_place_operand(t: FlexTensor) -> FlexTensor {
+    let layout = t.layout();
+    let readable = layout.num_dims() == 4
+        && layout.strides()[3] == 1
+        && layout.strides().iter().all(|&s| s >= 0);
+    if readable { t } else { t.to_contiguous() }
+}
+
+/// The batch, head and row strides (in elements) of a 4-D operand from `in_place_operand`.
+fn head_strides(t: &FlexTensor) -> [usize; 3] {
+    let s = t.layout().strides();
+    [s[0] as usize, s[1] as usize, s[2] as usize]
+}
+
+/// Where one (batch, head) pair's operands and output rows are: each a first element and a
+/// row stride, the last dimension unit-stride.
+struct HeadOperands<T> {
+    q: *const T,
+    q_rs: usize,
+    k: *const T,
+    k_rs: usize,
+    v: *const T,
+    v_rs: usize,
+    out: *mut T,
+    out_rs: usize,
 }
 
 /// Process a single (batch, head) pair with naive (non-tiled) attention.
@@ -939,12 +986,13 @@ where
 /// 7 % of CLIPSeg's inference profile on an AVX-512 Xeon. The scale now rides on the product,
 /// a row without options only needs its maximum (a lane-wise loop LLVM vectorises), and the
 /// normalisation runs on the `val_dim`-wide output rows instead of the `seq_kv`-wide scores.
-#[allow(clippy::too_many_arguments)]
-fn naive_attention_head<T: FlashGemm>(
-    q: &[T],
-    k: &[T],
-    v: &[T],
-    output: &mut [T],
+///
+/// # Safety
+/// `ops` must describe valid rows: `seq_q` query rows of `head_dim`, `seq_kv` key rows of
+/// `head_dim` and value rows of `val_dim`, and `seq_q` output rows of `val_dim` that nothing
+/// else accesses during the call.
+unsafe fn naive_attention_head<T: FlashGemm>(
+    ops: HeadOperands<T>,
     scores: &mut [T],
     inv_sums: &mut [T],
     p: &AttentionParams<T>,
@@ -972,11 +1020,11 @@ fn naive_attention_head<T: FlashGemm>(
             dst_cs: 1,
             dst_rs: seq_kv as isize,
             read_dst: false,
-            lhs: q.as_ptr(),
+            lhs: ops.q,
             lhs_cs: 1,
-            lhs_rs: head_dim as isize,
-            rhs: k.as_ptr(),
-            rhs_cs: head_dim as isize,
+            lhs_rs: ops.q_rs as isize,
+            rhs: ops.k,
+            rhs_cs: ops.k_rs as isize,
             rhs_rs: 1,
             alpha: T::zero(),
             beta: scale,
@@ -1038,21 +1086,24 @@ fn naive_attention_head<T: FlashGemm>(
             m: seq_q,
             n: val_dim,
             k: seq_kv,
-            dst: output.as_mut_ptr(),
+            dst: ops.out,
             dst_cs: 1,
-            dst_rs: val_dim as isize,
+            dst_rs: ops.out_rs as isize,
             read_dst: false,
             lhs: scores.as_ptr(),
             lhs_cs: 1,
             lhs_rs: seq_kv as isize,
-            rhs: v.as_ptr(),
+            rhs: ops.v,
             rhs_cs: 1,
-            rhs_rs: val_dim as isize,
+            rhs_rs: ops.v_rs as isize,
             alpha: T::zero(),
             beta: T::one(),
         });
     }
-    for (out_row, &inv) in output.chunks_exact_mut(val_dim).zip(inv_sums.iter()) {
+    for (qi, &inv) in inv_sums.iter().enumerate() {
+        // SAFETY: row `qi` of this head's output (the caller's contract).
+        let out_row =
+            unsafe { core::slice::from_raw_parts_mut(ops.out.add(qi * ops.out_rs), val_dim) };
         for o in out_row {
             *o = *o * inv;
         }
@@ -1558,6 +1609,66 @@ mod tests {
 
     /// Verify naive attention produces the same results as flash attention
     /// across various configurations.
+    /// vlsm-zoo patch: a head split (`[B, T, H, dh]` viewed as `[B, H, T, dh]`) is read in
+    /// place and the output is a `[B, H, T, dv]` view of `[B, T, H, dv]` rows; both must give
+    /// the values of contiguous operands (flash copies them), with and without a bias, for
+    /// several batches and enough heads to go parallel.
+    #[test]
+    fn naive_reads_head_split_views_in_place() {
+        let (batch, heads, seq, dh) = (2, 4, 40, 16);
+        let data = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0) - 1.0)
+                .collect()
+        };
+        let split = |seed: usize| {
+            flex_f32(
+                data(batch * seq * heads * dh, seed),
+                &[batch, seq, heads, dh],
+            )
+            .transpose(1, 2)
+        };
+        let (q, k, v) = (split(1), split(2), split(3));
+        assert!(!q.layout().is_contiguous(), "the operands are views");
+        for bias in [
+            None,
+            Some(flex_f32(
+                data(batch * heads * seq * seq, 4),
+                &[batch, heads, seq, seq],
+            )),
+        ] {
+            let options = AttentionModuleOptions {
+                scale: Some(0.3),
+                ..Default::default()
+            };
+            let naive = super::attention_naive(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                None,
+                bias.clone(),
+                options,
+            );
+            let flash = super::attention_flash(
+                q.to_contiguous(),
+                k.to_contiguous(),
+                v.to_contiguous(),
+                None,
+                bias,
+                options,
+            );
+            assert_eq!(naive.layout().shape(), &Shape::new([batch, heads, seq, dh]));
+            // Merging the heads back (`[B, H, T, dv]` → `[B, T, H, dv]`) needs no copy.
+            assert!(naive.transpose(1, 2).layout().is_contiguous());
+            let naive = naive.to_contiguous();
+            let flash = flash.to_contiguous();
+            let (n, f): (&[f32], &[f32]) = (naive.storage(), flash.storage());
+            for (i, (&a, &b)) in n.iter().zip(f).enumerate() {
+                assert!((a - b).abs() < 1e-4, "position {i}: naive {a} vs flash {b}");
+            }
+        }
+    }
+
     #[test]
     fn lane_max_is_the_maximum_skipping_nan() {
         assert_eq!(super::lane_max::<f32>(&[]), f32::NEG_INFINITY);
@@ -1630,7 +1741,7 @@ mod tests {
                 bias.clone(),
                 options,
             );
-            let naive = super::attention_naive(q, k, v, mask, bias, options);
+            let naive = super::attention_naive(q, k, v, mask, bias, options).to_contiguous();
 
             let flash_data: &[f32] = flash.storage();
             let naive_data: &[f32] = naive.storage();
@@ -1742,7 +1853,7 @@ mod tests {
             None,
             Default::default(),
         );
-        let naive = super::attention_naive(q, k, v, None, None, Default::default());
+        let naive = super::attention_naive(q, k, v, None, None, Default::default()).to_contiguous();
 
         let flash_data: &[f16] = flash.storage();
         let naive_data: &[f16] = naive.storage();
@@ -1805,7 +1916,8 @@ mod tests {
                         Some(flex_bool(mask.to_vec(), &[1, 1, seq_q, seq_kv])),
                         Some(flex_f32(bias.to_vec(), &[1, 1, seq_q, seq_kv])),
                         options,
-                    );
+                    )
+                    .to_contiguous();
                     expected.extend_from_slice(out.storage::<f32>());
                 }
 
@@ -1822,8 +1934,10 @@ mod tests {
                         out.layout().shape(),
                         &Shape::new([batch, heads, seq_q, val_dim])
                     );
+                    // Naive's output is a `[B, H, T, dv]` view of `[B, T, H, dv]` rows
+                    // (vlsm-zoo patch): read it in logical order.
                     assert_attention_outputs_close(
-                        out.storage(),
+                        out.to_contiguous().storage(),
                         &expected,
                         "multihead vs independent heads",
                     );
@@ -1848,7 +1962,7 @@ mod tests {
             let v = flex_f32(vec![0.0; 4 * head_dim], &[1, 1, 4, head_dim]);
             let out_flash =
                 super::attention_flash(q.clone(), k.clone(), v.clone(), None, None, opts);
-            let out_naive = super::attention_naive(q, k, v, None, None, opts);
+            let out_naive = super::attention_naive(q, k, v, None, None, opts).to_contiguous();
             let flash_out: &[f32] = out_flash.storage();
             let naive_out: &[f32] = out_naive.storage();
             assert_eq!(flash_out.len(), 0, "flash: seq_q=0 output must be empty");
@@ -1862,7 +1976,7 @@ mod tests {
             let v = flex_f32(vec![], &[0, 1, 4, head_dim]);
             let out_flash =
                 super::attention_flash(q.clone(), k.clone(), v.clone(), None, None, opts);
-            let out_naive = super::attention_naive(q, k, v, None, None, opts);
+            let out_naive = super::attention_naive(q, k, v, None, None, opts).to_contiguous();
             let flash_out: &[f32] = out_flash.storage();
             let naive_out: &[f32] = out_naive.storage();
             assert_eq!(flash_out.len(), 0, "flash: batch=0 output must be empty");
@@ -1877,7 +1991,7 @@ mod tests {
             let v = flex_f32(vec![], &[1, 1, 0, head_dim]);
             let out_flash =
                 super::attention_flash(q.clone(), k.clone(), v.clone(), None, None, opts);
-            let out_naive = super::attention_naive(q, k, v, None, None, opts);
+            let out_naive = super::attention_naive(q, k, v, None, None, opts).to_contiguous();
             let flash_out: &[f32] = out_flash.storage();
             let naive_out: &[f32] = out_naive.storage();
             assert_eq!(
