@@ -11,7 +11,7 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::module::{attention, batch_norm, batch_norm_train, conv2d, layer_norm};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Gradients, Tensor};
 use vlsm_zoo_tests::max_abs_diff_values;
 
 fn vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -26,6 +26,19 @@ fn softmax_by_hand<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
 
 fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+/// A leaf's gradient in the fused graph and in the by-hand one, flattened, under its name.
+fn gradient_pair<const D: usize>(
+    name: &'static str,
+    (fused, fused_grads): (&Tensor<D>, &Gradients),
+    (hand, hand_grads): (&Tensor<D>, &Gradients),
+) -> (&'static str, Vec<f32>, Vec<f32>) {
+    (
+        name,
+        vec(fused.grad(fused_grads).unwrap()),
+        vec(hand.grad(hand_grads).unwrap()),
+    )
 }
 
 #[test]
@@ -164,22 +177,17 @@ fn layer_norm_tracked_and_untracked_equal_the_plain_formula_with_gradients() {
             if with_beta { hb.clone() } else { zero_beta },
         );
         let hand_grads = (hand * weight.clone()).sum().backward();
-        let diff = max_abs_diff_values(
-            &vec(fx.grad(&fused_grads).unwrap()),
-            &vec(hx.grad(&hand_grads).unwrap()),
-        );
-        assert!(
-            diff < 1e-4,
-            "input gradient (beta: {with_beta}) differs by {diff}"
-        );
-        let diff = max_abs_diff_values(
-            &vec(fg.grad(&fused_grads).unwrap()),
-            &vec(hg.grad(&hand_grads).unwrap()),
-        );
-        assert!(
-            diff < 1e-4,
-            "gamma gradient (beta: {with_beta}) differs by {diff}"
-        );
+        let gradients = [
+            gradient_pair("input", (&fx, &fused_grads), (&hx, &hand_grads)),
+            gradient_pair("gamma", (&fg, &fused_grads), (&hg, &hand_grads)),
+        ];
+        for (name, fused_grad, hand_grad) in gradients {
+            let diff = max_abs_diff_values(&fused_grad, &hand_grad);
+            assert!(
+                diff < 1e-4,
+                "{name} gradient (beta: {with_beta}) differs by {diff}"
+            );
+        }
         match fb.grad(&fused_grads) {
             Some(g) if with_beta => {
                 let diff = max_abs_diff_values(&vec(g), &vec(hb.grad(&hand_grads).unwrap()));
@@ -371,21 +379,9 @@ fn fused_batch_norm_gives_the_composition_values_and_gradients() {
     let fused_grads = (fused.output * w.clone()).sum().backward();
     let hand_grads = (hand * w).sum().backward();
     for (name, f, h) in [
-        (
-            "x",
-            vec(fx.grad(&fused_grads).unwrap()),
-            vec(hx.grad(&hand_grads).unwrap()),
-        ),
-        (
-            "gamma",
-            vec(fg.grad(&fused_grads).unwrap()),
-            vec(hg.grad(&hand_grads).unwrap()),
-        ),
-        (
-            "beta",
-            vec(fb.grad(&fused_grads).unwrap()),
-            vec(hb.grad(&hand_grads).unwrap()),
-        ),
+        gradient_pair("x", (&fx, &fused_grads), (&hx, &hand_grads)),
+        gradient_pair("gamma", (&fg, &fused_grads), (&hg, &hand_grads)),
+        gradient_pair("beta", (&fb, &fused_grads), (&hb, &hand_grads)),
     ] {
         let scale = h.iter().fold(1.0f32, |m, v| m.max(v.abs()));
         let diff = max_abs_diff_values(&f, &h);

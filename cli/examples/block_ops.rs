@@ -9,26 +9,10 @@ use burn::module::Module;
 use burn::nn::{LayerNormConfig, LinearConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Distribution, Tensor};
-use std::time::Instant;
 use vlsm_nn::quick_gelu;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn time(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    median(
-        (0..reps)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect(),
-    )
-}
+mod common;
+use common::time;
 
 fn main() {
     vlsm_zoo::memory::retain_freed_memory();

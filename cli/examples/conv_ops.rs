@@ -7,7 +7,9 @@
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
-use std::time::Instant;
+
+mod common;
+use common::time;
 
 /// (batch, c_in, size, c_out, kernel, stride)
 const SHAPES: [(usize, usize, usize, usize, usize, usize); 8] = [
@@ -20,24 +22,6 @@ const SHAPES: [(usize, usize, usize, usize, usize, usize); 8] = [
     (2, 1024, 26, 256, 1, 1),
     (2, 512, 13, 512, 3, 1),
 ];
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn time(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    median(
-        (0..reps)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect(),
-    )
-}
 
 fn main() {
     vlsm_zoo::memory::retain_freed_memory();
