@@ -194,7 +194,12 @@ pub(crate) fn f32_inplace(
 
 /// Natural logarithm: ln(x)
 pub fn log(tensor: FlexTensor) -> FlexTensor {
-    unary_op(tensor, |x| x.ln(), |x| x.ln())
+    // vlsm-zoo patch: vectorised, multi-threaded f32 path (libm's scalar `logf` was the last
+    // per-element libm call in a training step's profile: the loss's log over every pixel).
+    match f32_inplace(tensor, crate::simd::fast_math::log_inplace_f32) {
+        Ok(done) => done,
+        Err(tensor) => unary_op(tensor, |x| x.ln(), |x| x.ln()),
+    }
 }
 
 /// Natural logarithm of (1 + x): ln(1 + x)

@@ -61,6 +61,52 @@ pub fn exp_f32(x: f32) -> f32 {
     }
 }
 
+/// `ln x` for one element (vlsm-zoo patch): Cephes' `logf` without branches on the value, so
+/// LLVM vectorises the loops below. The mantissa is brought into `[√½, √2)`, `ln(1 + f)` is a
+/// degree-9 polynomial in `f`, and the exponent adds `e·ln 2` in two parts. Within 2 ulp of
+/// libm over the normal range; subnormals are scaled by 2^23 first; `ln 0 = -inf`,
+/// `ln(x < 0) = NaN`, `ln(+inf) = +inf`, NaN stays NaN.
+#[inline(always)]
+pub fn log_f32(x: f32) -> f32 {
+    const SQRT_HALF: f32 = core::f32::consts::FRAC_1_SQRT_2;
+    let subnormal = x < f32::MIN_POSITIVE;
+    let scaled = if subnormal { x * 8_388_608.0 } else { x };
+    let bits = scaled.to_bits() as i32;
+    // exponent of the mantissa taken in [0.5, 1)
+    let mut e = ((bits >> 23) & 0xff) - 126;
+    let mut m = f32::from_bits(((bits & 0x007f_ffff) | 0x3f00_0000) as u32);
+    if subnormal {
+        e -= 23;
+    }
+    let low = m < SQRT_HALF;
+    e -= low as i32;
+    m = if low { m + m - 1.0 } else { m - 1.0 };
+    let ef = e as f32;
+    let z = m * m;
+    let mut p = 7.037_683_6e-2_f32;
+    p = p * m - 1.151_461e-1;
+    p = p * m + 1.167_699_9e-1;
+    p = p * m - 1.242_014_1e-1;
+    p = p * m + 1.424_932_3e-1;
+    p = p * m - 1.666_805_8e-1;
+    p = p * m + 2.000_071_4e-1;
+    p = p * m - 2.499_999_4e-1;
+    p = p * m + 3.333_333e-1;
+    let mut y = p * m * z;
+    y += ef * -2.121_944_4e-4;
+    y += -0.5 * z;
+    let r = m + y + ef * 0.693_359_4;
+    if x != x || x < 0.0 {
+        f32::NAN
+    } else if x == 0.0 {
+        f32::NEG_INFINITY
+    } else if x == f32::INFINITY {
+        x
+    } else {
+        r
+    }
+}
+
 /// `1 / (1 + e^-x)` for one element.
 #[inline(always)]
 pub fn sigmoid_f32(x: f32) -> f32 {
@@ -121,6 +167,14 @@ isa_dispatched!(
     }
 );
 
+isa_dispatched!(
+    fn log_serial(xs: &mut [f32]) -> () {
+        for x in xs.iter_mut() {
+            *x = log_f32(*x);
+        }
+    }
+);
+
 /// Runs `serial` over `xs`, split over rayon's pool for long slices.
 fn split_over_pool(xs: &mut [f32], serial: fn(&mut [f32])) {
     #[cfg(feature = "rayon")]
@@ -135,6 +189,11 @@ fn split_over_pool(xs: &mut [f32], serial: fn(&mut [f32])) {
 /// `x ← e^x` over a slice, vectorised and (for long slices) multi-threaded.
 pub fn exp_inplace_f32(xs: &mut [f32]) {
     split_over_pool(xs, exp_serial)
+}
+
+/// `x ← ln x` over a slice, vectorised and (for long slices) multi-threaded.
+pub fn log_inplace_f32(xs: &mut [f32]) {
+    split_over_pool(xs, log_serial)
 }
 
 /// `x ← 1 / (1 + e^-x)` over a slice, vectorised and (for long slices) multi-threaded.
@@ -233,6 +292,54 @@ mod tests {
             assert!(ulp <= 2, "exp({x}) = {got}, libm {want} ({ulp} ulp)");
             x += 0.0137;
         }
+    }
+
+    #[test]
+    fn log_matches_libm_within_two_ulp() {
+        // Every binade from the smallest subnormal to the largest finite value, and the
+        // region around 1 where the mantissa switch at √½ sits.
+        let mut x = f32::from_bits(1);
+        while x.is_finite() {
+            for step in 0..97 {
+                let v = x * (1.0 + step as f32 / 97.0);
+                if !v.is_finite() {
+                    break;
+                }
+                let want = v.ln();
+                let got = log_f32(v);
+                let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
+                // Near 1 the result is near 0, where one ulp is tiny: allow 2e-7 absolute.
+                assert!(
+                    ulp <= 2 || (want - got).abs() <= 2e-7,
+                    "ln({v}) = {got}, libm {want} ({ulp} ulp)"
+                );
+            }
+            x *= 2.0;
+        }
+        for i in 0..20_000 {
+            let v = 0.5 + i as f32 * 1e-4;
+            let (want, got) = (v.ln(), log_f32(v));
+            assert!(
+                (want - got).abs() <= 2e-7
+                    || (want.to_bits() as i64 - got.to_bits() as i64).abs() <= 2,
+                "ln({v}) = {got}, libm {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn log_edges() {
+        assert_eq!(log_f32(0.0), f32::NEG_INFINITY);
+        assert_eq!(log_f32(-0.0), f32::NEG_INFINITY);
+        assert!(log_f32(-1.0).is_nan());
+        assert!(log_f32(f32::NAN).is_nan());
+        assert_eq!(log_f32(f32::INFINITY), f32::INFINITY);
+        assert_eq!(log_f32(1.0), 0.0);
+        let mut xs = alloc::vec![1.0f32; 70_000];
+        xs[3] = 0.0;
+        log_inplace_f32(&mut xs);
+        assert_eq!(xs[3], f32::NEG_INFINITY);
+        assert!(xs.iter().enumerate().all(|(i, &v)| i == 3 || v == 0.0));
     }
 
     #[test]
