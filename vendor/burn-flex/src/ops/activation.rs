@@ -125,8 +125,7 @@ impl ActivationOps<Flex> for Flex {
     // forward and one backward, for f32; other dtypes compose it.
     fn swish(tensor: FloatTensor<Flex>, beta: Scalar) -> FloatTensor<Flex> {
         if tensor.dtype() != DType::F32 {
-            let gate = Flex::sigmoid(Flex::float_mul_scalar(tensor.clone(), beta));
-            return Flex::float_mul(tensor, gate);
+            return burn_backend::ops::swish_default::<Flex>(tensor, beta);
         }
         let input = tensor.to_contiguous();
         let n = input.layout().num_elements();

@@ -186,6 +186,24 @@ fn split_over_pool(xs: &mut [f32], serial: fn(&mut [f32])) {
     serial(xs)
 }
 
+/// Runs `serial` over matching chunks of `xs` and `out` (same length), split over rayon's pool
+/// for long slices.
+fn split_pair_over_pool<O: Send>(
+    xs: &[f32],
+    out: &mut [O],
+    serial: impl Fn(&[f32], &mut [O]) + Sync,
+) {
+    #[cfg(feature = "rayon")]
+    if xs.len() >= PARALLEL_MIN {
+        use rayon::prelude::*;
+        out.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK))
+            .for_each(|(o, x)| serial(x, o));
+        return;
+    }
+    serial(xs, out)
+}
+
 /// `x ← e^x` over a slice, vectorised and (for long slices) multi-threaded.
 pub fn exp_inplace_f32(xs: &mut [f32]) {
     split_over_pool(xs, exp_serial)
@@ -222,15 +240,7 @@ isa_dispatched!(
 /// and (for long slices) multi-threaded. Writes every element of `out` (as long as `xs`).
 pub fn swish_f32(xs: &[f32], out: &mut [core::mem::MaybeUninit<f32>], beta: f32) {
     assert_eq!(xs.len(), out.len(), "swish: input and output lengths");
-    #[cfg(feature = "rayon")]
-    if xs.len() >= PARALLEL_MIN {
-        use rayon::prelude::*;
-        out.par_chunks_mut(CHUNK)
-            .zip(xs.par_chunks(CHUNK))
-            .for_each(|(o, x)| swish_serial(x, o, beta));
-        return;
-    }
-    swish_serial(xs, out, beta)
+    split_pair_over_pool(xs, out, |x, o| swish_serial(x, o, beta))
 }
 
 /// `g ← g · s · (1 + beta · x · (1 − s))` with `s = sigmoid(beta · x)`: Swish's input
@@ -242,16 +252,7 @@ pub fn swish_backward_inplace_f32(xs: &[f32], grads: &mut [f32], beta: f32) {
         grads.len(),
         "swish_backward: input and gradient lengths"
     );
-    #[cfg(feature = "rayon")]
-    if xs.len() >= PARALLEL_MIN {
-        use rayon::prelude::*;
-        grads
-            .par_chunks_mut(CHUNK)
-            .zip(xs.par_chunks(CHUNK))
-            .for_each(|(g, x)| swish_backward_serial(x, g, beta));
-        return;
-    }
-    swish_backward_serial(xs, grads, beta)
+    split_pair_over_pool(xs, grads, |x, g| swish_backward_serial(x, g, beta))
 }
 
 isa_dispatched!(

@@ -178,8 +178,7 @@ pub trait ActivationOps<B: Backend> {
     ///
     /// The output tensor.
     fn swish(tensor: FloatTensor<B>, beta: Scalar) -> FloatTensor<B> {
-        let gate = B::sigmoid(B::float_mul_scalar(tensor.clone(), beta));
-        B::float_mul(tensor, gate)
+        swish_default::<B>(tensor, beta)
     }
 
     /// The gradient of [`swish`](ActivationOps::swish) with respect to its input (vlsm-zoo
@@ -373,6 +372,13 @@ pub trait ActivationOps<B: Backend> {
             ),
         )
     }
+}
+
+/// [`ActivationOps::swish`]'s default composition (vlsm-zoo patch), for backends that
+/// override it only for some dtypes.
+pub fn swish_default<B: Backend>(tensor: FloatTensor<B>, beta: Scalar) -> FloatTensor<B> {
+    let gate = B::sigmoid(B::float_mul_scalar(tensor.clone(), beta));
+    B::float_mul(tensor, gate)
 }
 
 /// [`ActivationOps::swish_backward`]'s default composition (vlsm-zoo patch), for backends
