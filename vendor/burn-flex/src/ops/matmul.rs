@@ -349,6 +349,38 @@ pub fn linear_f32(
                 }
                 None => false,
             };
+            let columns = column_split(rows, d_output, d_input);
+            if columns.len() > 1 {
+                #[cfg(feature = "rayon")]
+                {
+                    use rayon::prelude::*;
+                    let (out_at, x_at, w_at) = (out_ptr as usize, x_ptr as usize, w_ptr as usize);
+                    columns.par_iter().for_each(|&(start, width)| {
+                        gemm::gemm(
+                            rows,
+                            width,
+                            d_input,
+                            (out_at as *mut f32).add(start),
+                            1,
+                            d_output as isize,
+                            read_dst,
+                            x_at as *const f32,
+                            1,
+                            d_input as isize,
+                            (w_at as *const f32).offset(start as isize * w_cs),
+                            w_cs,
+                            w_rs,
+                            1.0f32,
+                            1.0f32,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    });
+                }
+                return;
+            }
             gemm::gemm(
                 rows,
                 d_output,
@@ -373,6 +405,33 @@ pub fn linear_f32(
         })
     };
     Some(output)
+}
+
+/// How a linear layer's output columns are shared between rayon's threads, as `(first column,
+/// width)` blocks, when each thread should run its own single-threaded GEMM on a block; one
+/// block (the whole output) when gemm's own threading is the better choice.
+///
+/// gemm threads one product by splitting the token columns of its transposed view, so every
+/// thread packs the whole weight matrix; with fewer input rows than output columns (batch-1
+/// inference: 485 tokens against 768 or 3072 features) that packing is duplicated work the size
+/// of the weights. Split by output columns instead, each thread packs only its own share of the
+/// weights (and the smaller input), and there is one parallel region per layer instead of two
+/// per depth block. Blocks are multiples of 64 columns (gemm's AVX-512 micro-panel height).
+fn column_split(rows: usize, d_output: usize, d_input: usize) -> Vec<(usize, usize)> {
+    #[cfg(feature = "rayon")]
+    {
+        let threads = rayon::current_num_threads();
+        let work = rows.saturating_mul(d_output).saturating_mul(d_input);
+        if threads > 1 && rows < d_output && work >= PARALLEL_THRESHOLD {
+            let width = d_output.div_ceil(threads).next_multiple_of(64);
+            return (0..d_output)
+                .step_by(width)
+                .map(|start| (start, width.min(d_output - start)))
+                .collect();
+        }
+    }
+    let _ = (rows, d_input);
+    vec![(0, d_output)]
 }
 
 /// Every `bias.len()`-wide row of `out` set to `bias` (on rayon's pool for large outputs).
@@ -1035,7 +1094,14 @@ mod tests {
     #[test]
     fn linear_f32_equals_the_definition() {
         use burn_backend::ops::ModuleOps;
-        for (batch, seq, d_in, d_out) in [(2, 3, 5, 7), (3, 97, 131, 67), (2, 300, 96, 520)] {
+        // The last shape has fewer rows than output columns: its columns are split between
+        // threads (`column_split`), in blocks that are not all the same width.
+        for (batch, seq, d_in, d_out) in [
+            (2, 3, 5, 7),
+            (3, 97, 131, 67),
+            (2, 300, 96, 520),
+            (1, 150, 200, 517),
+        ] {
             let rows = batch * seq;
             let value =
                 |i: usize, salt: usize| ((i * 7919 + salt * 104_729) % 2003) as f32 / 1001.5 - 1.0;
@@ -1067,6 +1133,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// vlsm-zoo patch: column blocks cover every output column once, in multiples of 64 but the
+    /// last, one per thread; products with more rows than columns, or too small to thread, stay
+    /// whole.
+    #[cfg(feature = "rayon")]
+    #[test]
+    fn column_split_covers_the_columns_in_panel_multiples() {
+        let threads = rayon::current_num_threads();
+        let blocks = super::column_split(150, 517, 200);
+        if threads > 1 {
+            assert!(blocks.len() > 1 && blocks.len() <= threads, "{blocks:?}");
+        }
+        let mut next = 0;
+        for (i, &(start, width)) in blocks.iter().enumerate() {
+            assert_eq!(start, next);
+            assert!(width > 0);
+            if i + 1 < blocks.len() {
+                assert_eq!(width % 64, 0);
+            }
+            next += width;
+        }
+        assert_eq!(next, 517);
+        assert_eq!(super::column_split(600, 520, 96), vec![(0, 520)]);
+        assert_eq!(super::column_split(4, 16, 8), vec![(0, 16)]);
     }
 
     #[test]
