@@ -50,8 +50,13 @@ impl Projector {
 
     /// `x` `[B, 2c, H, W]`, `state` `[B, word_dim]` → the visual path, the kernel and the
     /// prediction: `pred_b = Σ_c x_{b,c} ⋆ K_{b,c} + β_b` (cross-correlation, zero padding),
-    /// the reference's grouped convolution written as shifted products, so it is independent of
-    /// the batch size and of grouped-convolution support.
+    /// the reference's grouped convolution. It is computed channels first: one product per
+    /// sample gives the `k²` tap maps `t_{b,j} = Σ_c K_{b,c,j} · x_{b,c}`, and the prediction
+    /// sums each tap map shifted by its offset, `pred_b(y, x) = Σ_j t_{b,j}(y + dy_j − p,
+    /// x + dx_j − p)`. The shifted windows then cover `k²` maps instead of `c` channels (the
+    /// same sum in another order, independent of the batch size and of grouped-convolution
+    /// support); as `c`-channel windows, their copies and gradients were the largest serial
+    /// part of CRIS's training step.
     pub fn forward(&self, x: Tensor<4>, state: Tensor<2>) -> Projection {
         let x = self.vis1.forward_relu(up2(x));
         let x = self.vis3.forward_relu(up2(x));
@@ -59,25 +64,29 @@ impl Projector {
         let [b, c, h, w] = vis.dims();
         let k = self.kernel;
         let txt = self.txt.forward(state);
-        let kernel = txt.clone().narrow(1, 0, c * k * k).reshape([b, c, k, k]);
+        let kernel = txt.clone().narrow(1, 0, c * k * k).reshape([b, c, k * k]);
         let bias = txt.clone().narrow(1, c * k * k, 1).reshape([b, 1, 1, 1]);
+        let taps = kernel
+            .swap_dims(1, 2)
+            .matmul(vis.clone().reshape([b, c, h * w]))
+            .reshape([b, k * k, h, w]);
         let p = k / 2;
-        let padded = vis
-            .clone()
-            .pad((p, p, p, p), burn::tensor::ops::PadMode::Constant(0.0));
+        let padded = taps.pad((p, p, p, p), burn::tensor::ops::PadMode::Constant(0.0));
         let mut acc: Option<Tensor<4>> = None;
         for dy in 0..k {
             for dx in 0..k {
-                let window = padded.clone().narrow(2, dy, h).narrow(3, dx, w);
-                let weight = kernel.clone().narrow(2, dy, 1).narrow(3, dx, 1); // [B, c, 1, 1]
-                let term = window * weight;
+                let term = padded
+                    .clone()
+                    .narrow(1, dy * k + dx, 1)
+                    .narrow(2, dy, h)
+                    .narrow(3, dx, w);
                 acc = Some(match acc {
                     Some(a) => a + term,
                     None => term,
                 });
             }
         }
-        let pred = acc.expect("kernel is at least 1×1").sum_dim(1) + bias;
+        let pred = acc.expect("kernel is at least 1×1") + bias;
         Projection { vis, txt, pred }
     }
 }
