@@ -48,7 +48,7 @@ macro_rules! conv3d_1x1_typed {
             bias: Option<FlexTensor>,
             options: &ConvOptions<3>,
         ) -> FlexTensor {
-            conv3d_1x1_impl::<$T>(x, weight, bias, options, $dtype, $zero, $one)
+            conv3d_1x1_impl::<$T>(x, weight, bias, options, $dtype, $one)
         }
     };
 }
@@ -610,6 +610,31 @@ fn im2col_3d_tile<T: bytemuck::Pod + Copy>(
     }
 }
 
+/// Sets every `spatial`-long row of `out` (`[batch, channels, spatial]`) to its channel's
+/// value of `per_channel`, on rayon's pool for large outputs (vlsm-zoo patch).
+fn fill_channel_rows<T: Copy + Send + Sync>(
+    out: &mut [core::mem::MaybeUninit<T>],
+    per_channel: &[T],
+    spatial: usize,
+) {
+    if spatial == 0 {
+        return;
+    }
+    let fill = |(row, values): (usize, &mut [core::mem::MaybeUninit<T>])| {
+        let value = per_channel[row % per_channel.len()];
+        for v in values {
+            v.write(value);
+        }
+    };
+    #[cfg(feature = "rayon")]
+    if out.len() >= crate::ops::PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        out.par_chunks_mut(spatial).enumerate().for_each(fill);
+        return;
+    }
+    out.chunks_mut(spatial).enumerate().for_each(fill);
+}
+
 /// Check if this is a 1x1 convolution that can use the fast path.
 fn is_1x1_conv(
     kernel_d: usize,
@@ -639,7 +664,6 @@ fn conv3d_1x1_impl<
     bias: Option<FlexTensor>,
     options: &ConvOptions<3>,
     dtype: DType,
-    zero: T,
     one: T,
 ) -> FlexTensor {
     let x = x.to_contiguous();
@@ -683,7 +707,21 @@ fn conv3d_1x1_impl<
     #[cfg(not(feature = "rayon"))]
     let parallelism = gemm::Parallelism::None;
 
-    let mut output = vec![zero; total_output];
+    // vlsm-zoo patch: the output is not zeroed first (a serial memset of the whole output on
+    // the calling thread, the largest one in CRIS's training step): with a bias its rows are
+    // set to the bias (in parallel) and the products accumulate onto them; without one gemm
+    // writes every element (`read_dst` false).
+    let mut output: Vec<T> = Vec::with_capacity(total_output);
+    let bias = bias.map(|bias| bias.to_contiguous());
+    if let Some(bias) = &bias {
+        let bias_data: &[T] = bias.storage();
+        fill_channel_rows(
+            &mut output.spare_capacity_mut()[..total_output],
+            &bias_data[bias.layout().start_offset()..][..channels_out],
+            spatial,
+        );
+    }
+    let read_dst = bias.is_some();
 
     {
         #[cfg(feature = "rayon")]
@@ -706,14 +744,14 @@ fn conv3d_1x1_impl<
                             dst_ptr.ptr_add(out_offset),
                             1,          // dst_cs
                             n as isize, // dst_rs
-                            false,      // read_dst
+                            read_dst,
                             w_data.as_ptr().add(w_offset),
                             1,          // lhs_cs: W row-major
                             k as isize, // lhs_rs
                             x_data.as_ptr().add(x_offset),
                             1,          // rhs_cs: X row-major
                             n as isize, // rhs_rs
-                            zero,
+                            one,
                             one,
                             false,
                             false,
@@ -741,14 +779,14 @@ fn conv3d_1x1_impl<
                             output.as_mut_ptr().add(out_offset),
                             1,
                             n as isize,
-                            false,
+                            read_dst,
                             w_data.as_ptr().add(w_offset),
                             1,
                             k as isize,
                             x_data.as_ptr().add(x_offset),
                             1,
                             n as isize,
-                            zero,
+                            one,
                             one,
                             false,
                             false,
@@ -761,11 +799,9 @@ fn conv3d_1x1_impl<
         }
     }
 
-    if let Some(bias) = bias {
-        let bias = bias.to_contiguous();
-        let bias_data: &[T] = bias.storage();
-        add_bias(&mut output, bias_data, batch_size, channels_out, spatial);
-    }
+    // SAFETY: every (batch, group) block of the output was written by its gemm call, onto the
+    // bias rows or without reading them.
+    unsafe { output.set_len(total_output) };
 
     let out_shape = Shape::from(vec![
         batch_size,
@@ -1829,6 +1865,57 @@ mod tests {
     use super::*;
     use burn_backend::TensorData;
     use burn_std::bf16;
+
+    /// vlsm-zoo patch: the 1×1 path, whose output is no longer zeroed first (bias rows set in
+    /// parallel, then accumulated onto), equals the definition in f64: with and without a
+    /// bias, one and two groups, two images, and an output above the parallel threshold.
+    #[test]
+    fn conv2d_1x1_equals_the_definition() {
+        let (batch, c_in, c_out, h, w) = (2, 6, 70, 48, 48);
+        assert!(batch * c_out * h * w >= crate::ops::PARALLEL_THRESHOLD);
+        let value =
+            |i: usize, salt: usize| ((i * 7919 + salt * 104_729) % 2003) as f32 / 1001.5 - 1.0;
+        let x: Vec<f32> = (0..batch * c_in * h * w).map(|i| value(i, 1)).collect();
+        let b: Vec<f32> = (0..c_out).map(|i| value(i, 3)).collect();
+        for groups in [1, 2] {
+            let per_group_in = c_in / groups;
+            let per_group_out = c_out / groups;
+            let wt: Vec<f32> = (0..c_out * per_group_in).map(|i| value(i, 2)).collect();
+            for with_bias in [true, false] {
+                let xt = FlexTensor::from_data(TensorData::new(x.clone(), vec![batch, c_in, h, w]));
+                let weight = FlexTensor::from_data(TensorData::new(
+                    wt.clone(),
+                    vec![c_out, per_group_in, 1, 1],
+                ));
+                let bias = with_bias
+                    .then(|| FlexTensor::from_data(TensorData::new(b.clone(), vec![c_out])));
+                let options = ConvOptions::new([1, 1], [0, 0], [1, 1], groups);
+                let got: Vec<f32> = conv2d_f32(xt, weight, bias, &options)
+                    .into_data()
+                    .try_into_vec()
+                    .unwrap();
+                assert_eq!(got.len(), batch * c_out * h * w);
+                for n in 0..batch {
+                    for o in 0..c_out {
+                        let g = o / per_group_out;
+                        for p in (0..h * w).step_by(37) {
+                            let mut want = if with_bias { b[o] as f64 } else { 0.0 };
+                            for i in 0..per_group_in {
+                                let c = g * per_group_in + i;
+                                want += wt[o * per_group_in + i] as f64
+                                    * x[(n * c_in + c) * h * w + p] as f64;
+                            }
+                            let have = got[(n * c_out + o) * h * w + p] as f64;
+                            assert!(
+                                (have - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                                "groups {groups}, bias {with_bias}, ({n}, {o}, {p}): {have} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn test_conv1d_direct_path() {

@@ -215,9 +215,15 @@ impl Conv3x3 {
         let (c_in, c_out) = (self.c_in, self.c_out);
         let per_tile = E * (c_in + c_out);
         let pass_tiles = ((PASS_BUDGET / per_tile) / LANES * LANES).max(MIN_PASS_TILES);
-        let mut sum = vec![0.0f32; E * c_out * c_in];
-        let mut buffers = Buffers::take();
         let tiles = self.tiles();
+        if tiles == 0 {
+            return self.transform_weight_grad(&vec![0.0f32; E * c_out * c_in]);
+        }
+        // The first pass's GEMMs write the sum without reading it, so it is not zeroed first
+        // (a serial memset of `36·C_out·C_in` floats on the calling thread).
+        let mut sum: Vec<f32> = Vec::with_capacity(E * c_out * c_in);
+        let sum_at = sum.as_mut_ptr() as usize;
+        let mut buffers = Buffers::take();
         for first in (0..tiles).step_by(pass_tiles) {
             let count = pass_tiles.min(tiles - first);
             let n = count.next_multiple_of(LANES);
@@ -225,23 +231,25 @@ impl Conv3x3 {
             let g = grown(&mut buffers.products, E * c_out * n);
             self.transform_pass(x, dy, first, count, v, g);
             let (v, g) = (&*v, &*g);
-            let product = |e: usize, dst: &mut [f32]| {
-                // S[e] (C_out × C_in) += g[e] (C_out × n) · v[e]ᵀ (n × C_in)
+            let accumulate = first > 0;
+            let product = |e: usize| {
+                // S[e] (C_out × C_in) (+)= g[e] (C_out × n) · v[e]ᵀ (n × C_in)
                 let lhs = &g[e * c_out * n..][..c_out * n];
                 let rhs = &v[e * c_in * n..][..c_in * n];
-                assert_eq!(dst.len(), c_out * c_in, "winograd weight gradient sum");
-                // SAFETY: dst is c_out × c_in with row stride c_in; lhs c_out × n with row
-                // stride n; rhs, read as n × c_in, is v[e] (c_in × n, row stride n)
-                // transposed; all three slices have exactly those lengths.
+                // SAFETY: S[e] is the e-th c_out × c_in block (row stride c_in) of the sum's
+                // allocation, which only this call touches; it holds the earlier passes' sum
+                // when `accumulate`, and gemm writes it whole otherwise. lhs is c_out × n with
+                // row stride n; rhs, read as n × c_in, is v[e] (c_in × n, row stride n)
+                // transposed; both slices have exactly those lengths.
                 unsafe {
                     gemm::gemm(
                         c_out,
                         c_in,
                         n,
-                        dst.as_mut_ptr(),
+                        (sum_at as *mut f32).add(e * c_out * c_in),
                         1,
                         c_in as isize,
-                        true,
+                        accumulate,
                         lhs.as_ptr(),
                         1,
                         n as isize,
@@ -260,15 +268,13 @@ impl Conv3x3 {
             #[cfg(feature = "rayon")]
             {
                 use rayon::prelude::*;
-                sum.par_chunks_mut(c_out * c_in)
-                    .enumerate()
-                    .for_each(|(e, dst)| product(e, dst));
+                (0..E).into_par_iter().for_each(product);
             }
             #[cfg(not(feature = "rayon"))]
-            for (e, dst) in sum.chunks_mut(c_out * c_in).enumerate() {
-                product(e, dst);
-            }
+            (0..E).for_each(product);
         }
+        // SAFETY: the first pass wrote all E blocks.
+        unsafe { sum.set_len(E * c_out * c_in) };
         buffers.keep();
         self.transform_weight_grad(&sum)
     }

@@ -194,7 +194,7 @@ mod tests {
     }
 
     fn close(got: &FlexTensor, want: &[f64], what: &str) {
-        let got: Vec<f32> = got.clone().into_data().to_vec().unwrap();
+        let got: Vec<f32> = got.clone().into_data().try_into_vec::<f32>().unwrap();
         assert_eq!(got.len(), want.len(), "{what}: length");
         for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
             assert!(
@@ -270,7 +270,7 @@ mod tests {
             true,
         );
         let as_f64 = |t: &FlexTensor| -> Vec<f64> {
-            let v: Vec<f32> = t.clone().into_data().to_vec().unwrap();
+            let v: Vec<f32> = t.clone().into_data().try_into_vec::<f32>().unwrap();
             v.into_iter().map(f64::from).collect()
         };
         close(&fused.x_grad, &as_f64(&composed.x_grad), "x_grad");

@@ -1117,7 +1117,7 @@ mod tests {
                 let bias = with_bias.then(|| bt.clone());
                 let out = Flex::linear(xt.clone(), w.clone(), bias);
                 assert_eq!(out.layout().shape().to_vec(), vec![batch, seq, d_out]);
-                let got: Vec<f32> = out.into_data().to_vec().unwrap();
+                let got: Vec<f32> = out.into_data().try_into_vec::<f32>().unwrap();
                 for r in 0..rows {
                     for o in 0..d_out {
                         let mut want = if with_bias { b[o] as f64 } else { 0.0 };
