@@ -349,59 +349,43 @@ pub fn linear_f32(
                 }
                 None => false,
             };
+            let (out_at, x_at, w_at) = (out_ptr as usize, x_ptr as usize, w_ptr as usize);
+            // The product for output columns `start..start + width`.
+            let product = |start: usize, width: usize, parallelism: gemm::Parallelism| {
+                gemm::gemm(
+                    rows,
+                    width,
+                    d_input,
+                    (out_at as *mut f32).add(start),
+                    1,
+                    d_output as isize,
+                    read_dst,
+                    x_at as *const f32,
+                    1,
+                    d_input as isize,
+                    (w_at as *const f32).offset(start as isize * w_cs),
+                    w_cs,
+                    w_rs,
+                    1.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                )
+            };
             let columns = column_split(rows, d_output, d_input);
+            #[cfg(feature = "rayon")]
             if columns.len() > 1 {
-                #[cfg(feature = "rayon")]
-                {
-                    use rayon::prelude::*;
-                    let (out_at, x_at, w_at) = (out_ptr as usize, x_ptr as usize, w_ptr as usize);
-                    columns.par_iter().for_each(|&(start, width)| {
-                        gemm::gemm(
-                            rows,
-                            width,
-                            d_input,
-                            (out_at as *mut f32).add(start),
-                            1,
-                            d_output as isize,
-                            read_dst,
-                            x_at as *const f32,
-                            1,
-                            d_input as isize,
-                            (w_at as *const f32).offset(start as isize * w_cs),
-                            w_cs,
-                            w_rs,
-                            1.0f32,
-                            1.0f32,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    });
-                }
+                use rayon::prelude::*;
+                columns
+                    .par_iter()
+                    .for_each(|&(start, width)| product(start, width, gemm::Parallelism::None));
                 return;
             }
-            gemm::gemm(
-                rows,
-                d_output,
-                d_input,
-                out_ptr,
-                1,
-                d_output as isize,
-                read_dst,
-                x_ptr,
-                1,
-                d_input as isize,
-                w_ptr,
-                w_cs,
-                w_rs,
-                1.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                get_parallelism(rows, d_output, d_input),
-            );
+            #[cfg(not(feature = "rayon"))]
+            let _ = columns;
+            product(0, d_output, get_parallelism(rows, d_output, d_input));
         })
     };
     Some(output)
