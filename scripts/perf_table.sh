@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The CPU speed table of docs/performance.md on this machine, both sides back to back
-# (developers only, not a test; on 2 cores about 8 minutes on a Zen 5, 19–20 on a Zen 2 or Zen 3).
+# (developers only, not a test; on 2 cores about 7 minutes on a Xeon, 8 on a Zen 5, 19–20 on a Zen 2
+# or Zen 3, 25–33 on a Zen 1; REPEAT=2 doubles that).
 #
 #   scripts/perf_table.sh [BIN] [PYTHON]
 #
