@@ -170,6 +170,67 @@ pub fn par_for_each(n_threads: usize, func: impl Fn(usize) + Send + Sync) {
     inner(n_threads, &func)
 }
 
+/// vlsm-zoo patch: one thread's range of gemm jobs `[start, end)`, packed in one atomic so
+/// that its owner can take from the front and other threads from the back; one per cache line
+/// (the owner's takes do not evict the others' ranges).
+#[cfg(feature = "rayon")]
+#[repr(align(128))]
+struct JobRange(core::sync::atomic::AtomicU64);
+
+#[cfg(feature = "rayon")]
+impl JobRange {
+    fn new(start: usize, end: usize) -> Self {
+        Self(core::sync::atomic::AtomicU64::new(Self::pack(start, end)))
+    }
+
+    fn pack(start: usize, end: usize) -> u64 {
+        ((start as u64) << 32) | end as u64
+    }
+
+    fn unpack(v: u64) -> (usize, usize) {
+        ((v >> 32) as usize, (v & 0xffff_ffff) as usize)
+    }
+
+    /// Jobs not yet taken.
+    fn left(&self) -> usize {
+        let (start, end) = Self::unpack(self.0.load(Ordering::Acquire));
+        end.saturating_sub(start)
+    }
+
+    /// Takes up to `count` jobs from the front (or from the back with `back`).
+    fn take(&self, count: usize, back: bool) -> Option<(usize, usize)> {
+        let mut current = self.0.load(Ordering::Acquire);
+        loop {
+            let (start, end) = Self::unpack(current);
+            if start >= end {
+                return None;
+            }
+            let (taken, next) = if back {
+                let first = end.saturating_sub(count).max(start);
+                ((first, end), Self::pack(start, first))
+            } else {
+                let last = (start + count).min(end);
+                ((start, last), Self::pack(last, end))
+            };
+            match self
+                .0
+                .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(taken),
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    fn take_front(&self, count: usize) -> Option<(usize, usize)> {
+        self.take(count, false)
+    }
+
+    fn take_back(&self, count: usize) -> Option<(usize, usize)> {
+        self.take(count, true)
+    }
+}
+
 #[inline(always)]
 pub unsafe fn gemm_basic_generic<
     S: MixedSimd<T, T, T, T>,
@@ -684,7 +745,49 @@ pub unsafe fn gemm_basic_generic<
                 row_outer += m_chunk;
             }
 
-            let func = move |tid, packed_lhs: Ptr<T>| {
+            // thread `tid` takes min_jobs_per_thread or min_jobs_per_thread + 1
+            let static_range = move |tid: usize| {
+                let min_jobs_per_thread = n_jobs / n_threads;
+                let rem = n_jobs - n_threads * min_jobs_per_thread;
+                if tid < rem {
+                    let start = tid * (min_jobs_per_thread + 1);
+                    (start, start + min_jobs_per_thread + 1)
+                } else {
+                    // start = rem * (min_jobs_per_thread + 1) + (tid - rem) * min_jobs_per_thread;
+                    let start = tid * min_jobs_per_thread + rem;
+                    (start, start + min_jobs_per_thread)
+                }
+            };
+            // vlsm-zoo patch: with several threads, each starts on its static range but claims
+            // it a column of micro-tiles at a time, and a thread that runs out takes columns
+            // from the back of the range with the most left. Upstream ran the static ranges
+            // only, so every parallel region lasted as long as its slowest thread; on 2-vCPU
+            // machines whose cores run at different speeds (a busy sibling hyperthread on the
+            // host) the other core idled (CRIS-R50's training step: 7 % of the wall time with
+            // one core idle inside gemm).
+            #[cfg(feature = "rayon")]
+            let queues: alloc::vec::Vec<JobRange> = if n_threads > 1 {
+                (0..n_threads)
+                    .map(|tid| {
+                        let (start, end) = static_range(tid);
+                        JobRange::new(start, end)
+                    })
+                    .collect()
+            } else {
+                alloc::vec::Vec::new()
+            };
+            #[cfg(feature = "rayon")]
+            let queues = &queues;
+            let column_jobs = {
+                let mut m_chunk = mc.min(m);
+                if m_chunk > N && !do_prepack_lhs {
+                    m_chunk = m_chunk / N * N;
+                }
+                // at least 16 micro-tiles per take, so that the atomic stays negligible
+                ((m_chunk + (MR - 1)) / MR).max(16)
+            };
+
+            let func = move |tid: usize, packed_lhs: Ptr<T>| {
                 let mut did_pack_lhs_storage =
                     alloc::vec![false; if tid > 0 { mc / MR } else { 0 }];
                 let did_pack_lhs = if tid > 0 {
@@ -692,20 +795,10 @@ pub unsafe fn gemm_basic_generic<
                 } else {
                     &mut *({ did_pack_lhs }.0)
                 };
+                // The row block whose lhs micro-panels `did_pack_lhs` describes.
+                let mut packed_row_outer = usize::MAX;
 
-                let min_jobs_per_thread = n_jobs / n_threads;
-                let rem = n_jobs - n_threads * min_jobs_per_thread;
-
-                // thread `tid` takes min_jobs_per_thread or min_jobs_per_thread + 1
-                let (job_start, job_end) = if tid < rem {
-                    let start = tid * (min_jobs_per_thread + 1);
-                    (start, start + min_jobs_per_thread + 1)
-                } else {
-                    // start = rem * (min_jobs_per_thread + 1) + (tid - rem) * min_jobs_per_thread;
-                    let start = tid * min_jobs_per_thread + rem;
-                    (start, start + min_jobs_per_thread)
-                };
-
+                let mut run = |job_start: usize, job_end: usize| {
                 let mut row_outer = 0;
                 let mut job_id = 0;
                 while row_outer != m {
@@ -735,8 +828,21 @@ pub unsafe fn gemm_basic_generic<
                     };
 
                     let mut j = 0;
-                    did_pack_lhs.fill(false);
+                    if packed_row_outer != row_outer {
+                        did_pack_lhs.fill(false);
+                        packed_row_outer = row_outer;
+                    }
+                    // Whole columns before the range are stepped over at once, and the walk
+                    // stops at its end (one range is a column or so).
+                    if job_id < job_start {
+                        let skipped = ((job_start - job_id) / n_row_mini_chunks).min(n_col_mini_chunks);
+                        j = skipped;
+                        job_id += skipped * n_row_mini_chunks;
+                    }
                     while j < n_col_mini_chunks {
+                        if job_id >= job_end {
+                            break;
+                        }
                         let mut i = 0;
                         while i < n_row_mini_chunks {
                             let col_inner = NR * j;
@@ -824,6 +930,32 @@ pub unsafe fn gemm_basic_generic<
 
                     row_outer += m_chunk;
                 }
+                };
+
+                #[cfg(feature = "rayon")]
+                if !queues.is_empty() {
+                    while let Some((start, end)) = queues[tid].take_front(column_jobs) {
+                        run(start, end);
+                    }
+                    loop {
+                        let victim = queues
+                            .iter()
+                            .enumerate()
+                            .max_by_key(|(_, queue)| queue.left())
+                            .map(|(victim, _)| victim);
+                        match victim.and_then(|victim| queues[victim].take_back(column_jobs)) {
+                            Some((start, end)) => run(start, end),
+                            None => {
+                                if queues.iter().all(|queue| queue.left() == 0) {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    return;
+                }
+                let (job_start, job_end) = static_range(tid);
+                run(job_start, job_end);
             };
 
             if do_prepack_lhs {

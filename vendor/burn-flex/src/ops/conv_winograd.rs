@@ -14,8 +14,9 @@
 //! position, 4× fewer. The transforms are small constant matrices applied to eight tiles at once
 //! (one SIMD lane per tile).
 //!
-//! The tiles are cut into one or more chunks per thread; each chunk is transformed, multiplied
-//! and transformed back on one thread, so its buffers stay in that thread's share of the cache.
+//! The tiles are cut into chunks (four or more per thread where the tiles allow), each taken by
+//! whichever thread is free and transformed, multiplied and transformed back on that thread,
+//! so its buffers stay in that thread's share of the cache.
 //!
 //! The input gradient of a stride-1 3×3 convolution is itself one: `dx = conv(dy, W')` with
 //! `W'[c, k] = W[k, c]` rotated by 180° and padding `2 - p`. [`WeightLayout::Adjoint`] reads the
@@ -98,6 +99,10 @@ const MIN_TILES: usize = if cfg!(test) { 1 } else { 64 };
 /// Fewest channels on either side (below, the GEMMs are too thin for gemm's kernels).
 const MIN_CHANNELS: usize = if cfg!(test) { 1 } else { 64 };
 
+/// The fewest tiles a forward chunk is cut to for balancing threads: its 36 GEMMs stay
+/// `C_out × C_in` times `C_in × 64` or wider.
+const MIN_CHUNK_TILES: usize = if cfg!(test) { LANES } else { 64 };
+
 /// Transformed floats a weight-gradient pass aims at (its input and output-gradient tiles):
 /// small enough to stay in cache between the transforms and the GEMMs that read them.
 const PASS_BUDGET: usize = if cfg!(test) { 16 * E * LANES } else { 1 << 19 };
@@ -161,29 +166,27 @@ impl Conv3x3 {
         let (h_out, w_out) = (self.h_out(), self.w_out());
         let len = self.batch * self.c_out * h_out * w_out;
         let mut y: Vec<f32> = Vec::with_capacity(len);
-        let (threads, chunks_per_thread, chunk_tiles) = self.chunking();
+        let chunk_tiles = self.chunk_tiles();
+        let chunks = self.tiles().div_ceil(chunk_tiles);
         // Written through a pointer, once per position (the tiles cover the output), before
         // the length is set below.
         let out = SharedOut(y.as_mut_ptr(), len);
-        // One task per thread, each with its own buffers, over a contiguous run of chunks.
-        let run = |thread: usize| {
+        // One task per chunk, taken by whichever thread is free (rayon's work stealing), with
+        // the buffers the thread kept from its previous chunk.
+        let run = |chunk: usize| {
             let mut buffers = Buffers::take();
-            for chunk in thread * chunks_per_thread..(thread + 1) * chunks_per_thread {
-                let first = chunk * chunk_tiles;
-                let count = chunk_tiles.min(self.tiles().saturating_sub(first));
-                if count > 0 {
-                    self.chunk(x, &u, bias, first, count, &out, &mut buffers);
-                }
-            }
+            let first = chunk * chunk_tiles;
+            let count = chunk_tiles.min(self.tiles() - first);
+            self.chunk(x, &u, bias, first, count, &out, &mut buffers);
             buffers.keep();
         };
         #[cfg(feature = "rayon")]
         {
             use rayon::prelude::*;
-            (0..threads).into_par_iter().for_each(run);
+            (0..chunks).into_par_iter().with_max_len(1).for_each(run);
         }
         #[cfg(not(feature = "rayon"))]
-        (0..threads).for_each(run);
+        (0..chunks).for_each(run);
         // SAFETY: every one of the `len` positions was written by exactly one tile's output
         // transform above (each lane writes its tile's rows and columns clipped to the output,
         // and the tiles partition the output).
@@ -279,11 +282,12 @@ impl Conv3x3 {
         self.transform_weight_grad(&sum)
     }
 
-    /// Threads, chunks per thread and tiles per chunk (a multiple of [`LANES`]): the same
-    /// number of chunks on every thread, each small enough that its transformed input and
-    /// products (`36·(C_in + C_out)` floats per tile) stay within a thread's share of the
-    /// last-level cache.
-    fn chunking(&self) -> (usize, usize, usize) {
+    /// Tiles per chunk (a multiple of [`LANES`]): small enough that a chunk's transformed input
+    /// and products (`36·(C_in + C_out)` floats per tile) stay within a thread's share of the
+    /// last-level cache, and at most a quarter of a thread's share of the tiles (but not under
+    /// [`MIN_CHUNK_TILES`]), so that threads which finish early take chunks that would have
+    /// waited for a slower one.
+    fn chunk_tiles(&self) -> usize {
         #[cfg(feature = "rayon")]
         let threads = rayon::current_num_threads().max(1);
         #[cfg(not(feature = "rayon"))]
@@ -291,14 +295,9 @@ impl Conv3x3 {
         let budget = if cfg!(test) { 64 * E } else { 1 << 20 };
         let per_tile = E * (self.c_in + self.c_out);
         let max_tiles = (budget / per_tile).max(LANES);
-        let tiles = self.tiles();
-        let per_thread = tiles.div_ceil(threads).div_ceil(LANES) * LANES;
-        let chunks_per_thread = per_thread.div_ceil(max_tiles);
-        let chunk_tiles = per_thread
-            .div_ceil(chunks_per_thread)
-            .next_multiple_of(LANES);
-        let threads = tiles.div_ceil(chunk_tiles * chunks_per_thread);
-        (threads, chunks_per_thread, chunk_tiles)
+        let per_thread = self.tiles().div_ceil(threads);
+        let wanted = per_thread.div_ceil(4).max(MIN_CHUNK_TILES);
+        (wanted.min(max_tiles) / LANES).max(1) * LANES
     }
 
     /// `U[k][e][c]` = `(G g[k, c] Gᵀ)[e]`, eight input channels at a time (one per lane), in
