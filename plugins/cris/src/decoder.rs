@@ -8,15 +8,32 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, Linea
 use burn::tensor::activation::relu;
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 
+/// `sin`/`cos` of `p·10000^(−2k/d)` for `p < positions` and `k < d/2`, as `[p][k]` pairs: the
+/// values the sine tables are built from (`positions·d/2` libm calls, not one per table entry).
+fn sine_pairs(d: usize, positions: usize) -> Vec<(f32, f32)> {
+    let divs: Vec<f32> = (0..d / 2)
+        .map(|k| (-(2.0 * k as f32) * (10000f32.ln() / d as f32)).exp())
+        .collect();
+    (0..positions)
+        .flat_map(|p| {
+            divs.iter().map(move |&div| {
+                let angle = p as f32 * div;
+                (angle.sin(), angle.cos())
+            })
+        })
+        .collect()
+}
+
 /// `pos1d(d, length)` `[length, d]`: channel `2k` is `sin(l·10000^(−2k/d))`, `2k+1` its cos.
 pub fn pos1d(d: usize, length: usize, device: &Device) -> Tensor<2> {
+    let pairs = sine_pairs(d, length);
+    let k_count = d / 2;
     let mut data = vec![0f32; length * d];
     for l in 0..length {
-        for k in 0..d / 2 {
-            let div = (-(2.0 * k as f32) * (10000f32.ln() / d as f32)).exp();
-            let angle = l as f32 * div;
-            data[l * d + 2 * k] = angle.sin();
-            data[l * d + 2 * k + 1] = angle.cos();
+        for k in 0..k_count {
+            let (sin, cos) = pairs[l * k_count + k];
+            data[l * d + 2 * k] = sin;
+            data[l * d + 2 * k + 1] = cos;
         }
     }
     Tensor::from_data(TensorData::new(data, [length, d]), device)
@@ -26,17 +43,19 @@ pub fn pos1d(d: usize, length: usize, device: &Device) -> Tensor<2> {
 /// the row, each as `pos1d` with `d/2` channels (token `t = row·w + col`).
 pub fn pos2d(d: usize, h: usize, w: usize, device: &Device) -> Tensor<2> {
     let half = d / 2;
+    let pairs = sine_pairs(half, h.max(w));
+    let k_count = half / 2;
     let mut data = vec![0f32; h * w * d];
-    for k in 0..half / 2 {
-        let div = (-(2.0 * k as f32) * (10000f32.ln() / half as f32)).exp();
-        for row in 0..h {
-            for col in 0..w {
-                let t = (row * w + col) * d;
-                let (cw, rw) = (col as f32 * div, row as f32 * div);
-                data[t + 2 * k] = cw.sin();
-                data[t + 2 * k + 1] = cw.cos();
-                data[t + half + 2 * k] = rw.sin();
-                data[t + half + 2 * k + 1] = rw.cos();
+    for row in 0..h {
+        for col in 0..w {
+            let t = (row * w + col) * d;
+            for k in 0..k_count {
+                let (col_sin, col_cos) = pairs[col * k_count + k];
+                let (row_sin, row_cos) = pairs[row * k_count + k];
+                data[t + 2 * k] = col_sin;
+                data[t + 2 * k + 1] = col_cos;
+                data[t + half + 2 * k] = row_sin;
+                data[t + half + 2 * k + 1] = row_cos;
             }
         }
     }
@@ -161,5 +180,63 @@ impl TransformerDecoder {
         }
         let y = self.norm.forward(x).swap_dims(1, 2).reshape([b, c, h, w]);
         (outs, y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sin`/`cos` of `p·10000^(−2k/d)`, one table entry at a time (the formula as CRIS writes it).
+    fn by_definition(d: usize, p: usize, k: usize) -> (f32, f32) {
+        let div = (-(2.0 * k as f32) * (10000f32.ln() / d as f32)).exp();
+        let angle = p as f32 * div;
+        (angle.sin(), angle.cos())
+    }
+
+    #[test]
+    fn sine_tables_equal_the_formula_entry_by_entry() {
+        let device = Device::flex();
+        let (d, length) = (8, 5);
+        let one = pos1d(d, length, &device)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for l in 0..length {
+            for k in 0..d / 2 {
+                let (sin, cos) = by_definition(d, l, k);
+                assert_eq!(
+                    (one[l * d + 2 * k], one[l * d + 2 * k + 1]),
+                    (sin, cos),
+                    "pos1d l {l} k {k}"
+                );
+            }
+        }
+        // h ≠ w, so a table indexed by the wrong one of row and column shows.
+        let (d, h, w) = (16, 3, 7);
+        let half = d / 2;
+        let two = pos2d(d, h, w, &device)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for row in 0..h {
+            for col in 0..w {
+                let t = (row * w + col) * d;
+                for k in 0..half / 2 {
+                    let col_want = by_definition(half, col, k);
+                    let row_want = by_definition(half, row, k);
+                    assert_eq!(
+                        (two[t + 2 * k], two[t + 2 * k + 1]),
+                        col_want,
+                        "pos2d row {row} col {col} k {k}"
+                    );
+                    assert_eq!(
+                        (two[t + half + 2 * k], two[t + half + 2 * k + 1]),
+                        row_want,
+                        "pos2d row {row} col {col} k {k} (row half)"
+                    );
+                }
+            }
+        }
     }
 }
