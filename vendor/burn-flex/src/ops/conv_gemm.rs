@@ -220,7 +220,7 @@ pub fn conv2d<T: ConvElement>(
         return from_f32::<T>(y, out_shape);
     }
     let (p, k_cols, cout_g) = (geo.p(), geo.k_cols(), geo.cout_g());
-    let mut y = vec![T::ZERO; geo.batch * geo.c_out * p];
+    let mut y = super::zeroed_vec(geo.batch * geo.c_out * p, T::ZERO);
     if let Some(bias) = &bias {
         let (bias, bs, be) = contiguous(bias);
         let bias = &bias.storage::<T>()[bs..be];
@@ -277,7 +277,7 @@ pub fn conv2d_x_grad<T: ConvElement>(
     }
     let (p, k_cols, cout_g, cin_g) = (geo.p(), geo.k_cols(), geo.cout_g(), geo.cin_g());
     let plane = geo.h * geo.w;
-    let mut dx = vec![T::ZERO; geo.batch * geo.c_in * plane];
+    let mut dx = super::zeroed_vec(geo.batch * geo.c_in * plane, T::ZERO);
     let mut col = geo.col_buffer();
     for b in 0..geo.batch {
         for g in 0..geo.groups {

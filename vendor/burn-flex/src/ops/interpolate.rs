@@ -872,7 +872,7 @@ where
         }
     }
 
-    let mut input_grad = vec![T::zero(); in_numel];
+    let mut input_grad = super::zeroed_vec(in_numel, T::zero());
     let bc = batch * channels;
 
     // Each (batch, channel) plane is independent, so parallelize across planes.
@@ -955,7 +955,7 @@ where
     let x_ratio = coord_ratio(in_width, out_width, align_corners);
 
     let in_numel = batch * channels * in_height * in_width;
-    let mut input_grad = vec![T::zero(); in_numel];
+    let mut input_grad = super::zeroed_vec(in_numel, T::zero());
 
     let in_hw = in_height * in_width;
     let out_hw = out_height * out_width;
@@ -1046,7 +1046,7 @@ where
     let x_ratio = coord_ratio(in_width, out_width, align_corners);
 
     let in_numel = batch * channels * in_height * in_width;
-    let mut input_grad = vec![T::zero(); in_numel];
+    let mut input_grad = super::zeroed_vec(in_numel, T::zero());
 
     let in_hw = in_height * in_width;
     let out_hw = out_height * out_width;

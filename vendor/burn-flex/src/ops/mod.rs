@@ -18,6 +18,19 @@ pub(crate) const INDEX_DTYPE: DType = DType::I32;
 #[cfg(feature = "rayon")]
 pub(crate) const PARALLEL_THRESHOLD: usize = 256 * 1024;
 
+/// `n` copies of `zero`, written on rayon's pool from [`PARALLEL_THRESHOLD`] elements on
+/// (vlsm-zoo patch, issue 19): `vec![zero; n]` is one calloc, and glibc clears recycled memory
+/// with one memset on the calling thread while the other cores wait (convolution outputs and
+/// input gradients: half of CRIS's memset samples fell where only one core was busy).
+pub(crate) fn zeroed_vec<E: Copy + Send + Sync>(n: usize, zero: E) -> alloc::vec::Vec<E> {
+    #[cfg(feature = "rayon")]
+    if n >= PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        return (0..n).into_par_iter().map(|_| zero).collect();
+    }
+    alloc::vec![zero; n]
+}
+
 /// Runs `f` over `xs`, split into chunks over rayon's pool when `xs` has at least
 /// [`PARALLEL_THRESHOLD`] elements (vlsm-zoo patch: element-wise loops used one core).
 pub(crate) fn par_for_each_chunk<E: Send, F: Fn(&mut [E]) + Sync>(xs: &mut [E], f: F) {
