@@ -237,17 +237,9 @@ impl FlexTensor {
         // `Bytes::from_bytes_vec` then copies into a fresh aligned buffer, a second full pass
         // over every new tensor (3.4 % of a DA-VL training step's main thread, all of it
         // from matmul outputs).
-        // Large buffers are zeroed on rayon's pool: glibc's calloc clears recycled memory with
-        // one memset on the calling thread, which the other cores waited for.
+        // Large buffers are zeroed on rayon's pool (`ops::zeroed_vec`).
         fn zeros<T: Copy + Send + Sync + bytemuck::NoUninit + Default>(n: usize) -> Bytes {
-            #[cfg(feature = "rayon")]
-            if n >= crate::ops::PARALLEL_THRESHOLD {
-                use rayon::prelude::*;
-                let values: alloc::vec::Vec<T> =
-                    (0..n).into_par_iter().map(|_| T::default()).collect();
-                return Bytes::from_elems(values);
-            }
-            Bytes::from_elems(alloc::vec![T::default(); n])
+            Bytes::from_elems(crate::ops::zeroed_vec(n, T::default()))
         }
         let bytes = match elem_size {
             8 => zeros::<u64>(num_elements),

@@ -21,7 +21,8 @@ pub(crate) const PARALLEL_THRESHOLD: usize = 256 * 1024;
 /// `n` copies of `zero`, written on rayon's pool from [`PARALLEL_THRESHOLD`] elements on
 /// (vlsm-zoo patch, issue 19): `vec![zero; n]` is one calloc, and glibc clears recycled memory
 /// with one memset on the calling thread while the other cores wait (convolution outputs and
-/// input gradients: half of CRIS's memset samples fell where only one core was busy).
+/// input gradients: half of CRIS's memset samples fell where only one core was busy; also
+/// `FlexTensor::empty`'s zeros).
 pub(crate) fn zeroed_vec<E: Copy + Send + Sync>(n: usize, zero: E) -> alloc::vec::Vec<E> {
     #[cfg(feature = "rayon")]
     if n >= PARALLEL_THRESHOLD {
