@@ -8,6 +8,7 @@
 //! pass, in training and in validation. Losses and Dice sums stay on the device and are read back
 //! a few batches at a time ([`PendingLosses`], [`ValidationSums`]); f32 and bf16 steps read
 //! nothing else, so a GPU is not made to finish each step before the next is queued.
+use super::adamw::FusedAdamW;
 use super::batch::BatchAssembly;
 use super::clip::{
     clip_factor, clip_global_norm_on_device, clip_global_norm_on_host, global_norm, scale_all,
@@ -25,7 +26,7 @@ use crate::error::{Divergence, ZooError};
 use crate::model::{ModelInput, ZooModel};
 use crate::spec::{BestEpoch, TrainSpec, ValPrompts};
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -183,14 +184,15 @@ pub fn cache_keys(cache: Option<&FeatureCache>, data: &SplitData) -> Vec<u64> {
     })
 }
 
-/// The spec's AdamW (betas, epsilon, weight decay; the learning rate is given per step).
+/// The spec's AdamW (betas, epsilon, weight decay; the learning rate is given per step), fused
+/// into one pass per parameter on the CPU ([`FusedAdamW`]).
 pub fn adamw(t: &TrainSpec) -> ModuleOptimizer {
-    AdamWConfig::new()
-        .with_beta_1(t.betas.0 as f32)
-        .with_beta_2(t.betas.1 as f32)
-        .with_epsilon(t.eps as f32)
-        .with_weight_decay(t.weight_decay as f32)
-        .init()
+    ModuleOptimizer::from(FusedAdamW::new(
+        t.betas.0 as f32,
+        t.betas.1 as f32,
+        t.eps as f32,
+        t.weight_decay as f32,
+    ))
 }
 
 /// One optimisation step on one batch: forward, loss, backward (of the loss times `scale`'s
