@@ -12,13 +12,15 @@ mod common;
 use common::time;
 
 /// (batch, c_in, size, c_out, kernel, stride)
-const SHAPES: [(usize, usize, usize, usize, usize, usize); 8] = [
+const SHAPES: [(usize, usize, usize, usize, usize, usize); 10] = [
     (2, 32, 208, 32, 3, 1),
+    (2, 32, 208, 64, 3, 1),
     (2, 64, 104, 64, 3, 1),
     (2, 256, 104, 64, 1, 1),
     (2, 64, 104, 256, 1, 1),
     (2, 128, 104, 128, 3, 1),
     (2, 256, 26, 256, 3, 1),
+    (2, 512, 26, 512, 3, 1),
     (2, 1024, 26, 256, 1, 1),
     (2, 512, 13, 512, 3, 1),
 ];
