@@ -207,21 +207,20 @@ mod tests {
     }
 
     #[test]
-    fn five_steps_equal_burns_adamw_bit_for_bit_with_and_without_weight_decay() {
-        // A parameter under the parallel threshold and one split into chunks. The loop rounds
-        // each operation as burn's tensor operations do on flex, so nothing may differ.
-        for shape in [[7, 9], [300, 250]] {
+    fn five_steps_match_burns_adamw_with_and_without_weight_decay() {
+        // A parameter under the parallel threshold, one split into chunks, and one past flex's
+        // own parallel threshold (256 Ki elements), whose kernels may round differently (a
+        // reciprocal for a division): the loop follows burn's operations one by one, so the two
+        // agree to f32 rounding (bit for bit on the first two sizes when this was written).
+        for shape in [[7, 9], [300, 250], [600, 500]] {
             for weight_decay in [0.0, 1e-2] {
                 let [p, m, v] = compare(weight_decay, 1e-3, shape, 5);
-                assert_eq!(p, 0.0, "parameter differs ({shape:?}, wd {weight_decay})");
-                assert_eq!(
-                    m, 0.0,
-                    "first moment differs ({shape:?}, wd {weight_decay})"
-                );
-                assert_eq!(
-                    v, 0.0,
-                    "second moment differs ({shape:?}, wd {weight_decay})"
-                );
+                let at = format!("{shape:?}, weight decay {weight_decay}");
+                // Parameters in [0, 1) and gradients N(0, 1): one f32 ulp is at most 1.2e-7 for
+                // the parameter and the first moment; the second moment reaches about 20.
+                assert!(p <= 2.4e-7, "parameter differs by {p} ({at})");
+                assert!(m <= 2.4e-7, "first moment differs by {m} ({at})");
+                assert!(v <= 4e-6, "second moment differs by {v} ({at})");
             }
         }
     }

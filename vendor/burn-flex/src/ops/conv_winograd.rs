@@ -96,11 +96,8 @@ pub struct Conv3x3 {
 
 /// Fewest tiles for which the transforms pay off (tests take every path on small images).
 const MIN_TILES: usize = if cfg!(test) { 1 } else { 64 };
-/// Fewest channels on either side (below, the GEMMs are too thin for gemm's kernels). At 32
-/// channels (CRIS-R50's stem, 208²) the transforms still beat im2col's 9× larger column matrix:
-/// on a 2-core Xeon the stem's two 3×3 convolutions and their gradients took 260 ms instead of
-/// 362 ms (`conv_ops`), the training step 1.4–2.6 % less.
-const MIN_CHANNELS: usize = if cfg!(test) { 1 } else { 32 };
+/// Fewest channels on either side (below, the GEMMs are too thin for gemm's kernels).
+const MIN_CHANNELS: usize = if cfg!(test) { 1 } else { 64 };
 
 /// The fewest tiles a forward chunk is cut to for balancing threads: its 36 GEMMs stay
 /// `C_out × C_in` times `C_in × 64` or wider.
