@@ -46,21 +46,20 @@ impl FusedAdamW {
         }
     }
 
-    /// Whether the fused loop runs this update: every tensor f32 on the CPU.
+    /// Whether the fused loop runs this update: every tensor in f32, the parameter on the CPU
+    /// (its gradient and state are on its device: `ModuleOptimizer` moves the state there).
     fn fused_applies<const D: usize>(
         tensor: &Tensor<D>,
         grad: &Tensor<D>,
         state: Option<&AdamWState<D>>,
     ) -> bool {
-        let f32_on_cpu = |t: &Tensor<D>| {
-            t.dtype() == DType::F32 && crate::run::device_label(&t.device()) == "cpu"
-        };
-        f32_on_cpu(tensor)
-            && f32_on_cpu(grad)
+        let f32 = |t: &Tensor<D>| t.dtype() == DType::F32;
+        crate::run::device_label(&tensor.device()) == "cpu"
+            && f32(tensor)
+            && f32(grad)
             && state.is_none_or(|s| {
-                s.momentum.max_moment_2.is_none()
-                    && f32_on_cpu(&s.momentum.moment_1)
-                    && f32_on_cpu(&s.momentum.moment_2)
+                let m = &s.momentum;
+                m.max_moment_2.is_none() && f32(&m.moment_1) && f32(&m.moment_2)
             })
     }
 }
