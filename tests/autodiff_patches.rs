@@ -1,7 +1,8 @@
 //! The patched burn crates (`vendor/burn-autodiff`, `vendor/burn-flex`) against compositions of
 //! burn's own unpatched ops: the fused softmax node, the attention composition and the fused
 //! LayerNorm give the same values and the same gradients as softmax written as
-//! exp / sum, attention as matmul → softmax → matmul, LayerNorm as mean / variance. flex's
+//! exp / sum, attention as matmul → softmax → matmul (with a bias, and plain: one node whose
+//! backward recomputes the probabilities per head), LayerNorm as mean / variance. flex's
 //! im2col/GEMM and Winograd convolutions and their two gradients equal the convolution's
 //! definition; its fused
 //! batch norm equals batch norm composed from means and broadcasts; a product against a
@@ -11,7 +12,7 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::module::{attention, batch_norm, batch_norm_train, conv2d, layer_norm};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
-use burn::tensor::{Device, Distribution, Gradients, Tensor};
+use burn::tensor::{DType, Device, Distribution, Gradients, Tensor};
 use vlsm_zoo_tests::max_abs_diff_values;
 
 fn vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -125,6 +126,73 @@ fn attention_gives_the_composition_values_and_gradients_tracked_or_not() {
         );
         assert!(diff < 1e-5, "gradient of {name} differs by {diff}");
     }
+}
+
+/// Plain attention (no mask or bias) with a gradient takes burn-autodiff's one-node path:
+/// flex's fused forward and its per-head backward in blocks of 128 query rows (f32), or the
+/// default composition of `attention_backward` (f64). Values and the three gradients equal
+/// matmul → softmax-by-hand → matmul, for more query rows than one block, fewer keys than
+/// queries, value rows wider than the heads, operands that are head-split views of
+/// `[b, t, h, d]` tensors, and one tensor used as query, key and value at once.
+#[test]
+fn plain_attention_gives_the_composition_values_and_gradients() {
+    let device = Device::flex().autodiff();
+    let [b, h, tq, tk, d, dv] = [2, 3, 300, 37, 16, 24];
+    let scale = 0.25;
+    let options = AttentionModuleOptions {
+        scale: Some(scale),
+        ..Default::default()
+    };
+    let by_hand = |q: Tensor<4>, k: Tensor<4>, v: Tensor<4>| {
+        softmax_by_hand(q.matmul(k.swap_dims(2, 3)) * scale, 3).matmul(v)
+    };
+    // `[b, t, h, d]` seen as `[b, h, t, d]`, as a multi-head layer splits its heads.
+    let head_split = |t: usize, d: usize| random([b, t, h, d], &device).swap_dims(1, 2);
+    for dtype in [DType::F32, DType::F64] {
+        let (q, k, v, w) = (
+            head_split(tq, d).cast(dtype),
+            head_split(tk, d).cast(dtype),
+            head_split(tk, dv).cast(dtype),
+            random([b, h, tq, dv], &device).cast(dtype),
+        );
+        let leaves = || [&q, &k, &v].map(|t| t.clone().detach().require_grad());
+        let [fq, fk, fv] = leaves();
+        let [hq, hk, hv] = leaves();
+        let fused = attention(fq.clone(), fk.clone(), fv.clone(), None, None, options);
+        let hand = by_hand(hq.clone(), hk.clone(), hv.clone());
+        let values = max_abs_diff_values(&vec(fused.clone()), &vec(hand.clone()));
+        assert!(values < 1e-5, "{dtype:?}: values differ by {values}");
+        let fused_grads = (fused * w.clone()).sum().backward();
+        let hand_grads = (hand * w).sum().backward();
+        for (name, f, hd) in [("q", fq, hq), ("k", fk, hk), ("v", fv, hv)] {
+            let (got, want) = (
+                vec(f.grad(&fused_grads).unwrap()),
+                vec(hd.grad(&hand_grads).unwrap()),
+            );
+            let magnitude = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            let diff = max_abs_diff_values(&got, &want);
+            assert!(
+                diff < 1e-5 * magnitude.max(1.0),
+                "{dtype:?}: gradient of {name} differs by {diff} (largest {magnitude})"
+            );
+        }
+    }
+
+    // One tensor as query, key and value: the three gradients add up on it.
+    let x = head_split(tq, d);
+    let (fx, hx) = (x.clone().detach().require_grad(), x.detach().require_grad());
+    let w = random([b, h, tq, d], &device);
+    let fused = attention(fx.clone(), fx.clone(), fx.clone(), None, None, options);
+    let hand = by_hand(hx.clone(), hx.clone(), hx.clone());
+    let fused_grads = (fused * w.clone()).sum().backward();
+    let hand_grads = (hand * w).sum().backward();
+    let want = vec(hx.grad(&hand_grads).unwrap());
+    let magnitude = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let diff = max_abs_diff_values(&vec(fx.grad(&fused_grads).unwrap()), &want);
+    assert!(
+        diff < 1e-5 * magnitude.max(1.0),
+        "shared operand: gradient differs by {diff} (largest {magnitude})"
+    );
 }
 
 #[test]

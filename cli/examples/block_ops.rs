@@ -9,6 +9,7 @@ use burn::module::Module;
 use burn::nn::{LayerNormConfig, LinearConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Distribution, Tensor};
+use vlsm_nn::attention::multi_head;
 use vlsm_nn::quick_gelu;
 
 mod common;
@@ -36,6 +37,11 @@ fn main() {
     let lin = backward_of(&x, &|x| linear.forward(x));
     let gelu = backward_of(&wide, &|x| x.clone() * sigmoid(x * 1.702));
     let fused_gelu = backward_of(&wide, &|x| quick_gelu(x));
+    let heads = d / 64;
+    let attention = backward_of(&x, &|x| multi_head(x.clone(), x.clone(), x, heads, None));
+    let attention_forward = time(7, || {
+        let _ = multi_head(x.clone(), x.clone(), x.clone(), heads, None).into_data();
+    });
     println!(
         "shape [{b}, {n}, {d}] (GELU at 4·{d}); ms, forward + input gradient, less the copy-in"
     );
@@ -47,5 +53,13 @@ fn main() {
     println!(
         "| quick GELU as one op | {:.2} |",
         fused_gelu - nothing_wide
+    );
+    println!(
+        "| self-attention, {heads} heads (q = k = v) | {:.2} |",
+        attention - nothing
+    );
+    println!(
+        "| the same, forward only on the plain device | {:.2} |",
+        attention_forward
     );
 }

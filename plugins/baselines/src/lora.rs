@@ -117,8 +117,18 @@ impl Hooks for Lora {
     fn apply(&self, site: &Site, input: &Tensor<3>, output: Tensor<3>) -> Tensor<3> {
         match self.at(site) {
             Some(b) => {
-                let down = input.clone().matmul(b.lora_a.val().unsqueeze::<3>());
-                output + down.matmul(b.lora_b.val().unsqueeze::<3>()) * self.scale
+                // Tokens as the rows of 2-D products (one GEMM each, no per-batch weight
+                // broadcast and its summed gradient) and the scale folded into the `[r, out]`
+                // up-projection, not applied to the `[B, T, out]` update (a pass over it each
+                // way).
+                let [batch, tokens, width] = input.dims();
+                let [_, _, out] = output.dims();
+                let down = input
+                    .clone()
+                    .reshape([batch * tokens, width])
+                    .matmul(b.lora_a.val());
+                let update = down.matmul(b.lora_b.val() * self.scale);
+                output + update.reshape([batch, tokens, out])
             }
             None => output,
         }

@@ -2141,6 +2141,12 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
         let scale = options
             .scale
             .unwrap_or_else(|| 1.0 / (head_dim as f64).sqrt());
+        let [batch, heads, ..] = query.primitive.shape().dims::<4>();
+        let same_heads =
+            |t: &AutodiffTensor<B>| t.primitive.shape().dims::<4>()[..2] == [batch, heads];
+        if mask.is_none() && attn_bias.is_none() && same_heads(&key) && same_heads(&value) {
+            return plain_attention::<B, C>(query, key, value, options, scale);
+        }
         // The scale multiplies the query, not the scores: `[.., seq, head_dim]` instead of
         // `[.., seq, seq]` elements, forward and backward (issue 19: one pass over every
         // block's score matrix each way, 7.6x larger for CLIP's 485 tokens and 64-wide heads).
@@ -2321,5 +2327,72 @@ impl<B: Backend> Backward<B, 1> for MaxPool2D {
 
             grads.register::<B>(node.id, grad.x_grad);
         }
+    }
+}
+
+/// vlsm-zoo patch (vendor/README.md, issue 19): plain attention (no mask, bias, softcap or causal
+/// masking; as many key/value heads as query heads) as one node: the inner backend's fused
+/// forward, and `attention_backward` (the vendored burn-backend's op, fused per head in flex)
+/// from the checkpointed query, key and value. The composition it replaces kept every block's
+/// `[batch, heads, seq, seq]` probabilities for backward and passed over them five times there.
+fn plain_attention<B: Backend, C: CheckpointStrategy>(
+    query: AutodiffTensor<B>,
+    key: AutodiffTensor<B>,
+    value: AutodiffTensor<B>,
+    options: AttentionModuleOptions,
+    scale: f64,
+) -> AutodiffTensor<B> {
+    #[derive(Debug)]
+    struct PlainAttention;
+
+    impl<B: Backend> Backward<B, 3> for PlainAttention {
+        type State = (NodeId, NodeId, NodeId, f64);
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 3>,
+            grads: &mut Gradients,
+            checkpointer: &mut Checkpointer,
+        ) {
+            let grad = grads.consume::<B>(&ops.node);
+            let (query, key, value, scale) = ops.state;
+            let query = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(query);
+            let key = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(key);
+            let value = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(value);
+            let backward = B::attention_backward(query, key, value, grad, scale);
+            let operand_grads = [backward.query_grad, backward.key_grad, backward.value_grad];
+            for (parent, operand_grad) in ops.parents.iter().zip(operand_grads) {
+                if let Some(node) = parent {
+                    grads.register::<B>(node.id, operand_grad);
+                }
+            }
+        }
+    }
+
+    let forward = || {
+        B::attention(
+            query.primitive.clone(),
+            key.primitive.clone(),
+            value.primitive.clone(),
+            None,
+            None,
+            AttentionModuleOptions {
+                scale: Some(scale),
+                ..options
+            },
+        )
+    };
+    match PlainAttention
+        .prepare::<C>([query.node(), key.node(), value.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let query_state = prep.checkpoint(&query);
+            let key_state = prep.checkpoint(&key);
+            let value_state = prep.checkpoint(&value);
+            prep.finish((query_state, key_state, value_state, scale), forward())
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward()),
     }
 }

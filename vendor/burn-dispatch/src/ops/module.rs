@@ -1,9 +1,9 @@
 use burn_backend::{
     IntDType,
     ops::{
-        BatchNormTrain, BatchNormTrainBackward, DeformConv2dBackward, LayerNormBackward,
-        MaxPool1dBackward, MaxPool1dWithIndices, MaxPool2dBackward, MaxPool2dWithIndices,
-        ModuleOps,
+        AttentionBackward, BatchNormTrain, BatchNormTrainBackward, DeformConv2dBackward,
+        LayerNormBackward, MaxPool1dBackward, MaxPool1dWithIndices, MaxPool2dBackward,
+        MaxPool2dWithIndices, ModuleOps,
     },
     tensor::{FloatTensor, IntTensor},
 };
@@ -255,6 +255,21 @@ impl ModuleOps<Self> for Dispatch {
         let (x_grad, gamma_grad, beta_grad) =
             Self::layer_norm_backward_dispatch(tensor, gamma, grad, epsilon, param_grads);
         LayerNormBackward::new(x_grad, gamma_grad, beta_grad)
+    }
+
+    // vlsm-zoo patch (vendor/README.md): plain attention's fused gradients, routed like
+    // `layer_norm_backward`.
+    #[backend_dispatch(skip)]
+    fn attention_backward(
+        query: FloatTensor<Self>,
+        key: FloatTensor<Self>,
+        value: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f64,
+    ) -> AttentionBackward<Self> {
+        let (query_grad, key_grad, value_grad) =
+            Self::attention_backward_dispatch(query, key, value, grad, scale);
+        AttentionBackward::new(query_grad, key_grad, value_grad)
     }
 
     fn interpolate(
@@ -665,6 +680,17 @@ impl Dispatch {
             output.mask_grad,
             output.bias_grad,
         )
+    }
+
+    fn attention_backward_dispatch(
+        query: FloatTensor<Self>,
+        key: FloatTensor<Self>,
+        value: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let result = B::attention_backward(query, key, value, grad, scale);
+        (result.query_grad, result.key_grad, result.value_grad)
     }
 
     fn layer_norm_backward_dispatch(

@@ -945,6 +945,307 @@ where
     FlexTensor::new(Bytes::from_elems(output), output_layout, T::dtype())
 }
 
+/// Query rows per block of [`attention_backward_f32`]: a block's probabilities and their
+/// gradient (`2 × 128 × seq_kv` floats, 496 KB at CLIP's 485 tokens) stay in L2.
+const BACKWARD_ROWS: usize = 128;
+
+/// The gradients of plain attention `softmax(scale · Q Kᵗ) V` in f32 (vlsm-zoo patch, issue
+/// 19): `[query_grad, key_grad, value_grad]` for the output gradient `grad`. Operands are
+/// `[batch, heads, seq, dim]` with as many key/value heads as query heads and no mask, bias,
+/// softcap or causal masking (burn-autodiff's plain attention node). Each (batch, head) pair
+/// runs on one thread, over blocks of [`BACKWARD_ROWS`] query rows: the block's probabilities
+/// are recomputed (`scale · Q Kᵗ`, row maximum, exp, row sum), then `dP = dO Vᵗ`,
+/// `dS = P ⊙ (dP − rowsum(P ⊙ dP))`, `dQ = scale · dS K`, and `dK += scale · dSᵗ Q`,
+/// `dV += Pᵗ dO` accumulate over the blocks. Nothing of size `seq_q × seq_kv` reaches memory.
+/// The gradients are written in `[batch, seq, heads, dim]` order behind `[batch, heads, seq,
+/// dim]` views, like the forward's output, so merging or splitting heads back is free.
+pub fn attention_backward_f32(
+    query: FlexTensor,
+    key: FlexTensor,
+    value: FlexTensor,
+    grad: FlexTensor,
+    scale: f64,
+) -> [FlexTensor; 3] {
+    let query = in_place_operand(query);
+    let key = in_place_operand(key);
+    let value = in_place_operand(value);
+    let grad = in_place_operand(grad);
+    let [batch, heads, seq_q, head_dim] = query.layout().shape().dims::<4>();
+    let [_, _, seq_kv, _] = key.layout().shape().dims::<4>();
+    let val_dim = value.layout().shape()[3];
+    assert_eq!(
+        key.layout().shape().dims::<4>(),
+        [batch, heads, seq_kv, head_dim],
+        "attention_backward: key shape"
+    );
+    assert_eq!(
+        value.layout().shape().dims::<4>(),
+        [batch, heads, seq_kv, val_dim],
+        "attention_backward: value shape"
+    );
+    assert_eq!(
+        grad.layout().shape().dims::<4>(),
+        [batch, heads, seq_q, val_dim],
+        "attention_backward: output gradient shape"
+    );
+
+    // A gradient in `[batch, seq, heads, dim]` memory, seen as `[batch, heads, seq, dim]`.
+    let head_interleaved = |seq: usize, dim: usize, data: Vec<f32>| {
+        let layout = Layout::new(
+            burn_std::Shape::from(vec![batch, heads, seq, dim]),
+            vec![
+                (seq * heads * dim) as isize,
+                dim as isize,
+                (heads * dim) as isize,
+                1,
+            ],
+            0,
+        );
+        FlexTensor::new(Bytes::from_elems(data), layout, DType::F32)
+    };
+    let mut query_grad = vec![0.0f32; batch * heads * seq_q * head_dim];
+    let mut key_grad = vec![0.0f32; batch * heads * seq_kv * head_dim];
+    let mut value_grad = vec![0.0f32; batch * heads * seq_kv * val_dim];
+
+    if seq_q > 0 && seq_kv > 0 && head_dim > 0 && val_dim > 0 {
+        let scale = scale as f32;
+        let q_data: &[f32] = query.storage();
+        let k_data: &[f32] = key.storage();
+        let v_data: &[f32] = value.storage();
+        let g_data: &[f32] = grad.storage();
+        let [q_bs, q_hs, q_rs] = head_strides(&query);
+        let [k_bs, k_hs, k_rs] = head_strides(&key);
+        let [v_bs, v_hs, v_rs] = head_strides(&value);
+        let [g_bs, g_hs, g_rs] = head_strides(&grad);
+        let q_start = query.layout().start_offset();
+        let k_start = key.layout().start_offset();
+        let v_start = value.layout().start_offset();
+        let g_start = grad.layout().start_offset();
+        // Heads write interleaved rows of each gradient, so they get addresses, not slices.
+        let (dq_addr, dk_addr, dv_addr) = (
+            query_grad.as_mut_ptr() as usize,
+            key_grad.as_mut_ptr() as usize,
+            value_grad.as_mut_ptr() as usize,
+        );
+        let rows = BACKWARD_ROWS.min(seq_q);
+        let scratch_len = 2 * rows * seq_kv;
+        let run_head = |scratch: &mut Vec<f32>, head_idx: usize| {
+            let (b, h) = (head_idx / heads, head_idx % heads);
+            let (probs, probs_grad) = scratch.split_at_mut(rows * seq_kv);
+            // SAFETY: the operand views start at these offsets with these row strides inside
+            // their buffers (`in_place_operand`/`head_strides`); head `head_idx`'s gradient rows
+            // are `seq` rows of `dim` at stride `heads · dim` from `(b · seq · heads + h) · dim`,
+            // inside each buffer and disjoint from every other head's.
+            unsafe {
+                backward_head(
+                    BackwardHead {
+                        q: q_data.as_ptr().add(q_start + b * q_bs + h * q_hs),
+                        q_rs,
+                        k: k_data.as_ptr().add(k_start + b * k_bs + h * k_hs),
+                        k_rs,
+                        v: v_data.as_ptr().add(v_start + b * v_bs + h * v_hs),
+                        v_rs,
+                        g: g_data.as_ptr().add(g_start + b * g_bs + h * g_hs),
+                        g_rs,
+                        dq: (dq_addr as *mut f32).add((b * seq_q * heads + h) * head_dim),
+                        dq_rs: heads * head_dim,
+                        dk: (dk_addr as *mut f32).add((b * seq_kv * heads + h) * head_dim),
+                        dk_rs: heads * head_dim,
+                        dv: (dv_addr as *mut f32).add((b * seq_kv * heads + h) * val_dim),
+                        dv_rs: heads * val_dim,
+                    },
+                    [seq_q, seq_kv, head_dim, val_dim],
+                    scale,
+                    rows,
+                    probs,
+                    probs_grad,
+                );
+            }
+        };
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            (0..batch * heads)
+                .into_par_iter()
+                .for_each_init(|| vec![0.0f32; scratch_len], run_head);
+        }
+        #[cfg(not(feature = "rayon"))]
+        {
+            let mut scratch = vec![0.0f32; scratch_len];
+            for head in 0..batch * heads {
+                run_head(&mut scratch, head);
+            }
+        }
+    }
+    [
+        head_interleaved(seq_q, head_dim, query_grad),
+        head_interleaved(seq_kv, head_dim, key_grad),
+        head_interleaved(seq_kv, val_dim, value_grad),
+    ]
+}
+
+/// One (batch, head) pair of [`attention_backward_f32`]: the first element and row stride of
+/// each operand (`q`, `k`, `v`, the output gradient `g`) and of each gradient it writes.
+struct BackwardHead {
+    q: *const f32,
+    q_rs: usize,
+    k: *const f32,
+    k_rs: usize,
+    v: *const f32,
+    v_rs: usize,
+    g: *const f32,
+    g_rs: usize,
+    dq: *mut f32,
+    dq_rs: usize,
+    dk: *mut f32,
+    dk_rs: usize,
+    dv: *mut f32,
+    dv_rs: usize,
+}
+
+/// `dst (+)= beta · lhs @ rhs` on the calling thread; each matrix a first element, a row
+/// stride and a column stride.
+///
+/// # Safety
+/// The pointers and strides must describe valid `m × k`, `k × n` and `m × n` matrices, the
+/// last one written by nothing else during the call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_f32(
+    [m, n, k]: [usize; 3],
+    (dst, dst_rs, dst_cs): (*mut f32, usize, usize),
+    accumulate: bool,
+    (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
+    (rhs, rhs_rs, rhs_cs): (*const f32, usize, usize),
+    beta: f32,
+) {
+    unsafe {
+        f32::block_gemm(BlockGemmArgs {
+            m,
+            n,
+            k,
+            dst,
+            dst_cs: dst_cs as isize,
+            dst_rs: dst_rs as isize,
+            read_dst: accumulate,
+            lhs,
+            lhs_cs: lhs_cs as isize,
+            lhs_rs: lhs_rs as isize,
+            rhs,
+            rhs_cs: rhs_cs as isize,
+            rhs_rs: rhs_rs as isize,
+            alpha: 1.0,
+            beta,
+        });
+    }
+}
+
+/// The gradients of one (batch, head) pair, block by block of `rows` query rows, with the
+/// block's probabilities in `probs` and their gradient in `probs_grad` (`rows × seq_kv` each).
+///
+/// # Safety
+/// `ops` must describe valid rows (`seq_q` of the query and output gradient, `seq_kv` of the
+/// key and value) and gradient rows that nothing else accesses during the call.
+unsafe fn backward_head(
+    ops: BackwardHead,
+    [seq_q, seq_kv, head_dim, val_dim]: [usize; 4],
+    scale: f32,
+    rows: usize,
+    probs: &mut [f32],
+    probs_grad: &mut [f32],
+) {
+    let mut start = 0;
+    while start < seq_q {
+        let n = rows.min(seq_q - start);
+        let first = start == 0;
+        // SAFETY: rows `start..start + n` of this head's query, output gradient and query
+        // gradient; whole key, value and key/value gradients (the caller's contract).
+        unsafe {
+            let q = ops.q.add(start * ops.q_rs);
+            let g = ops.g.add(start * ops.g_rs);
+            // P = softmax(scale · Q Kᵗ), row by row
+            gemm_f32(
+                [n, seq_kv, head_dim],
+                (probs.as_mut_ptr(), seq_kv, 1),
+                false,
+                (q, ops.q_rs, 1),
+                (ops.k, 1, ops.k_rs),
+                scale,
+            );
+            for row in probs[..n * seq_kv].chunks_exact_mut(seq_kv) {
+                let max = lane_max(row);
+                let inv = 1.0 / f32::exp_shifted_sum(row, max);
+                for p in row {
+                    *p *= inv;
+                }
+            }
+            // dP = dO Vᵗ
+            gemm_f32(
+                [n, seq_kv, val_dim],
+                (probs_grad.as_mut_ptr(), seq_kv, 1),
+                false,
+                (g, ops.g_rs, 1),
+                (ops.v, 1, ops.v_rs),
+                1.0,
+            );
+            // dS = P ⊙ (dP − rowsum(P ⊙ dP)), in place of dP
+            for (p, dp) in probs[..n * seq_kv]
+                .chunks_exact(seq_kv)
+                .zip(probs_grad[..n * seq_kv].chunks_exact_mut(seq_kv))
+            {
+                let dot = lane_dot(p, dp);
+                for (dp, &p) in dp.iter_mut().zip(p) {
+                    *dp = p * (*dp - dot);
+                }
+            }
+            // dV += Pᵗ dO
+            gemm_f32(
+                [seq_kv, val_dim, n],
+                (ops.dv, ops.dv_rs, 1),
+                !first,
+                (probs.as_ptr(), 1, seq_kv),
+                (g, ops.g_rs, 1),
+                1.0,
+            );
+            // dQ = scale · dS K
+            gemm_f32(
+                [n, head_dim, seq_kv],
+                (ops.dq.add(start * ops.dq_rs), ops.dq_rs, 1),
+                false,
+                (probs_grad.as_ptr(), seq_kv, 1),
+                (ops.k, ops.k_rs, 1),
+                scale,
+            );
+            // dK += scale · dSᵗ Q
+            gemm_f32(
+                [seq_kv, head_dim, n],
+                (ops.dk, ops.dk_rs, 1),
+                !first,
+                (probs_grad.as_ptr(), 1, seq_kv),
+                (q, ops.q_rs, 1),
+                scale,
+            );
+        }
+        start += n;
+    }
+}
+
+/// `Σ a·b` over two rows in sixteen running sums (one per lane, so LLVM vectorises the loop).
+fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let (a_chunks, b_chunks) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for i in 0..16 {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    let mut sum: f32 = lanes.iter().sum();
+    for (x, y) in a_rest.iter().zip(b_rest) {
+        sum += x * y;
+    }
+    sum
+}
+
 /// A 4-D attention operand as the naive kernel reads it: in place when its last dimension is
 /// unit-stride and no stride is negative, otherwise a contiguous copy.
 fn in_place_operand(t: FlexTensor) -> FlexTensor {

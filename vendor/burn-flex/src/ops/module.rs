@@ -7,8 +7,8 @@ use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
     ops::{
-        AttentionModuleOptions, BatchNormTrain, BatchNormTrainBackward, ConvOptions,
-        ConvTransposeOptions, DeformConv2dBackward, DeformConvOptions, FloatTensorOps,
+        AttentionBackward, AttentionModuleOptions, BatchNormTrain, BatchNormTrainBackward,
+        ConvOptions, ConvTransposeOptions, DeformConv2dBackward, DeformConvOptions, FloatTensorOps,
         IntTensorOps, InterpolateMode, InterpolateOptions, MaxPool2dBackward, MaxPool2dWithIndices,
         ModuleOps, conv::pad_asymmetric_conv_input,
     },
@@ -943,6 +943,28 @@ impl ModuleOps<Flex> for Flex {
         options: AttentionModuleOptions,
     ) -> FloatTensor<Flex> {
         crate::ops::attention::attention(query, key, value, mask, attn_bias, options)
+    }
+
+    // vlsm-zoo patch (vendor/README.md, issue 19): f32 per head, the probabilities recomputed in
+    // cache-sized blocks of query rows; other dtypes through the default composition.
+    fn attention_backward(
+        query: FloatTensor<Flex>,
+        key: FloatTensor<Flex>,
+        value: FloatTensor<Flex>,
+        grad: FloatTensor<Flex>,
+        scale: f64,
+    ) -> AttentionBackward<Flex> {
+        let f32s = [&query, &key, &value, &grad]
+            .iter()
+            .all(|t| t.dtype() == DType::F32);
+        if !f32s {
+            return burn_backend::ops::attention::attention_backward_default::<Flex>(
+                query, key, value, grad, scale,
+            );
+        }
+        let [query_grad, key_grad, value_grad] =
+            crate::ops::attention::attention_backward_f32(query, key, value, grad, scale);
+        AttentionBackward::new(query_grad, key_grad, value_grad)
     }
 
     fn embedding(weights: FloatTensor<Flex>, indices: IntTensor<Flex>) -> FloatTensor<Flex> {

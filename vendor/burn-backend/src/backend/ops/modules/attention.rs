@@ -5,7 +5,7 @@ use burn_std::Shape;
 
 use crate::{
     Backend, TensorMetadata, get_or_init_device_settings,
-    ops::AttentionModuleOptions,
+    ops::{AttentionBackward, AttentionModuleOptions},
     tensor::{BoolTensor, FloatTensor},
 };
 
@@ -112,4 +112,27 @@ fn build_causal_mask<B: Backend>(attention_scores: &FloatTensor<B>) -> BoolTenso
     // Reshape to [1, 1, seq_q, seq_k] then expand to [batch_size, num_heads, seq_q, seq_k]
     let mask_4d = B::bool_reshape(mask_2d, Shape::new([1, 1, seq_q, seq_k]));
     B::bool_expand(mask_4d, Shape::new([batch_size, num_heads, seq_q, seq_k]))
+}
+
+/// The gradients of plain attention `softmax(scale · Q Kᵗ) V` (no mask, bias, softcap or causal
+/// masking) from `grad`, the output's gradient (vlsm-zoo patch): the probabilities `P` are
+/// recomputed, then `dV = Pᵗ dO`, `dP = dO Vᵗ`, `dS = P ⊙ (dP − rowsum(P ⊙ dP))`,
+/// `dQ = scale · dS K` and `dK = scale · dSᵗ Q`.
+pub fn attention_backward_default<B: Backend>(
+    query: FloatTensor<B>,
+    key: FloatTensor<B>,
+    value: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    scale: f64,
+) -> AttentionBackward<B> {
+    let scaled_query = B::float_mul_scalar(query, scale.into());
+    let scores = B::float_matmul(scaled_query.clone(), B::float_transpose(key.clone()));
+    let probs = B::softmax(scores, 3);
+    let value_grad = B::float_matmul(B::float_transpose(probs.clone()), grad.clone());
+    let probs_grad = B::float_matmul(grad, B::float_transpose(value));
+    let row_dot = B::float_sum_dim(B::float_mul(probs.clone(), probs_grad.clone()), 3);
+    let scores_grad = B::float_mul(probs, B::float_sub(probs_grad, row_dot));
+    let query_grad = B::float_mul_scalar(B::float_matmul(scores_grad.clone(), key), scale.into());
+    let key_grad = B::float_matmul(B::float_transpose(scores_grad), scaled_query);
+    AttentionBackward::new(query_grad, key_grad, value_grad)
 }

@@ -120,6 +120,20 @@ pub struct LayerNormBackward<B: Backend> {
     pub beta_grad: Option<FloatTensor<B>>,
 }
 
+/// Gradients of plain [attention](ModuleOps::attention), from
+/// [attention_backward](ModuleOps::attention_backward) (vlsm-zoo patch).
+#[derive(new)]
+pub struct AttentionBackward<B: Backend> {
+    /// Gradient of the query.
+    pub query_grad: FloatTensor<B>,
+
+    /// Gradient of the key.
+    pub key_grad: FloatTensor<B>,
+
+    /// Gradient of the value.
+    pub value_grad: FloatTensor<B>,
+}
+
 /// Results from [max_pool2d](ModuleOps::max_pool2d_with_indices).
 #[derive(new)]
 pub struct MaxPool2dWithIndices<B: Backend> {
@@ -1055,6 +1069,33 @@ pub trait ModuleOps<B: Backend> {
             epsilon,
             param_grads,
         )
+    }
+
+    /// The gradients of plain [attention](ModuleOps::attention) (no mask, bias, softcap or
+    /// causal masking; as many key/value heads as query heads) for the output gradient `grad`
+    /// (vlsm-zoo patch): one op, so that autodiff keeps the three operands instead of the
+    /// `[batch, heads, seq_q, seq_kv]` probabilities, and a backend can recompute them per
+    /// head where they stay in cache. The default recomputes them with this backend's ops.
+    ///
+    /// # Arguments
+    ///
+    /// * `query` - `[batch, heads, seq_q, head_dim]`.
+    /// * `key` - `[batch, heads, seq_kv, head_dim]`.
+    /// * `value` - `[batch, heads, seq_kv, val_dim]`.
+    /// * `grad` - The gradient of the output, `[batch, heads, seq_q, val_dim]`.
+    /// * `scale` - The forward's score scale.
+    ///
+    /// # Returns
+    ///
+    /// The gradients of the query, key and value, shaped like them.
+    fn attention_backward(
+        query: FloatTensor<B>,
+        key: FloatTensor<B>,
+        value: FloatTensor<B>,
+        grad: FloatTensor<B>,
+        scale: f64,
+    ) -> AttentionBackward<B> {
+        super::attention::attention_backward_default::<B>(query, key, value, grad, scale)
     }
 
     /// Computes the Connectionist Temporal Classification (CTC) loss.
