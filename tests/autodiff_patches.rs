@@ -148,6 +148,15 @@ fn plain_attention_gives_the_composition_values_and_gradients() {
     };
     // `[b, t, h, d]` seen as `[b, h, t, d]`, as a multi-head layer splits its heads.
     let head_split = |t: usize, d: usize| random([b, t, h, d], &device).swap_dims(1, 2);
+    // Gradients agree within 1e-5 of their largest element (or absolutely, below 1).
+    let assert_close = |what: String, got: Vec<f32>, want: Vec<f32>| {
+        let magnitude = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let diff = max_abs_diff_values(&got, &want);
+        assert!(
+            diff < 1e-5 * magnitude.max(1.0),
+            "{what} differs by {diff} (largest {magnitude})"
+        );
+    };
     for dtype in [DType::F32, DType::F64] {
         let (q, k, v, w) = (
             head_split(tq, d).cast(dtype),
@@ -165,15 +174,10 @@ fn plain_attention_gives_the_composition_values_and_gradients() {
         let fused_grads = (fused * w.clone()).sum().backward();
         let hand_grads = (hand * w).sum().backward();
         for (name, f, hd) in [("q", fq, hq), ("k", fk, hk), ("v", fv, hv)] {
-            let (got, want) = (
+            assert_close(
+                format!("{dtype:?}: gradient of {name}"),
                 vec(f.grad(&fused_grads).unwrap()),
                 vec(hd.grad(&hand_grads).unwrap()),
-            );
-            let magnitude = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-            let diff = max_abs_diff_values(&got, &want);
-            assert!(
-                diff < 1e-5 * magnitude.max(1.0),
-                "{dtype:?}: gradient of {name} differs by {diff} (largest {magnitude})"
             );
         }
     }
@@ -186,12 +190,10 @@ fn plain_attention_gives_the_composition_values_and_gradients() {
     let hand = by_hand(hx.clone(), hx.clone(), hx.clone());
     let fused_grads = (fused * w.clone()).sum().backward();
     let hand_grads = (hand * w).sum().backward();
-    let want = vec(hx.grad(&hand_grads).unwrap());
-    let magnitude = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    let diff = max_abs_diff_values(&vec(fx.grad(&fused_grads).unwrap()), &want);
-    assert!(
-        diff < 1e-5 * magnitude.max(1.0),
-        "shared operand: gradient differs by {diff} (largest {magnitude})"
+    assert_close(
+        "shared operand: gradient".into(),
+        vec(fx.grad(&fused_grads).unwrap()),
+        vec(hx.grad(&hand_grads).unwrap()),
     );
 }
 

@@ -2137,11 +2137,10 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
         if options.softcap.is_some() || options.is_causal {
             return attention_fallback::<Self>(query, key, value, mask, attn_bias, options);
         }
-        let head_dim = query.primitive.shape().dims::<4>()[3];
+        let [batch, heads, _, head_dim] = query.primitive.shape().dims::<4>();
         let scale = options
             .scale
             .unwrap_or_else(|| 1.0 / (head_dim as f64).sqrt());
-        let [batch, heads, ..] = query.primitive.shape().dims::<4>();
         let same_heads =
             |t: &AutodiffTensor<B>| t.primitive.shape().dims::<4>()[..2] == [batch, heads];
         if mask.is_none() && attn_bias.is_none() && same_heads(&key) && same_heads(&value) {

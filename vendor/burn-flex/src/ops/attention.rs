@@ -1003,79 +1003,96 @@ pub fn attention_backward_f32(
         );
         FlexTensor::new(Bytes::from_elems(data), layout, DType::F32)
     };
-    let mut query_grad = vec![0.0f32; batch * heads * seq_q * head_dim];
-    let mut key_grad = vec![0.0f32; batch * heads * seq_kv * head_dim];
-    let mut value_grad = vec![0.0f32; batch * heads * seq_kv * val_dim];
-
-    if seq_q > 0 && seq_kv > 0 && head_dim > 0 && val_dim > 0 {
-        let scale = scale as f32;
-        let q_data: &[f32] = query.storage();
-        let k_data: &[f32] = key.storage();
-        let v_data: &[f32] = value.storage();
-        let g_data: &[f32] = grad.storage();
-        let [q_bs, q_hs, q_rs] = head_strides(&query);
-        let [k_bs, k_hs, k_rs] = head_strides(&key);
-        let [v_bs, v_hs, v_rs] = head_strides(&value);
-        let [g_bs, g_hs, g_rs] = head_strides(&grad);
-        let q_start = query.layout().start_offset();
-        let k_start = key.layout().start_offset();
-        let v_start = value.layout().start_offset();
-        let g_start = grad.layout().start_offset();
-        // Heads write interleaved rows of each gradient, so they get addresses, not slices.
-        let (dq_addr, dk_addr, dv_addr) = (
-            query_grad.as_mut_ptr() as usize,
-            key_grad.as_mut_ptr() as usize,
-            value_grad.as_mut_ptr() as usize,
-        );
-        let rows = BACKWARD_ROWS.min(seq_q);
-        let scratch_len = 2 * rows * seq_kv;
-        let run_head = |scratch: &mut Vec<f32>, head_idx: usize| {
-            let (b, h) = (head_idx / heads, head_idx % heads);
-            let (probs, probs_grad) = scratch.split_at_mut(rows * seq_kv);
-            // SAFETY: the operand views start at these offsets with these row strides inside
-            // their buffers (`in_place_operand`/`head_strides`); head `head_idx`'s gradient rows
-            // are `seq` rows of `dim` at stride `heads · dim` from `(b · seq · heads + h) · dim`,
-            // inside each buffer and disjoint from every other head's.
-            unsafe {
-                backward_head(
-                    BackwardHead {
-                        q: q_data.as_ptr().add(q_start + b * q_bs + h * q_hs),
-                        q_rs,
-                        k: k_data.as_ptr().add(k_start + b * k_bs + h * k_hs),
-                        k_rs,
-                        v: v_data.as_ptr().add(v_start + b * v_bs + h * v_hs),
-                        v_rs,
-                        g: g_data.as_ptr().add(g_start + b * g_bs + h * g_hs),
-                        g_rs,
-                        dq: (dq_addr as *mut f32).add((b * seq_q * heads + h) * head_dim),
-                        dq_rs: heads * head_dim,
-                        dk: (dk_addr as *mut f32).add((b * seq_kv * heads + h) * head_dim),
-                        dk_rs: heads * head_dim,
-                        dv: (dv_addr as *mut f32).add((b * seq_kv * heads + h) * val_dim),
-                        dv_rs: heads * val_dim,
-                    },
-                    [seq_q, seq_kv, head_dim, val_dim],
-                    scale,
-                    rows,
-                    probs,
-                    probs_grad,
-                );
-            }
-        };
-        #[cfg(feature = "rayon")]
-        {
-            use rayon::prelude::*;
-            (0..batch * heads)
-                .into_par_iter()
-                .for_each_init(|| vec![0.0f32; scratch_len], run_head);
+    let lens = [
+        batch * heads * seq_q * head_dim,
+        batch * heads * seq_kv * head_dim,
+        batch * heads * seq_kv * val_dim,
+    ];
+    // Empty sums: zero gradients. Otherwise the blocks below write every element (`dQ` row by
+    // row, `dK` and `dV` whole in the first block), so the buffers are not zeroed first, as
+    // `FlexTensor::written_by` does for GEMM outputs.
+    if seq_q == 0 || seq_kv == 0 || head_dim == 0 || val_dim == 0 {
+        let [q, k, v] = lens.map(|n| vec![0.0f32; n]);
+        return [
+            head_interleaved(seq_q, head_dim, q),
+            head_interleaved(seq_kv, head_dim, k),
+            head_interleaved(seq_kv, val_dim, v),
+        ];
+    }
+    let [mut query_grad, mut key_grad, mut value_grad] = lens.map(Vec::<f32>::with_capacity);
+    let scale = scale as f32;
+    let q_data: &[f32] = query.storage();
+    let k_data: &[f32] = key.storage();
+    let v_data: &[f32] = value.storage();
+    let g_data: &[f32] = grad.storage();
+    let [q_bs, q_hs, q_rs] = head_strides(&query);
+    let [k_bs, k_hs, k_rs] = head_strides(&key);
+    let [v_bs, v_hs, v_rs] = head_strides(&value);
+    let [g_bs, g_hs, g_rs] = head_strides(&grad);
+    let q_start = query.layout().start_offset();
+    let k_start = key.layout().start_offset();
+    let v_start = value.layout().start_offset();
+    let g_start = grad.layout().start_offset();
+    // Heads write interleaved rows of each gradient, so they get addresses, not slices.
+    let (dq_addr, dk_addr, dv_addr) = (
+        query_grad.as_mut_ptr() as usize,
+        key_grad.as_mut_ptr() as usize,
+        value_grad.as_mut_ptr() as usize,
+    );
+    let rows = BACKWARD_ROWS.min(seq_q);
+    let scratch_len = 2 * rows * seq_kv;
+    let run_head = |scratch: &mut Vec<f32>, head_idx: usize| {
+        let (b, h) = (head_idx / heads, head_idx % heads);
+        let (probs, probs_grad) = scratch.split_at_mut(rows * seq_kv);
+        // SAFETY: the operand views start at these offsets with these row strides inside
+        // their buffers (`in_place_operand`/`head_strides`); head `head_idx`'s gradient rows
+        // are `seq` rows of `dim` at stride `heads · dim` from `(b · seq · heads + h) · dim`,
+        // inside each buffer and disjoint from every other head's.
+        unsafe {
+            backward_head(
+                BackwardHead {
+                    q: q_data.as_ptr().add(q_start + b * q_bs + h * q_hs),
+                    q_rs,
+                    k: k_data.as_ptr().add(k_start + b * k_bs + h * k_hs),
+                    k_rs,
+                    v: v_data.as_ptr().add(v_start + b * v_bs + h * v_hs),
+                    v_rs,
+                    g: g_data.as_ptr().add(g_start + b * g_bs + h * g_hs),
+                    g_rs,
+                    dq: (dq_addr as *mut f32).add((b * seq_q * heads + h) * head_dim),
+                    dq_rs: heads * head_dim,
+                    dk: (dk_addr as *mut f32).add((b * seq_kv * heads + h) * head_dim),
+                    dk_rs: heads * head_dim,
+                    dv: (dv_addr as *mut f32).add((b * seq_kv * heads + h) * val_dim),
+                    dv_rs: heads * val_dim,
+                },
+                [seq_q, seq_kv, head_dim, val_dim],
+                scale,
+                rows,
+                probs,
+                probs_grad,
+            );
         }
-        #[cfg(not(feature = "rayon"))]
-        {
-            let mut scratch = vec![0.0f32; scratch_len];
-            for head in 0..batch * heads {
-                run_head(&mut scratch, head);
-            }
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        (0..batch * heads)
+            .into_par_iter()
+            .for_each_init(|| vec![0.0f32; scratch_len], run_head);
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        let mut scratch = vec![0.0f32; scratch_len];
+        for head in 0..batch * heads {
+            run_head(&mut scratch, head);
         }
+    }
+    // SAFETY: every head's blocks initialised all of its rows of the three gradients (above).
+    unsafe {
+        query_grad.set_len(lens[0]);
+        key_grad.set_len(lens[1]);
+        value_grad.set_len(lens[2]);
     }
     [
         head_interleaved(seq_q, head_dim, query_grad),
