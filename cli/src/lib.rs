@@ -143,7 +143,7 @@ impl CacheOpt {
 /// 0 (success), 1 (any error, printed with its causes) or 2 (bad usage). A plugin crate's own
 /// binary is `use my_plugin as _; fn main() { vlsm_zoo_cli::main() }`.
 pub fn main() {
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = std::io::stdout();
     if let Err(e) = run_args(std::env::args_os(), &mut stdout) {
         if let Some(clap_err) = e.downcast_ref::<clap::Error>() {
             clap_err.exit();
@@ -154,7 +154,7 @@ pub fn main() {
 }
 
 /// Parses `args` (program name first) and runs the command, writing results to `out`.
-pub fn run_args<I, S>(args: I, out: &mut dyn Write) -> Result<()>
+pub fn run_args<I, S>(args: I, out: &mut (dyn Write + Send)) -> Result<()>
 where
     I: IntoIterator<Item = S>,
     S: Into<std::ffi::OsString> + Clone,
@@ -163,9 +163,15 @@ where
 }
 
 /// Runs a parsed command, writing results to `out`. Freed memory stays in the process for
-/// reuse (see [`vlsm_zoo::memory`]).
-pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+/// reuse (see [`vlsm_zoo::memory`]); the command runs on a compute-pool worker (see
+/// [`vlsm_zoo::compute_pool`]).
+pub fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<()> {
     vlsm_zoo::memory::retain_freed_memory();
+    vlsm_zoo::compute_pool::run_on_compute_pool(|| run_command_of(cli, out))
+}
+
+/// Runs one parsed command on the calling thread.
+fn run_command_of(cli: Cli, out: &mut dyn Write) -> Result<()> {
     match cli.command {
         Command::List(args) => list_command(args, out),
         Command::Inspect(args) => inspect_command(args, out),

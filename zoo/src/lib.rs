@@ -6,6 +6,7 @@ pub mod cache;
 pub mod checkpoint;
 pub mod checksum;
 pub mod compare;
+pub mod compute_pool;
 pub mod data;
 pub mod device;
 pub mod error;

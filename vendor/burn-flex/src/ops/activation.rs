@@ -306,7 +306,9 @@ fn softmax_last_f32(tensor: FlexTensor) -> FlexTensor {
     // signature. The memset is a streaming write on a bandwidth-bound
     // kernel, so the overhead is small (~10% at the largest bench shape)
     // and the fused path remains well ahead of decomposed and candle.
-    let mut output: Vec<f32> = vec![0.0; n];
+    // (vlsm-zoo patch, issue 19: the zero pass runs on rayon's pool, not on the calling thread
+    // alone.)
+    let mut output: Vec<f32> = crate::ops::zeroed_vec(n, 0.0);
     let out_slice = output.as_mut_slice();
 
     // Row-parallel via rayon: one macerator dispatch per chunk of rows,
@@ -820,8 +822,9 @@ fn layer_norm_f32(
     // See softmax_last_f32 for the rationale on zero-init instead of
     // `spare_capacity_mut` + `&mut [f32]` cast: the latter creates a
     // reference to uninitialized f32 values, which is UB under Rust's
-    // aliasing model even with no intervening read.
-    let mut output: Vec<f32> = vec![0.0; n];
+    // aliasing model even with no intervening read. (vlsm-zoo patch, issue 19: zeroed on
+    // rayon's pool.)
+    let mut output: Vec<f32> = crate::ops::zeroed_vec(n, 0.0);
     let out_slice = output.as_mut_slice();
 
     // `#[macerator::with_simd]` can't auto-lifetime through

@@ -348,7 +348,7 @@ pub fn conv2d_weight_grad<T: ConvElement>(
         return from_f32::<T>(grad, wd.to_vec());
     }
     let (p, k_cols, cout_g) = (geo.p(), geo.k_cols(), geo.cout_g());
-    let mut grad = vec![T::ZERO; geo.c_out * k_cols];
+    let mut grad = crate::ops::zeroed_vec(geo.c_out * k_cols, T::ZERO);
     let mut col = geo.col_buffer();
     for b in 0..geo.batch {
         for g in 0..geo.groups {

@@ -794,7 +794,7 @@ impl Conv3x3 {
     /// `dW[k][c]` = `Gᵀ S[·][k][c] G` (3×3) from the transformed-domain sums `S` `[36, C_out,
     /// C_in]`, eight input channels at a time, in parallel over output channels.
     fn transform_weight_grad(&self, s: &[f32]) -> Vec<f32> {
-        let mut dw = vec![0.0f32; self.c_out * self.c_in * 9];
+        let mut dw = crate::ops::zeroed_vec(self.c_out * self.c_in * 9, 0.0f32);
         let output_channel = |k: usize, dst: &mut [f32]| {
             #[cfg(all(feature = "std", target_arch = "x86_64"))]
             if has_avx2_fma() {

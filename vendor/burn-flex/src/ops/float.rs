@@ -51,7 +51,7 @@ macro_rules! random_parallel {
             let seeds: Vec<u64> = (0..n.div_ceil(RANDOM_BLOCK))
                 .map(|_| rng.random::<u64>())
                 .collect();
-            let mut values: Vec<$E> = vec![0.0; n];
+            let mut values: Vec<$E> = crate::ops::zeroed_vec(n, 0.0);
             let fill = |(block, seed): (&mut [$E], u64)| {
                 let mut block_rng = crate::backend::FlexRng::seed_from_u64(seed);
                 let mut sampler = distribution.sampler::<_, $E>(&mut block_rng);

@@ -347,7 +347,7 @@ where
         {
             use rayon::prelude::*;
 
-            let mut output = vec![T::zero(); out_numel];
+            let mut output = crate::ops::zeroed_vec(out_numel, T::zero());
             let out_ptr = crate::ops::SendMutPtr::new(output.as_mut_ptr());
 
             (0..batch).into_par_iter().for_each(|b| {

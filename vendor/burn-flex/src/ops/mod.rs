@@ -22,7 +22,9 @@ pub(crate) const PARALLEL_THRESHOLD: usize = 256 * 1024;
 /// (vlsm-zoo patch, issue 19): `vec![zero; n]` is one calloc, and glibc clears recycled memory
 /// with one memset on the calling thread while the other cores wait (convolution outputs and
 /// input gradients: half of CRIS's memset samples fell where only one core was busy; also
-/// `FlexTensor::empty`'s zeros).
+/// `FlexTensor::empty`'s zeros, and the outputs of softmax, layer norm, random fills, weight
+/// gradients, average-pool backward and bilinear interpolation, whose kernels write them in
+/// parallel right after).
 pub(crate) fn zeroed_vec<E: Copy + Send + Sync>(n: usize, zero: E) -> alloc::vec::Vec<E> {
     #[cfg(feature = "rayon")]
     if n >= PARALLEL_THRESHOLD {

@@ -1230,7 +1230,7 @@ where
     let indices_data: &[I] = indices.storage();
 
     let bc_total = batch_size * channels;
-    let mut output = vec![zero; bc_total * spatial_in];
+    let mut output = crate::ops::zeroed_vec(bc_total * spatial_in, zero);
 
     if spatial_in > 0 && bc_total > 0 {
         let run_plane = |bc: usize, out_slice: &mut [T]| {
@@ -1421,7 +1421,7 @@ where
     let grad_data: &[T] = grad.storage();
 
     let bc_total = batch_size * channels;
-    let mut output = vec![zero; bc_total * spatial_in];
+    let mut output = crate::ops::zeroed_vec(bc_total * spatial_in, zero);
 
     if spatial_in > 0 && bc_total > 0 {
         let run_plane = |bc: usize, out_slice: &mut [T]| {
@@ -1607,7 +1607,7 @@ where
     let grad_data: &[T] = grad.storage();
 
     let bc_total = batch_size * channels;
-    let mut output = vec![zero; bc_total * spatial_in];
+    let mut output = crate::ops::zeroed_vec(bc_total * spatial_in, zero);
 
     if spatial_in > 0 && bc_total > 0 {
         let run_plane = |bc: usize, out_slice: &mut [T]| {
