@@ -1,52 +1,54 @@
-//! Where the program's work runs: on one of rayon's worker threads, not on the thread that
+//! Where a command's work runs: on a worker of a rayon pool of its own, not on the thread that
 //! called it.
 //!
-//! burn-flex runs each op's parallel loops on rayon's global pool. Called from a thread outside
-//! the pool (a process's main thread), an op hands its whole loop to the pool and puts the
-//! caller to sleep until a worker has finished it, then a worker wakes the caller again: two
-//! cross-thread wake-ups per op, during which a core idles, and the caller's own core does none
-//! of the loop. A CRIS-R50 training step runs many small ops; measured on a 2-core Xeon
-//! (`vlsm-zoo time --spec specs/paper/cris.ron --batch 2 --steps 3 --warmup 2 --row`), it kept
-//! the cores 176 % busy that way. Run from a worker, an op's caller takes the first share of the
-//! loop itself and the other workers steal the rest, so the only wake-up left is the one that
-//! hands work to a sleeping worker (docs/performance.md has the figures).
+//! burn-flex runs each op's parallel loops on the current rayon pool. Called from a thread
+//! outside any pool (a process's main thread), an op hands its whole loop to rayon's global
+//! pool and puts the caller to sleep until a worker has finished it, then a worker wakes the
+//! caller again: two cross-thread wake-ups per op, during which a core idles, and the caller's
+//! own core does none of the loop. A CRIS-R50 training step runs many small ops; on a 2-core
+//! Xeon (`vlsm-zoo time --spec specs/paper/cris.ron --batch 2 --steps 3 --warmup 2 --row`) it
+//! kept the cores 176 % busy that way. Run from a worker, an op's caller takes the first share
+//! of the loop itself and the other workers steal the rest, so the only wake-up left is the one
+//! that hands work to a sleeping worker (docs/performance.md has the figures).
+//!
+//! Each call builds its own pool rather than entering rayon's global one: a worker waiting
+//! inside one command's parallel loop takes whatever work its pool has, and in a shared pool
+//! that can be a second command, started from another thread, run to its end on top of the
+//! first one's stack. If the first holds a lock across the loop (flex's random seed does), the
+//! second blocks on it forever (seen with the end-to-end tests, which run commands from two
+//! threads at once). A pool per call costs one thread start per core, once per command.
 
-use std::sync::Once;
-
-/// Stack of each worker thread: the program's whole work runs on one, so it gets more than a
+/// Stack of each worker thread: a command's whole work runs on one, so it gets more than a
 /// main thread's usual 8 MiB (reserved address space; only the pages used are resident).
 pub const WORKER_STACK_BYTES: usize = 16 << 20;
 
-/// Runs `op` on a worker thread of rayon's global pool and returns its result, blocking the
-/// calling thread meanwhile; runs it in place when called from a worker already. A panic in
-/// `op` resumes on the caller. The pool has one worker per core (`RAYON_NUM_THREADS` to
-/// change it), each with a [`WORKER_STACK_BYTES`] stack unless something in the process built
-/// the global pool before the first call.
+/// Runs `op` on a worker of a new rayon pool (one worker per core, `RAYON_NUM_THREADS` to
+/// change it, [`WORKER_STACK_BYTES`] stacks) and returns its result, blocking the calling
+/// thread meanwhile; the pool's threads end after it. Runs `op` in place when called from a
+/// rayon worker already, or when the pool's threads cannot be started. A panic in `op`
+/// resumes on the caller.
 pub fn run_on_compute_pool<R: Send>(op: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         return op();
     }
-    configure_global_pool();
-    // `scope` called from outside the pool runs its closure on a worker (rayon's `in_worker`)
-    // and blocks until it has returned; nothing is spawned into the scope.
-    rayon::scope(|_| op())
-}
-
-/// Builds rayon's global pool with [`WORKER_STACK_BYTES`] stacks, once; keeps the pool as it
-/// is when something built it already.
-fn configure_global_pool() {
-    static CONFIGURE: Once = Once::new();
-    CONFIGURE.call_once(|| {
-        // An error only means the global pool exists already: it is used as it is.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .stack_size(WORKER_STACK_BYTES)
-            .build_global();
-    });
+    match rayon::ThreadPoolBuilder::new()
+        .stack_size(WORKER_STACK_BYTES)
+        .build()
+    {
+        Ok(pool) => pool.install(op),
+        Err(_) => op(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rayon::prelude::*;
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use std::sync::mpsc::channel;
+    use std::thread::ThreadId;
+    use std::time::Duration;
 
     #[test]
     fn work_runs_on_a_pool_worker_and_returns_its_result() {
@@ -58,11 +60,25 @@ mod tests {
         let (on_worker, sum) = run_on_compute_pool(|| {
             (
                 rayon::current_thread_index().is_some(),
-                (0..1000u64).sum::<u64>(),
+                (0..1000u64).into_par_iter().sum::<u64>(),
             )
         });
         assert!(on_worker, "the work ran on the calling thread");
         assert_eq!(sum, 499_500);
+    }
+
+    #[test]
+    fn each_call_gets_workers_of_its_own() {
+        let workers = || -> HashSet<ThreadId> {
+            run_on_compute_pool(|| {
+                rayon::broadcast(|_| std::thread::current().id())
+                    .into_iter()
+                    .collect()
+            })
+        };
+        let (first, second) = (workers(), workers());
+        assert!(!first.is_empty());
+        assert!(first.is_disjoint(&second), "{first:?} and {second:?}");
     }
 
     #[test]
@@ -79,5 +95,34 @@ mod tests {
         let caught = std::panic::catch_unwind(|| run_on_compute_pool(|| panic!("bad step")));
         let message = caught.expect_err("the panic was lost");
         assert_eq!(message.downcast_ref::<&str>(), Some(&"bad step"));
+    }
+
+    /// Commands from several threads, each holding one lock across a parallel join (as flex's
+    /// random fill holds its seed across its parallel loop), all finish: no command's work runs
+    /// on top of another's. In a pool shared by all callers, a worker that waits for the
+    /// join's stolen half takes up another caller's whole command, which blocks on the lock
+    /// its own thread holds.
+    #[test]
+    fn concurrent_calls_holding_a_lock_across_a_parallel_loop_all_finish() {
+        static LOCK: Mutex<()> = Mutex::new(());
+        let (done, finished) = channel();
+        for _ in 0..4 {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    run_on_compute_pool(|| {
+                        let _held = LOCK.lock().unwrap();
+                        let nap = || std::thread::sleep(Duration::from_millis(5));
+                        rayon::join(nap, nap);
+                    });
+                }
+                done.send(()).unwrap();
+            });
+        }
+        for caller in 0..4 {
+            finished
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("caller {caller} of 4 never finished: deadlock"));
+        }
     }
 }

@@ -18,8 +18,8 @@
 /// own, and memory freed into one arena serves only the threads of that arena. Tensors are
 /// allocated on whichever compute thread runs the op (see [`crate::compute_pool`]) and freed
 /// on another, so with several arenas each kept its own copy of the step's buffers: CRIS-R50's
-/// training step on 2 cores peaked at 4,007–4,294 MiB instead of 3,746 MiB, and ran slower.
-/// Allocations are few and large, so the shared arena's lock is not contended.
+/// training step on 2 cores peaked at 3,951–4,294 MiB over five runs, with one arena at
+/// 3,739–3,750 MiB, and no step ran slower (docs/performance.md).
 pub fn retain_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` only changes allocator parameters; glibc serialises it with the arena
