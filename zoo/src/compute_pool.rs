@@ -17,6 +17,10 @@
 //! first one's stack. If the first holds a lock across the loop (flex's random seed does), the
 //! second blocks on it forever (seen with the end-to-end tests, which run commands from two
 //! threads at once). A pool per call costs one thread start per core, once per command.
+//!
+//! `vlsm-zoo`'s command line runs every command through [`run_on_compute_pool`]; a program
+//! that drives the engine itself (its own training loop on `vlsm_zoo`) wraps its work the same
+//! way to get the same speed.
 
 /// Stack of each worker thread: a command's whole work runs on one, so it gets more than a
 /// main thread's usual 8 MiB (reserved address space; only the pages used are resident).
